@@ -1,0 +1,1 @@
+"""auxsel's service shell: HTTP API, job worker, dashboard and CLI around ``engine``."""

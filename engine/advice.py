@@ -1,0 +1,256 @@
+"""Turn finished probe runs into advice: the baseline and candidates ranked by gain."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
+from engine.scoring import (
+    GainStats,
+    IntervalMethod,
+    Verdict,
+    benjamini_hochberg,
+    paired_gain,
+)
+from engine.tasks import EncodedTask, TaskKind
+from engine.training import ProbeRun
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What scoring needs to know of a task (no labels)."""
+
+    name: str
+    column: str
+    kind: TaskKind
+    source: str | None = None
+
+    @classmethod
+    def of(cls, task: EncodedTask) -> TaskInfo:
+        return cls(task.name, task.column, task.kind, task.source)
+
+
+@dataclass(frozen=True)
+class MetricGain:
+    """A gain in one metric, with its interval and verdict."""
+
+    metric: MetricName
+    gain: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: Verdict
+
+    @classmethod
+    def of(cls, metric: MetricName, s: GainStats) -> MetricGain:
+        return cls(metric, s.gain, s.ci_low, s.ci_high, s.p_value, s.verdict)
+
+
+@dataclass(frozen=True)
+class CandidateAdvice:
+    """One candidate's measured transfer gain on the main task's primary metric."""
+
+    rank: int
+    name: str
+    column: str
+    kind: TaskKind
+    source: str | None
+    gain: float
+    se: float
+    ci_low: float
+    ci_high: float
+    rel_gain: float
+    p_value: float
+    q_value: float
+    verdict: Verdict
+    seeds: int
+    metrics: dict[str, float]
+    per_seed: tuple[float, ...]
+    secondary: MetricGain | None
+    disagreement: bool
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BaselineAdvice:
+    """The main task trained alone: mean test metrics over replicates."""
+
+    metrics: dict[str, float]
+    seeds: int
+    per_seed: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The engine's answer for one job.
+
+    ``candidates`` are ranked best first by gain on ``metric``; ``runs`` keeps every
+    probe run (metrics and learning curve) for plots and audits.
+    """
+
+    metric: MetricName
+    method: str
+    main: TaskInfo
+    baseline: BaselineAdvice
+    candidates: tuple[CandidateAdvice, ...]
+    runs: tuple[ProbeRun, ...]
+    interval: IntervalMethod
+    seed: int
+    budget: dict[str, Any] = field(default_factory=dict)
+    dropped_features: dict[str, str] = field(default_factory=dict)
+    chunks: int = 1
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per candidate, best first."""
+        rows = []
+        for c in self.candidates:
+            row: dict[str, Any] = {
+                "rank": c.rank,
+                "candidate": c.name,
+                "column": c.column,
+                "kind": c.kind,
+                "gain": c.gain,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "rel_gain": c.rel_gain,
+                "p_value": c.p_value,
+                "q_value": c.q_value,
+                "verdict": c.verdict,
+                "seeds": c.seeds,
+            }
+            if c.secondary is not None:
+                row[f"{c.secondary.metric}_gain"] = c.secondary.gain
+                row["disagreement"] = c.disagreement
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def candidate(self, name: str) -> CandidateAdvice:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (NaN becomes None)."""
+        body = asdict(self)
+        body["runs"] = [
+            {**asdict(run), "spec": {"replicate": run.spec.replicate, "aux": list(run.spec.aux)}}
+            for run in self.runs
+        ]
+        safe: dict[str, Any] = _json_safe(body)
+        return safe
+
+
+def summarise(
+    runs: Sequence[ProbeRun],
+    *,
+    main: TaskInfo,
+    candidates: Sequence[TaskInfo],
+    metric: MetricName,
+    test_train_ratio: float,
+    interval: IntervalMethod,
+) -> tuple[BaselineAdvice, list[CandidateAdvice]]:
+    """Pair each candidate's runs with the baseline of the same replicate and score.
+
+    Runs whose probe failed (``error`` set) are left out of the pairing; the candidate
+    keeps the reason in ``errors``.
+    """
+    metric_names = METRICS_BY_KIND[main.kind]
+    baselines = {r.spec.replicate: r for r in runs if r.spec.is_baseline and r.error is None}
+    replicates = sorted(baselines)
+    base_values = {name: [baselines[r].metrics[name] for r in replicates] for name in metric_names}
+    baseline = BaselineAdvice(
+        metrics={name: _nanmean(v) for name, v in base_values.items()},
+        seeds=len(replicates),
+        per_seed={name: tuple(v) for name, v in base_values.items()},
+    )
+    second = secondary_metric(main.kind, metric)
+
+    partial = []
+    for index, task in enumerate(candidates):
+        own = [r for r in runs if r.spec.aux == (index,)]
+        errors = tuple(sorted({f"replicate {r.spec.replicate}: {r.error}" for r in own if r.error}))
+        by_rep = {r.spec.replicate: r for r in own if r.error is None}
+        shared = [r for r in replicates if r in by_rep]
+
+        def gain_of(
+            name: MetricName,
+            shared: list[int] = shared,
+            by_rep: dict[int, ProbeRun] = by_rep,
+        ) -> GainStats:
+            return paired_gain(
+                [baselines[r].metrics[name] for r in shared],
+                [by_rep[r].metrics[name] for r in shared],
+                name,
+                test_train_ratio=test_train_ratio,
+                interval=interval,
+            )
+
+        primary = gain_of(metric)
+        secondary = MetricGain.of(second, gain_of(second))
+        base_metric = baseline.metrics.get(metric, math.nan)
+        rel = primary.gain / abs(base_metric) if base_metric else math.nan
+        disagreement = (
+            np.isfinite(primary.gain)
+            and np.isfinite(secondary.gain)
+            and np.sign(primary.gain) * np.sign(secondary.gain) < 0
+            and (primary.verdict != "inconclusive" or secondary.verdict != "inconclusive")
+        )
+        cand_metrics: dict[str, float] = {
+            name: _nanmean([by_rep[r].metrics[name] for r in shared]) for name in metric_names
+        }
+        partial.append((task, primary, secondary, rel, bool(disagreement), cand_metrics, errors))
+
+    q_values = benjamini_hochberg([p[1].p_value for p in partial])
+    order = sorted(
+        range(len(partial)),
+        key=lambda i: (not np.isfinite(partial[i][1].gain), -np.nan_to_num(partial[i][1].gain)),
+    )
+    ranked = []
+    for rank, i in enumerate(order, start=1):
+        task, primary, secondary, rel, disagreement, cand_metrics, errors = partial[i]
+        ranked.append(
+            CandidateAdvice(
+                rank=rank,
+                name=task.name,
+                column=task.column,
+                kind=task.kind,
+                source=task.source,
+                gain=primary.gain,
+                se=primary.se,
+                ci_low=primary.ci_low,
+                ci_high=primary.ci_high,
+                rel_gain=rel,
+                p_value=primary.p_value,
+                q_value=q_values[i],
+                verdict=primary.verdict,
+                seeds=primary.n,
+                metrics=cand_metrics,
+                per_seed=primary.per_replicate,
+                secondary=secondary,
+                disagreement=disagreement,
+                errors=errors,
+            )
+        )
+    return baseline, ranked
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

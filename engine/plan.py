@@ -1,0 +1,57 @@
+"""Which probes a job trains, and how they are cut into chunks that fit in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+from engine.budget import Budget
+from engine.probe import ProbeSpec
+from engine.problem import Problem
+
+_BYTES = 4  # float32
+
+
+def pairwise_plan(n_candidates: int, replicates: int) -> list[ProbeSpec]:
+    """Per replicate: the baseline, then the main task paired with each candidate."""
+    return [
+        spec
+        for r in range(replicates)
+        for spec in [ProbeSpec(r), *(ProbeSpec(r, (c,)) for c in range(n_candidates))]
+    ]
+
+
+def probe_bytes(problem: Problem, budget: Budget, n_aux: int) -> int:
+    """Estimated peak training memory of one probe with ``n_aux`` auxiliary heads:
+    parameters with their gradient and two Adam moments, plus one minibatch's
+    activations and their gradients."""
+    sizes = [problem.features.n_features, *budget.hidden]
+    aux_width = max((t.n_outputs for t in problem.candidates), default=1)
+    slots = max(1, n_aux)
+    params = sum(a * b + b for a, b in pairwise(sizes))
+    params += (sizes[-1] + 1) * (problem.main.n_outputs + slots * aux_width)
+    activations = budget.batch_size * (
+        sizes[0] + 3 * sum(budget.hidden) + 4 * slots * aux_width + problem.main.n_outputs
+    )
+    return _BYTES * (4 * params + 2 * activations)
+
+
+def chunk_plan(
+    specs: Sequence[ProbeSpec], problem: Problem, budget: Budget
+) -> list[list[ProbeSpec]]:
+    """Cut ``specs`` (in order) into chunks whose estimated memory stays under
+    ``budget.memory_mb``. A chunk is never empty, so one huge probe still runs alone."""
+    cap = int(budget.memory_mb * 2**20)
+    chunks: list[list[ProbeSpec]] = []
+    current: list[ProbeSpec] = []
+    used = 0
+    for spec in specs:
+        cost = probe_bytes(problem, budget, len(spec.aux))
+        if current and used + cost > cap:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(spec)
+        used += cost
+    if current:
+        chunks.append(current)
+    return chunks

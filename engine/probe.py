@@ -1,0 +1,204 @@
+"""Batched hard-sharing probes: P independent models (shared MLP trunk, a main head and
+up to A auxiliary heads each) stored as stacked weights and run with batched matmuls.
+
+Probe p's weights are slice p of every tensor, so one optimiser step over the stacked
+tensors is the same as P separate steps: Adam is element-wise and the summed loss
+gives each slice its own probe's gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engine.seeding import derive_seed
+
+
+@dataclass(frozen=True, order=True)
+class ProbeSpec:
+    """One probe: a replicate and the candidates trained beside the main task.
+
+    ``aux`` holds candidate indices (0-based, in the job's candidate order); an empty
+    tuple is the main task alone, the baseline of the replicate.
+    """
+
+    replicate: int
+    aux: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aux", tuple(sorted(set(self.aux))))
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.aux
+
+    @property
+    def key(self) -> str:
+        """Stable text key, e.g. ``r0:base`` or ``r2:c1+c4``."""
+        body = "+".join(f"c{c}" for c in self.aux) or "base"
+        return f"r{self.replicate}:{body}"
+
+    @classmethod
+    def from_key(cls, key: str) -> ProbeSpec:
+        replicate, body = key.split(":")
+        aux = () if body == "base" else tuple(int(part[1:]) for part in body.split("+"))
+        return cls(int(replicate[1:]), aux)
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int, seed: int) -> torch.Tensor:
+    """PyTorch's nn.Linear default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    generator = torch.Generator().manual_seed(seed)
+    bound = 1 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+
+def linear_init(
+    fan_in: int, fan_out: int, seed: int, purpose: str, *parts: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight [fan_in, fan_out] and bias [fan_out] of one layer, from a derived seed."""
+    weight = _uniform((fan_in, fan_out), fan_in, derive_seed(seed, purpose + ".w", *parts))
+    bias = _uniform((fan_out,), fan_in, derive_seed(seed, purpose + ".b", *parts))
+    return weight.float(), bias.float()
+
+
+class ProbeBatch:
+    """Stacked parameters of P probes, ordered by replicate.
+
+    Per probe: trunk layers W_l [in, out] + b_l, main head [H, O_main], and A auxiliary
+    slots [H, O_aux]; slot a of probe p trains candidate ``slot_task[p, a]`` when
+    ``slot_active[p, a]``. Initialisation depends only on (seed, replicate) for the
+    trunk and main head and on (seed, replicate, candidate) for an auxiliary head, so
+    the baseline and every pairing of a replicate start from the same shared weights,
+    and a probe's result does not depend on which other probes share its batch.
+
+    All probes of one replicate see the same minibatch, so the first layer of a
+    replicate's K probes is one [b, F] @ [F, K*H] matmul instead of K small ones.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[ProbeSpec],
+        *,
+        n_features: int,
+        hidden: Sequence[int],
+        main_outputs: int,
+        aux_outputs: Sequence[int],
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        replicates = [s.replicate for s in specs]
+        if replicates != sorted(replicates):
+            raise ValueError("probe specs must be ordered by replicate")
+        self.specs = tuple(specs)
+        n_probes = len(self.specs)
+        n_slots = max(1, max(len(s.aux) for s in self.specs))
+        aux_width = max(aux_outputs) if aux_outputs else 1
+        sizes = [n_features, *hidden]
+        cache: dict[tuple[str, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def init(
+            fan_in: int, fan_out: int, purpose: str, *parts: int
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            # Probes of one replicate share these draws; make each once.
+            key = (purpose, parts)
+            if key not in cache:
+                cache[key] = linear_init(fan_in, fan_out, seed, purpose, *parts)
+            return cache[key]
+
+        # Groups of consecutive probes with the same replicate: (replicate, start, stop).
+        self.groups: list[tuple[int, int, int]] = []
+        for p, r in enumerate(replicates):
+            if self.groups and self.groups[-1][0] == r:
+                self.groups[-1] = (r, self.groups[-1][1], p + 1)
+            else:
+                self.groups.append((r, p, p + 1))
+
+        def param(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device).requires_grad_(True)
+
+        self.first_w: list[torch.Tensor] = []  # per group [F, K*H1]
+        self.first_b: list[torch.Tensor] = []  # per group [1, K*H1]
+        for r, start, stop in self.groups:
+            w, b = init(sizes[0], sizes[1], "trunk", r, 0)
+            self.first_w.append(param(w.repeat(1, stop - start)))
+            self.first_b.append(param(b.repeat(stop - start)[None]))
+
+        deep_w: list[list[torch.Tensor]] = [[] for _ in hidden[1:]]
+        deep_b: list[list[torch.Tensor]] = [[] for _ in hidden[1:]]
+        main_w, main_b, aux_w, aux_b = [], [], [], []
+        slot_task = torch.zeros(n_probes, n_slots, dtype=torch.long)
+        slot_active = torch.zeros(n_probes, n_slots, dtype=torch.bool)
+        for p, spec in enumerate(self.specs):
+            r = spec.replicate
+            for layer in range(1, len(hidden)):
+                w, b = init(sizes[layer], sizes[layer + 1], "trunk", r, layer)
+                deep_w[layer - 1].append(w)
+                deep_b[layer - 1].append(b[None])
+            w, b = init(sizes[-1], main_outputs, "main", r)
+            main_w.append(w)
+            main_b.append(b[None])
+            slots_w = torch.zeros(n_slots, sizes[-1], aux_width)
+            slots_b = torch.zeros(n_slots, 1, aux_width)
+            for a, candidate in enumerate(spec.aux):
+                width = aux_outputs[candidate]
+                w, b = init(sizes[-1], width, "aux", r, candidate)
+                slots_w[a, :, :width] = w
+                slots_b[a, 0, :width] = b
+                slot_task[p, a] = candidate
+                slot_active[p, a] = True
+            aux_w.append(slots_w)
+            aux_b.append(slots_b)
+
+        self.deep_w = [param(torch.stack(ws)) for ws in deep_w]  # [P, in, out] per layer
+        self.deep_b = [param(torch.stack(bs)) for bs in deep_b]  # [P, 1, out]
+        self.main_w = param(torch.stack(main_w))  # [P, H, O_main]
+        self.main_b = param(torch.stack(main_b))  # [P, 1, O_main]
+        self.aux_w = param(torch.stack(aux_w))  # [P, A, H, O_aux]
+        self.aux_b = param(torch.stack(aux_b))  # [P, A, 1, O_aux]
+        self.slot_task = slot_task.to(device)  # [P, A]
+        self.slot_active = slot_active.to(device)  # [P, A]
+        self.hidden = tuple(hidden)
+
+    @property
+    def n_probes(self) -> int:
+        return len(self.specs)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [
+            *self.first_w,
+            *self.first_b,
+            *self.deep_w,
+            *self.deep_b,
+            self.main_w,
+            self.main_b,
+            self.aux_w,
+            self.aux_b,
+        ]
+
+    def shared_parameters(self) -> list[torch.Tensor]:
+        """The trunk: the parameters every task of a probe shares."""
+        return [*self.first_w, *self.first_b, *self.deep_w, *self.deep_b]
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) ->
+        shared representation per probe [P, b, H]."""
+        width = self.hidden[0]
+        parts = []
+        for g, (_, start, stop) in enumerate(self.groups):
+            h = torch.addmm(self.first_b[g], x[g], self.first_w[g])  # [b, K*H1]
+            parts.append(h.view(x.shape[1], stop - start, width).transpose(0, 1))
+        h = torch.relu(torch.cat(parts) if len(parts) > 1 else parts[0])  # [P, b, H1]
+        for w, b in zip(self.deep_w, self.deep_b, strict=True):
+            h = torch.relu(torch.baddbmm(b, h, w))
+        return h
+
+    def main_head(self, h: torch.Tensor) -> torch.Tensor:
+        """[P, B, H] -> main-task outputs [P, B, O_main]."""
+        return torch.baddbmm(self.main_b, h, self.main_w)
+
+    def aux_heads(self, h: torch.Tensor) -> torch.Tensor:
+        """[P, B, H] -> auxiliary outputs [P, A, B, O_aux] (inactive slots included)."""
+        return torch.matmul(h.unsqueeze(1), self.aux_w) + self.aux_b

@@ -1,0 +1,133 @@
+"""A plain sequential implementation of one probe: ordinary ``nn.Linear`` layers, one
+model after another — the loop a user would write by hand. The batched engine is
+checked against it (tests) and timed against it (benchmarks)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from engine.budget import Budget
+from engine.metrics import (
+    HIGHER_IS_BETTER,
+    METRICS_BY_KIND,
+    MetricName,
+    TargetScale,
+    compute_metric,
+    main_loss_elements,
+)
+from engine.probe import ProbeSpec, linear_init
+from engine.seeding import derive_seed
+from engine.training import ProbeRun, TrainingData
+
+
+def _linear(fan_in: int, fan_out: int, seed: int, purpose: str, *parts: int) -> nn.Linear:
+    layer = nn.Linear(fan_in, fan_out)
+    weight, bias = linear_init(fan_in, fan_out, seed, purpose, *parts)
+    with torch.no_grad():
+        layer.weight.copy_(weight.T)
+        layer.bias.copy_(bias)
+    return layer
+
+
+def train_sequential(
+    data: TrainingData,
+    specs: Sequence[ProbeSpec],
+    budget: Budget,
+    *,
+    seed: int,
+    metric: MetricName,
+) -> list[ProbeRun]:
+    """Train each probe on its own, with the same initialisation, minibatch order,
+    optimiser and early stopping as the batched engine."""
+    return [_train_one(data, spec, budget, seed, metric) for spec in specs]
+
+
+def _train_one(
+    data: TrainingData, spec: ProbeSpec, budget: Budget, seed: int, metric: MetricName
+) -> ProbeRun:
+    problem = data.problem
+    main = problem.main
+    r = spec.replicate
+    sizes = [problem.features.n_features, *budget.hidden]
+    layers: list[nn.Module] = []
+    for layer in range(len(budget.hidden)):
+        layers += [_linear(sizes[layer], sizes[layer + 1], seed, "trunk", r, layer), nn.ReLU()]
+    trunk = nn.Sequential(*layers).to(data.device)
+    main_head = _linear(sizes[-1], main.n_outputs, seed, "main", r).to(data.device)
+    aux_heads = [
+        _linear(sizes[-1], problem.candidates[c].n_outputs, seed, "aux", r, c).to(data.device)
+        for c in spec.aux
+    ]
+    parameters = [*trunk.parameters(), *main_head.parameters()]
+    for head in aux_heads:
+        parameters += list(head.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=budget.lr)
+
+    rep = torch.tensor([r], device=data.device)
+    main_scale = TargetScale(data.y_mean[rep, 0], data.y_std[rep, 0])
+    generator = torch.Generator().manual_seed(derive_seed(seed, "batches", r))
+    pool = data.pool[r]
+    val_x = data.inputs(data.val[r][None], rep)[0]
+    test_x = data.inputs(data.test[r][None], rep)[0]
+    val_y = data.labels[data.val[r], 0][None]
+    test_y = data.labels[data.test[r], 0][None]
+
+    higher = HIGHER_IS_BETTER[metric]
+    best = -math.inf if higher else math.inf
+    best_epoch, since_best = -1, 0
+    best_test: torch.Tensor | None = None
+    curve: list[float] = []
+    for epoch in range(budget.epochs):
+        order = pool[torch.randperm(pool.shape[0], generator=generator).to(data.device)]
+        for start in range(0, order.shape[0], budget.batch_size):
+            rows = order[start : start + budget.batch_size]
+            h = trunk(data.inputs(rows[None], rep)[0])
+            y = data.main_train[r, rows]
+            known = torch.isfinite(y)
+            loss = torch.zeros((), device=data.device)
+            if known.any():
+                out = main_head(h[known])[None]
+                loss = main_loss_elements(out, y[known][None], main.kind, main_scale).mean()
+            for c, head in zip(spec.aux, aux_heads, strict=True):
+                loss = loss + budget.lam * _aux_loss(data, c, r, head(h), rows)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            val_out = main_head(trunk(val_x))[None]
+            score = float(compute_metric(metric, val_out, val_y, main.kind, main_scale)[0])
+            curve.append(score)
+            if math.isfinite(score) and (score > best if higher else score < best):
+                best, best_epoch, since_best = score, epoch, 0
+                best_test = main_head(trunk(test_x))[None]
+            else:
+                since_best += 1
+        if budget.patience and since_best >= budget.patience:
+            break
+    assert best_test is not None
+    metrics: dict[str, float] = {
+        name: float(compute_metric(name, best_test, test_y, main.kind, main_scale)[0])
+        for name in METRICS_BY_KIND[main.kind]
+    }
+    return ProbeRun(spec, metrics, tuple(curve), best_epoch, len(curve))
+
+
+def _aux_loss(
+    data: TrainingData, candidate: int, r: int, out: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    task = data.problem.candidates[candidate]
+    y = data.labels[rows, candidate + 1]
+    known = torch.isfinite(y)
+    if not known.any():
+        return torch.zeros((), device=out.device)
+    out, y = out[known], y[known]
+    if task.kind == "regression":
+        target = (y - data.y_mean[r, candidate + 1]) / data.y_std[r, candidate + 1]
+        return ((out[:, 0] - target) ** 2).mean()
+    if task.kind == "binary":
+        return nn.functional.binary_cross_entropy_with_logits(out[:, 0], y)
+    return nn.functional.cross_entropy(out, y.long())

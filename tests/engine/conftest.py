@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+import torch
+
+from engine import Budget, TaskSpec, make_task_family, prepare, splits_for
+from engine.training import TrainingData
+
+
+@pytest.fixture
+def small_data():
+    """A small mixed-kind problem: binary main, multiclass / regression / sparse
+    candidates, two replicates, two hidden layers."""
+    family = make_task_family(
+        n_rows=600,
+        n_features=10,
+        relatedness=(0.9, 0.3),
+        n_noise=1,
+        main_kind="binary",
+        candidate_kind="multiclass",
+        seed=4,
+    )
+    frame = family.frame.copy()
+    frame["reg"] = frame["x0"] * 2 + np.random.default_rng(0).normal(size=len(frame))
+    sparse = np.random.default_rng(1).random(len(frame)) < 0.7
+    frame.loc[sparse, "rel_1_0.30"] = np.nan
+    # Class codes 0..2 would be inferred as regression; declare them.
+    candidates = [TaskSpec(c, kind="multiclass") for c in family.candidates] + ["reg"]
+    problem = prepare(frame, family.main, candidates)
+    budget = Budget(seeds=2, epochs=6, batch_size=64, lr=3e-3, hidden=(24, 12), patience=3)
+    splits = splits_for(problem, budget, seed=0)
+    return problem, budget, TrainingData(problem, splits, torch.device("cpu"))

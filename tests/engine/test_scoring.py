@@ -1,0 +1,66 @@
+"""Gains, intervals, p-values, q-values and verdicts have their textbook values."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from engine import benjamini_hochberg, paired_gain
+from engine.scoring import verdict
+
+
+def test_naive_interval_is_the_paired_t_interval():
+    base = [0.50, 0.52, 0.47, 0.55, 0.49]
+    cand = [0.45, 0.50, 0.46, 0.50, 0.44]
+    s = paired_gain(base, cand, "loss", test_train_ratio=0.5, interval="naive")
+    diff = np.array(base) - np.array(cand)  # loss: lower is better
+    assert s.gain == pytest.approx(diff.mean())
+    ttest = stats.ttest_rel(base, cand)
+    assert s.p_value == pytest.approx(ttest.pvalue)
+    ci = stats.t.interval(0.95, 4, loc=diff.mean(), scale=stats.sem(diff))
+    assert (s.ci_low, s.ci_high) == pytest.approx(ci)
+    assert s.verdict == "helpful"
+
+
+def test_corrected_interval_widens_by_nadeau_bengio_factor():
+    base = [0.8, 0.82, 0.79, 0.81]
+    cand = [0.81, 0.84, 0.79, 0.83]
+    naive = paired_gain(base, cand, "auroc", test_train_ratio=0.25, interval="naive")
+    corrected = paired_gain(base, cand, "auroc", test_train_ratio=0.25, interval="corrected")
+    assert corrected.gain == naive.gain == pytest.approx(0.0125)
+    assert corrected.se / naive.se == pytest.approx(math.sqrt((1 / 4 + 0.25) / (1 / 4)))
+    assert corrected.p_value > naive.p_value
+
+
+def test_orientation_makes_positive_mean_better():
+    worse = paired_gain([0.9, 0.91, 0.9], [0.8, 0.82, 0.8], "auroc", test_train_ratio=0.2)
+    assert worse.gain < 0
+    assert worse.verdict == "harmful"
+    better_loss = paired_gain([0.5, 0.5, 0.5], [0.4, 0.41, 0.4], "loss", test_train_ratio=0.2)
+    assert better_loss.gain > 0
+    assert better_loss.verdict == "helpful"
+
+
+def test_missing_replicates_are_dropped_and_one_replicate_has_no_interval():
+    s = paired_gain([0.5, math.nan, 0.4], [0.4, 0.3, math.nan], "loss", test_train_ratio=0.2)
+    assert s.n == 1
+    assert s.gain == pytest.approx(0.1)
+    assert math.isnan(s.ci_low)
+    assert s.verdict == "inconclusive"
+
+
+def test_benjamini_hochberg_matches_definition():
+    p = [0.01, 0.04, 0.03, 0.20, math.nan]
+    q = benjamini_hochberg(p)
+    # sorted p: .01 .03 .04 .20 -> p*m/rank: .04 .06 .0533 .20 -> cumulative min from top
+    assert q[:4] == pytest.approx([0.04, 0.0533333, 0.0533333, 0.20], abs=1e-6)
+    assert math.isnan(q[4])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(0.1, 0.2, "helpful"), (-0.2, -0.1, "harmful"), (-0.1, 0.1, "inconclusive")],
+)
+def test_verdict(low, high, expected):
+    assert verdict(low, high) == expected
