@@ -6,7 +6,7 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 """
 
 from engine.advice import Advice, BaselineAdvice, CandidateAdvice, MetricGain, TaskInfo, summarise
-from engine.advise import advise, build_advice, run_probes, splits_for
+from engine.advise import advise, build_advice, resolve_device, run_probes, splits_for
 from engine.budget import Budget
 from engine.errors import (
     Cancelled,
@@ -65,6 +65,7 @@ __all__ = [
     "make_task_family",
     "paired_gain",
     "pairwise_plan",
+    "resolve_device",
     "prepare",
     "run_probes",
     "splits_for",

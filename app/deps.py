@@ -1,0 +1,46 @@
+"""FastAPI dependencies: settings, a database session per request (committed at the
+request boundary), storage, and the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.settings import Settings
+from app.storage import Storage
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+def get_owner(request: Request) -> str:
+    """The caller's identity. Without API keys (the embedded default on loopback)
+    everything belongs to the local user."""
+    owner: str = getattr(request.state, "owner", "local")
+    return owner
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+OwnerDep = Annotated[str, Depends(get_owner)]

@@ -1,0 +1,132 @@
+"""RFC 9457 problem details: one exception type that carries its HTTP status, and the
+handlers that render it and every other error as application/problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://auxsel.dev/problems/"
+log = logging.getLogger("auxsel.errors")
+
+
+class ProblemError(Exception):
+    """A problem to report to the client. ``errors`` lists field problems as
+    ``{"field": "budget.seeds", "message": "..."}``."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        type_: str = "about:blank",
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_ if type_ == "about:blank" else TYPE_BASE + type_
+        self.errors = errors or []
+        self.headers = headers or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def not_found(what: str, ident: str) -> ProblemError:
+    return ProblemError(
+        404, f"{what} not found", f"No {what.lower()} with id {ident!r}.", type_="not-found"
+    )
+
+
+def invalid(field: str, message: str, detail: str | None = None) -> ProblemError:
+    """A 422 for one field, with the message saying what to change."""
+    return ProblemError(
+        422,
+        "Invalid request",
+        detail or message,
+        type_="validation-error",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def problem_response(problem: ProblemError, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(str(request.url.path) if request else None),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            field = _field_path(tuple(err.get("loc", ())))
+            message = str(err.get("msg", "invalid value"))
+            if err.get("type") == "extra_forbidden":
+                message = "Unknown field; remove it (see the API docs for the allowed fields)."
+            elif err.get("type") == "json_invalid":
+                message = "The body is not valid JSON."
+            errors.append({"field": field, "message": message})
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        problem = ProblemError(
+            422,
+            "Invalid request",
+            f"{first['field']}: {first['message']}",
+            type_="validation-error",
+            errors=errors,
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        problem = ProblemError(
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = ProblemError(
+            500, "Internal error", "The server failed to handle the request; it was logged."
+        )
+        return problem_response(problem, request)

@@ -1,0 +1,66 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import migrate
+from app.db import make_engine, make_sessionmaker
+from app.errors import install_handlers
+from app.routes import datasets, health, jobs
+from app.services.datasets import sweep_orphans
+from app.settings import Settings, get_settings
+from app.storage import make_storage
+
+log = logging.getLogger("auxsel.app")
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
+    """Build the app. ``run_worker`` starts the in-process worker (``auxsel serve``)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url)
+        sessions = make_sessionmaker(engine)
+        storage = make_storage(settings.uploads_dir)
+        app.state.settings = settings
+        app.state.sessions = sessions
+        app.state.storage = storage
+        with sessions() as session:
+            removed = sweep_orphans(session, storage)
+        if removed:
+            log.info("removed %d orphaned upload file(s)", removed)
+        worker = thread = None
+        if run_worker:
+            from app.worker import start_in_process
+
+            worker, thread = start_in_process(settings, sessions, storage)
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None and isinstance(thread, threading.Thread):
+                worker.stop()
+                thread.join(timeout=30)
+            engine.dispose()
+
+    app = FastAPI(
+        title="auxsel",
+        version="0.1.0",
+        summary="Which auxiliary tasks help your main task? Paired multi-task probes "
+        "with confidence intervals.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(datasets.router)
+    app.include_router(jobs.router)
+    return app

@@ -1,0 +1,50 @@
+"""Cursor pagination (AIP-158): an opaque page_token encodes the last item's sort key."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import Request
+
+from app.errors import invalid
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: datetime
+    id: str
+
+
+def encode_cursor(created_at: datetime, ident: str) -> str:
+    raw = json.dumps([created_at.isoformat(), ident]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None) -> Cursor | None:
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        created, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return Cursor(datetime.fromisoformat(created), str(ident))
+    except (ValueError, TypeError) as exc:
+        raise invalid(
+            "page_token", "Invalid page token; use the next_page_token of a previous page."
+        ) from exc
+
+
+def clamp_page_size(size: int | None, default: int, maximum: int) -> int:
+    if size is None:
+        return default
+    return max(1, min(size, maximum))
+
+
+def next_link(request: Request, token: str | None) -> dict[str, str]:
+    """The Link: rel="next" header for a page, if there is a next page."""
+    if token is None:
+        return {}
+    url = request.url.include_query_params(page_token=token)
+    return {"Link": f'<{url}>; rel="next"'}

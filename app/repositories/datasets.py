@@ -1,0 +1,57 @@
+"""SQL for data sets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.models import Dataset, Job
+from app.pagination import Cursor
+
+ACTIVE = ("queued", "running")
+
+
+def get(session: Session, owner: str, dataset_id: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.owner == owner))
+
+
+def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Dataset]:
+    rows = session.scalars(select(Dataset).where(Dataset.id.in_(ids), Dataset.owner == owner))
+    return {d.id: d for d in rows}
+
+
+def page(session: Session, owner: str, cursor: Cursor | None, size: int) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.owner == owner)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                Dataset.created_at < cursor.created_at,
+                and_(Dataset.created_at == cursor.created_at, Dataset.id < cursor.id),
+            )
+        )
+    query = query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(size + 1)
+    return list(session.scalars(query))
+
+
+def active_jobs(session: Session, dataset_id: str) -> int:
+    """Queued or running jobs that read this data set (as main or candidate table)."""
+    jobs = session.scalars(select(Job).where(Job.status.in_(ACTIVE)))
+    return sum(1 for job in jobs if dataset_id in job_dataset_ids(job.spec))
+
+
+def job_dataset_ids(spec: dict[str, object]) -> set[str]:
+    ids = {str(spec.get("dataset_id"))}
+    candidates = spec.get("candidates")
+    if isinstance(candidates, list):
+        ids |= {str(c["dataset_id"]) for c in candidates if c.get("dataset_id")}
+    return ids
+
+
+def storage_users(session: Session, storage_key: str) -> int:
+    return int(session.scalar(select(func.count()).where(Dataset.storage_key == storage_key)) or 0)
+
+
+def all_storage_keys(session: Session) -> set[str]:
+    return set(session.scalars(select(Dataset.storage_key)))

@@ -1,0 +1,269 @@
+"""SQL for jobs, probe runs and rankings, including the worker's claim, lease and
+fenced writes. Every worker write names the job's attempt number: a worker whose lease
+was taken over matches no row and learns it has lost the job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
+from app.pagination import Cursor
+
+FINISHED = ("succeeded", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker now holds: its id and the fencing attempt number."""
+
+    job_id: str
+    attempt: int
+
+
+def get(session: Session, owner: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
+
+
+def get_any(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def page(
+    session: Session, owner: str, status: str | None, cursor: Cursor | None, size: int
+) -> list[Job]:
+    query = select(Job).where(Job.owner == owner)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                Job.created_at < cursor.created_at,
+                and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
+            )
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(size + 1)
+    return list(session.scalars(query))
+
+
+def find_idempotent(session: Session, owner: str, key: str) -> IdempotencyKey | None:
+    return session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+    )
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: int(n) for status, n in rows}
+
+
+# --- worker side -------------------------------------------------------------------
+
+
+def claim(session: Session, worker_id: str, lease_s: float) -> Claim | None:
+    """Atomically take the oldest queued job (FOR UPDATE SKIP LOCKED on PostgreSQL; the
+    caller holds SQLite's write lock via BEGIN IMMEDIATE)."""
+    now = utcnow()
+    oldest = select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == oldest.scalar_subquery(), Job.status == "queued")
+        .values(
+            status="running",
+            attempt=Job.attempt + 1,
+            worker_id=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .returning(Job.id, Job.attempt)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return Claim(row[0], row[1]) if row else None
+
+
+def renew(
+    session: Session, claim: Claim, lease_s: float, progress: int | None = None
+) -> bool | None:
+    """Extend the lease (and store progress). Returns cancel_requested, or None when the
+    job is no longer this worker's (lease lost or job finished)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "heartbeat_at": now,
+    }
+    if progress is not None:
+        values["progress_done"] = progress
+    row = session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .values(**values)
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+def set_total(session: Session, claim: Claim, total: int, done: int) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .values(progress_total=total, progress_done=done)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def store_runs(
+    session: Session, claim: Claim, runs: Sequence[dict[str, Any]], lease_s: float
+) -> bool:
+    """Insert finished probe runs, fenced: nothing is written unless the claim still
+    holds (which also renews the lease). A run stored before (same job and key) is left
+    as it is, so storing twice is harmless."""
+    if renew(session, claim, lease_s) is None:
+        return False
+    # Locking the job row (the renew above) orders this insert after any takeover.
+    rows = [{**run, "job_id": claim.job_id, "attempt": claim.attempt} for run in runs]
+    if not rows:
+        return True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            pg_insert(ProbeRunRecord)
+            .values(rows)
+            .on_conflict_do_nothing(constraint="uq_probe_runs_job_key")
+        )
+    else:
+        session.execute(sqlite_insert(ProbeRunRecord).values(rows).on_conflict_do_nothing())
+    return True
+
+
+def stored_runs(session: Session, job_id: str) -> list[ProbeRunRecord]:
+    return list(
+        session.scalars(
+            select(ProbeRunRecord)
+            .where(ProbeRunRecord.job_id == job_id)
+            .order_by(ProbeRunRecord.id)
+        )
+    )
+
+
+def finish(
+    session: Session,
+    claim: Claim,
+    *,
+    status: str,
+    result: dict[str, Any] | None = None,
+    scores: Sequence[dict[str, Any]] = (),
+    error_reason: str | None = None,
+    error_detail: str | None = None,
+) -> bool:
+    """End a job this worker holds (succeeded / failed / canceled), fenced."""
+    now = utcnow()
+    updated = session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .values(
+            status=status,
+            result=result,
+            error_reason=error_reason,
+            error_detail=error_detail,
+            finished_at=now,
+            lease_expires_at=None,
+            worker_id=None,
+            progress_done=Job.progress_total if status == "succeeded" else Job.progress_done,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(updated) != 1:
+        return False
+    if scores:
+        session.execute(insert(CandidateScore), [{**s, "job_id": claim.job_id} for s in scores])
+    return True
+
+
+def release(session: Session, claim: Claim) -> bool:
+    """Give a running job back to the queue (graceful shutdown); its stored probe runs
+    stay, so the next worker resumes."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .values(status="queued", worker_id=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def reap(session: Session, max_attempts: int, now: datetime | None = None) -> dict[str, int]:
+    """Jobs whose lease expired: back to the queue, or failed as worker_lost after
+    ``max_attempts`` lost leases, or canceled if a cancel was pending."""
+    now = now or utcnow()
+    expired = and_(Job.status == "running", Job.lease_expires_at < now)
+    canceled = _rowcount(
+        session.execute(
+            update(Job)
+            .where(expired, Job.cancel_requested.is_(True))
+            .values(status="canceled", finished_at=now, worker_id=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    failed = _rowcount(
+        session.execute(
+            update(Job)
+            .where(expired, Job.lost_count + 1 >= max_attempts)
+            .values(
+                status="failed",
+                lost_count=Job.lost_count + 1,
+                error_reason="worker_lost",
+                error_detail=(
+                    f"The worker running this job stopped answering {max_attempts} times "
+                    "(its lease expired each time); the job was given up."
+                ),
+                finished_at=now,
+                worker_id=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+    requeued = _rowcount(
+        session.execute(
+            update(Job)
+            .where(expired)
+            .values(
+                status="queued",
+                lost_count=Job.lost_count + 1,
+                worker_id=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return {"canceled": canceled, "failed": failed, "requeued": requeued}
+
+
+def scores(session: Session, job_id: str) -> list[CandidateScore]:
+    return list(
+        session.scalars(
+            select(CandidateScore)
+            .where(CandidateScore.job_id == job_id)
+            .order_by(CandidateScore.rank)
+        )
+    )
+
+
+def queue_depth(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Job.status == "queued")) or 0)
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (CursorResult.rowcount, which SQLAlchemy types loosely)."""
+    return int(result.rowcount)

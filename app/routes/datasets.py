@@ -1,0 +1,242 @@
+"""/api/v1/datasets: upload (multipart, streamed), list, read, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from app.errors import ProblemError
+from app.models import Dataset
+from app.pagination import clamp_page_size, decode_cursor, encode_cursor, next_link
+from app.repositories import datasets as repo
+from app.schemas import DatasetList, DatasetOut
+from app.services import datasets as service
+from app.storage import StoredFile
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV (UTF-8) or Parquet file.",
+                        },
+                        "name": {"type": "string", "description": "Display name."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def dataset_view(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "filename": dataset.filename,
+        "format": dataset.format,
+        "rows": dataset.rows,
+        "columns": len(dataset.profile),
+        "size_bytes": dataset.size_bytes,
+        "sha256": dataset.sha256,
+        "created_at": dataset.created_at,
+        "profile": dataset.profile,
+    }
+
+
+class _MultipartUpload:
+    """Streams the single file part of a multipart body into storage as it arrives,
+    so an oversized upload is refused before it is buffered anywhere."""
+
+    def __init__(self, request: Request) -> None:
+        content_type, params = parse_options_header(request.headers.get("content-type", ""))
+        if content_type != b"multipart/form-data" or b"boundary" not in params:
+            raise ProblemError(
+                415,
+                "Unsupported media type",
+                "Upload the file as multipart/form-data with a `file` part.",
+                type_="unsupported-media-type",
+                errors=[{"field": "file", "message": "Send multipart/form-data."}],
+            )
+        self.request = request
+        self.boundary = params[b"boundary"]
+        self.filename: str | None = None
+        self.fields: dict[str, str] = {}
+        self._part_name: str | None = None
+        self._part_file = False
+        self._header_field = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._pending: list[bytes] = []
+        self._value = b""
+        self.saw_file = False
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._headers[self._header_field.lower()] = (
+            self._headers.get(self._header_field.lower(), b"") + data[start:end]
+        )
+
+    def _on_header_end(self) -> None:
+        self._header_field = b""
+
+    def _on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._part_name = params.get(b"name", b"").decode("utf-8", "replace")
+        self._part_file = b"filename" in params
+        if self._part_file and self._part_name == "file":
+            if self.saw_file:
+                raise ProblemError(
+                    422,
+                    "Invalid upload",
+                    "Send exactly one `file` part.",
+                    errors=[{"field": "file", "message": "One file per upload."}],
+                )
+            self.saw_file = True
+            self.filename = params[b"filename"].decode("utf-8", "replace")
+        self._headers = {}
+        self._value = b""
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part_file and self._part_name == "file":
+            self._pending.append(data[start:end])
+        else:
+            self._value += data[start:end]
+            if len(self._value) > 4096:
+                raise ProblemError(
+                    422,
+                    "Invalid upload",
+                    "A form field is too long.",
+                    errors=[{"field": self._part_name or "form", "message": "At most 4096 bytes."}],
+                )
+
+    def _on_part_end(self) -> None:
+        if not self._part_file and self._part_name:
+            self.fields[self._part_name] = self._value.decode("utf-8", "replace")
+
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        parser = MultipartParser(
+            self.boundary,
+            {
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+            },
+        )
+        async for chunk in self.request.stream():
+            parser.write(chunk)
+            while self._pending:
+                yield self._pending.pop(0)
+        parser.finalize()
+        while self._pending:
+            yield self._pending.pop(0)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetOut,
+    openapi_extra=UPLOAD_DOC,
+    responses={
+        413: {"description": "Upload too large"},
+        415: {"description": "Not multipart"},
+        422: {"description": "Unreadable table"},
+        507: {"description": "Storage full"},
+    },
+)
+async def upload_dataset(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    storage: StorageDep,
+    owner: OwnerDep,
+) -> dict[str, Any]:
+    """Upload a CSV or Parquet table; returns its id, row count and column profile."""
+    declared = request.headers.get("content-length")
+    limit = int(settings.max_upload_mb * 2**20)
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise ProblemError(
+            413,
+            "Upload too large",
+            f"The upload is larger than the limit of {settings.max_upload_mb:.0f} MiB.",
+            type_="upload-too-large",
+            errors=[{"field": "file", "message": "Raise the limit with AUXSEL_MAX_UPLOAD_MB."}],
+        )
+    upload = _MultipartUpload(request)
+    stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
+    sessions = request.app.state.sessions
+
+    def finish() -> dict[str, Any]:
+        with sessions() as session:
+            if not upload.saw_file:
+                service.discard_upload(session, storage, stored)
+                raise ProblemError(
+                    422,
+                    "Invalid upload",
+                    "The form has no `file` part.",
+                    errors=[{"field": "file", "message": "Attach the table."}],
+                )
+            try:
+                parsed = service.parse_upload(storage, stored, upload.filename, settings)
+            except ProblemError:
+                service.discard_upload(session, storage, stored)
+                raise
+            dataset = service.create(session, owner, parsed, upload.fields.get("name"))
+            session.commit()
+            return dataset_view(dataset)
+
+    body = await run_in_threadpool(finish)
+    response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body["id"]))
+    return body
+
+
+@router.get("", response_model=DatasetList)
+def list_datasets(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """Data sets, newest first, with cursor pagination."""
+    size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
+    rows = repo.page(session, owner, decode_cursor(page_token), size)
+    token = (
+        encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if len(rows) > size else None
+    )
+    response.headers.update(next_link(request, token))
+    return {"items": [dataset_view(d) for d in rows[:size]], "next_page_token": token}
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut)
+def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+    return dataset_view(service.require(session, owner, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "In use"}})
+def delete_dataset(
+    dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep
+) -> Response:
+    """Delete a data set and its file (unless a queued or running job reads it)."""
+    service.delete(session, storage, owner, dataset_id)
+    return Response(status_code=204)

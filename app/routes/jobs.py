@@ -1,0 +1,139 @@
+"""/api/v1/jobs: submit (202 + Location), list, status, cancel, ranking, probe runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+
+from app.deps import OwnerDep, SessionDep, SettingsDep
+from app.pagination import clamp_page_size, decode_cursor, encode_cursor, next_link
+from app.repositories import jobs as repo
+from app.schemas import JOB_EXAMPLE, JobCreate, JobList, JobOut, JobStatus, ProbeRunList, RankingOut
+from app.services import jobs as service
+from app.tables import csv_bytes
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
+def _unfinished_headers(job: Any, settings: Any) -> dict[str, str]:
+    if job.status in ("queued", "running"):
+        return {"Retry-After": str(settings.retry_after_s)}
+    return {}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        409: {"description": "Duplicate request in progress", **PROBLEM},
+        422: {"description": "Invalid job spec", **PROBLEM},
+    },
+)
+def create_job(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    spec: Annotated[JobCreate, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> dict[str, Any]:
+    """Submit a job. It is validated against the data set's columns now, queued, and
+    answered with 202 Accepted and a Location to poll."""
+    job, created = service.create(session, settings, owner, spec, idempotency_key)
+    view = service.job_view(job, request)
+    response.headers["Location"] = view["links"]["self"]
+    response.headers.update(_unfinished_headers(job, settings))
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return view
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    status: JobStatus | None = None,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    """Jobs, newest first; filter by status; cursor pagination."""
+    size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
+    rows = repo.page(session, owner, status, decode_cursor(page_token), size)
+    token = (
+        encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if len(rows) > size else None
+    )
+    response.headers.update(next_link(request, token))
+    return {"items": [service.job_view(j, request) for j in rows[:size]], "next_page_token": token}
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={404: PROBLEM})
+def get_job(
+    job_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+) -> dict[str, Any]:
+    """Status and progress; `Retry-After` while the job is unfinished."""
+    job = service.require(session, owner, job_id)
+    response.headers.update(_unfinished_headers(job, settings))
+    return service.job_view(job, request)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses={404: PROBLEM, 409: {"description": "Job already ended", **PROBLEM}},
+)
+def cancel_job(
+    job_id: str, request: Request, session: SessionDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Cancel a queued job at once, or a running one at its next training step."""
+    return service.job_view(service.cancel(session, owner, job_id), request)
+
+
+@router.get(
+    "/{job_id}/ranking",
+    response_model=RankingOut,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
+        404: PROBLEM,
+        409: {"description": "Job not succeeded (yet)", **PROBLEM},
+    },
+)
+def get_ranking(
+    job_id: str,
+    session: SessionDep,
+    owner: OwnerDep,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    """Baseline, then candidates ranked by gain with interval, p/q-values, verdict."""
+    job = service.require(session, owner, job_id)
+    view = service.ranking_view(job, repo.scores(session, job.id))
+    if format == "csv":
+        frame = pd.DataFrame(service.ranking_rows(view))
+        filename = f"{job.id}-ranking.csv"
+        return Response(
+            csv_bytes(frame),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return view
+
+
+@router.get("/{job_id}/runs", response_model=ProbeRunList, responses={404: PROBLEM})
+def get_runs(job_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+    """Every stored probe run: metrics at the best epoch and the validation curve."""
+    job = service.require(session, owner, job_id)
+    return service.runs_view(job, repo.stored_runs(session, job.id))

@@ -1,0 +1,143 @@
+"""Uploading, reading and deleting data sets."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from app.errors import ProblemError, not_found
+from app.models import Dataset
+from app.repositories import datasets as repo
+from app.settings import Settings
+from app.storage import Storage, StoredFile
+from app.tables import (
+    TableFormat,
+    TableLimits,
+    clean_filename,
+    detect_format,
+    profile,
+    read_table,
+)
+
+log = logging.getLogger("auxsel.datasets")
+
+
+def new_id(prefix: str) -> str:
+    """Time-ordered, unguessable ids such as ds_0195f3c2a1b2c3d4e5f6a7b8."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def limits(settings: Settings) -> TableLimits:
+    return TableLimits(max_rows=settings.max_rows, max_columns=settings.max_columns)
+
+
+@dataclass(frozen=True)
+class ParsedUpload:
+    stored: StoredFile
+    filename: str
+    format: str
+    rows: int
+    profile: list[dict[str, Any]]
+
+
+async def store_upload(
+    storage: Storage, chunks: AsyncIterator[bytes], settings: Settings
+) -> StoredFile:
+    return await storage.save(chunks, max_bytes=int(settings.max_upload_mb * 2**20))
+
+
+def parse_upload(
+    storage: Storage, stored: StoredFile, filename: str | None, settings: Settings
+) -> ParsedUpload:
+    """Read and profile a stored upload; a file that fails is removed again unless
+    another data set already holds the same content."""
+    name = clean_filename(filename)
+    path = storage.path(stored.key)
+    try:
+        fmt = detect_format(path, name)
+        frame = read_table(path, fmt, limits(settings))
+    except ProblemError:
+        raise
+    except Exception as exc:  # a parser failure we did not anticipate is still the file's
+        log.warning("could not read upload %s: %s", name, exc)
+        raise ProblemError(
+            422,
+            "Unreadable table",
+            f"The file could not be read as CSV or Parquet: {exc}",
+            type_="unreadable-table",
+            errors=[{"field": "file", "message": "Upload a CSV (UTF-8) or Parquet file."}],
+        ) from exc
+    return ParsedUpload(stored, name, fmt, len(frame), profile(frame))
+
+
+def discard_upload(session: Session, storage: Storage, stored: StoredFile) -> None:
+    if repo.storage_users(session, stored.key) == 0:
+        storage.delete(stored.key)
+
+
+def create(session: Session, owner: str, parsed: ParsedUpload, name: str | None) -> Dataset:
+    dataset = Dataset(
+        id=new_id("ds"),
+        owner=owner,
+        name=(name or parsed.filename)[:255],
+        filename=parsed.filename,
+        format=parsed.format,
+        sha256=parsed.stored.sha256,
+        size_bytes=parsed.stored.size,
+        storage_key=parsed.stored.key,
+        rows=parsed.rows,
+        profile=parsed.profile,
+    )
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def require(session: Session, owner: str, dataset_id: str) -> Dataset:
+    dataset = repo.get(session, owner, dataset_id)
+    if dataset is None:
+        raise not_found("Data set", dataset_id)
+    return dataset
+
+
+def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> None:
+    dataset = require(session, owner, dataset_id)
+    if repo.active_jobs(session, dataset.id):
+        raise ProblemError(
+            409,
+            "Data set in use",
+            "A queued or running job reads this data set; cancel it or wait until it ends.",
+            type_="dataset-in-use",
+        )
+    key = dataset.storage_key
+    session.delete(dataset)
+    session.flush()
+    if repo.storage_users(session, key) == 0:
+        storage.delete(key)
+
+
+def load_frame(storage: Storage, dataset: Dataset, settings: Settings) -> pd.DataFrame:
+    """The data set's table, read the same way as at upload."""
+    fmt: TableFormat = "parquet" if dataset.format == "parquet" else "csv"
+    return read_table(storage.path(dataset.storage_key), fmt, limits(settings))
+
+
+def sweep_orphans(session: Session, storage: Storage, grace_s: float = 3600.0) -> int:
+    """Remove what a crash mid-upload can leave: partial temporary files, and stored
+    files that no data set row references (the API died between store and commit)."""
+    removed = storage.sweep_partial(older_than_s=grace_s)
+    referenced = repo.all_storage_keys(session)
+    cutoff = time.time() - grace_s
+    for key in storage.keys():  # noqa: SIM118 - Storage is not a mapping
+        path = storage.path(key)
+        if key not in referenced and path.stat().st_mtime < cutoff:
+            storage.delete(key)
+            removed += 1
+    return removed

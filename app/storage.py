@@ -1,0 +1,141 @@
+"""Uploaded files behind a small interface. The default keeps them in a local directory,
+content-addressed by SHA-256, written through a temporary file and renamed into place
+only when complete, so a crash mid-upload never leaves a partial file under its key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from app.errors import ProblemError
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    sha256: str
+    size: int
+
+
+class Storage(Protocol):
+    async def save(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredFile: ...
+
+    def path(self, key: str) -> Path: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+    def sweep_partial(self, older_than_s: float) -> int: ...
+
+
+class LocalStorage:
+    """Files under ``root/<sha[:2]>/<sha>``; partial uploads under ``root/tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.root / "tmp"
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        return tmp
+
+    async def save(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredFile:
+        tmp = self._tmp_dir() / f"upload-{os.getpid()}-{time.monotonic_ns()}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with tmp.open("wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ProblemError(
+                            413,
+                            "Upload too large",
+                            f"The file is larger than the upload limit of "
+                            f"{max_bytes / 2**20:.0f} MiB; it was rejected while streaming.",
+                            type_="upload-too-large",
+                            errors=[_limit("file", "AUXSEL_MAX_UPLOAD_MB")],
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            key = f"{sha[:2]}/{sha}"
+            final = self.root / key
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # same content uploaded before: keep one copy
+                tmp.unlink()
+            else:
+                os.replace(tmp, final)
+            return StoredFile(key, sha, size)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def keys(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return [
+            f"{p.parent.name}/{p.name}"
+            for p in self.root.glob("??/*")
+            if p.is_file() and len(p.name) == 64
+        ]
+
+    def sweep_partial(self, older_than_s: float) -> int:
+        """Remove temporary files left by uploads that died (e.g. a killed API)."""
+        tmp = self.root / "tmp"
+        if not tmp.exists():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in tmp.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def make_storage(root: Path) -> Storage:
+    return LocalStorage(root)
+
+
+def _limit(field: str, setting: str) -> dict[str, str]:
+    return {"field": field, "message": f"Raise the limit with the {setting} setting."}
+
+
+def _storage_error(exc: OSError) -> ProblemError:
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return ProblemError(
+            507,
+            "Insufficient storage",
+            "The server's upload storage is full; nothing was stored. Try again later or "
+            "ask an operator to free space.",
+            type_="insufficient-storage",
+        )
+    return ProblemError(
+        500,
+        "Storage unavailable",
+        "The server could not write the upload to its storage; nothing was stored.",
+        type_="storage-unavailable",
+    )

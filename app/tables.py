@@ -1,0 +1,272 @@
+"""Reading uploaded tables (CSV or Parquet) strictly, and profiling their columns.
+
+pyarrow parses: it is fast and strict (a row with too many or too few fields is an
+error, invalid UTF-8 is an error), so a broken file is rejected with its line number
+instead of being half-read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+import engine
+from app.errors import ProblemError
+
+TableFormat = Literal["csv", "parquet"]
+PARQUET_MAGIC = b"PAR1"
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    max_rows: int
+    max_columns: int
+
+
+def clean_filename(name: str | None) -> str:
+    """A display name from a client-sent file name: no directories, no control chars."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
+    return base[:200] or "upload"
+
+
+def detect_format(path: Path, filename: str) -> TableFormat:
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head == PARQUET_MAGIC:
+        return "parquet"
+    if filename.lower().endswith((".parquet", ".pq")):
+        raise _bad_file("The file is named .parquet but is not a Parquet file.")
+    sample = _sample(path)
+    if b"\x00" in sample:
+        raise _bad_file(
+            "The file is neither CSV text nor Parquet (it holds binary data).",
+            hint="Upload a CSV (UTF-8 text) or a Parquet file.",
+        )
+    return "csv"
+
+
+def read_table(path: Path, fmt: TableFormat, limits: TableLimits) -> pd.DataFrame:
+    """Read a whole table, enforcing the limits, or raise a 422 ProblemError."""
+    frame = _read_parquet(path, limits) if fmt == "parquet" else _read_csv(path, limits)
+    if len(frame) == 0:
+        raise _bad_file("The table has a header but no data rows.")
+    if len(frame) > limits.max_rows:
+        raise ProblemError(
+            422,
+            "Table too large",
+            f"The table has {len(frame):,} rows; the limit is {limits.max_rows:,}.",
+            type_="limit-exceeded",
+            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS or upload fewer rows."}],
+        )
+    return frame
+
+
+def _sample(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(SNIFF_BYTES)
+
+
+def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
+    sample = _sample(path)
+    if sample.startswith(b"\xef\xbb\xbf"):
+        sample = sample[3:]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 4:  # not just a character cut at the sample's end
+            raise _bad_file(
+                f"The file is not UTF-8 text (invalid byte at position {exc.start}).",
+                hint="Save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet) and upload again.",
+            ) from exc
+        text = sample[: exc.start].decode("utf-8")
+    if not text.strip():
+        raise _bad_file("The file is empty.")
+    header_line = text.splitlines()[0]
+    delimiter = _sniff_delimiter(text)
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    if len(header) > limits.max_columns:
+        raise ProblemError(
+            422,
+            "Too many columns",
+            f"The table has {len(header):,} columns; the limit is {limits.max_columns:,}.",
+            type_="limit-exceeded",
+            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS or drop columns."}],
+        )
+    _check_header(header)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=True, quoted_strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _bad_file(_arrow_message(str(exc))) from exc
+    return _to_pandas(table)
+
+
+def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
+    try:
+        meta = pq.read_metadata(path)
+        if meta.num_columns > limits.max_columns:
+            raise ProblemError(
+                422,
+                "Too many columns",
+                f"The table has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}.",
+                type_="limit-exceeded",
+                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS."}],
+            )
+        if meta.num_rows > limits.max_rows:
+            raise ProblemError(
+                422,
+                "Table too large",
+                f"The table has {meta.num_rows:,} rows; the limit is {limits.max_rows:,}.",
+                type_="limit-exceeded",
+                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS."}],
+            )
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise _bad_file(f"The Parquet file could not be read: {exc}") from exc
+    _check_header([str(n) for n in table.column_names])
+    return _to_pandas(table)
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    frame: pd.DataFrame = table.to_pandas()
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _sniff_delimiter(text: str) -> str:
+    lines = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(lines, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _check_header(header: list[str]) -> None:
+    names = [h.strip() for h in header]
+    if any(not n for n in names):
+        position = next(i for i, n in enumerate(names) if not n) + 1
+        raise _bad_file(f"Column {position} has an empty name.", hint="Name every column.")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _bad_file(
+                f"Column name {name!r} appears more than once.",
+                hint="Give every column a distinct name.",
+            )
+        seen.add(name)
+
+
+def _arrow_message(message: str) -> str:
+    """pyarrow's CSV errors, in words a user can act on."""
+    first = message.splitlines()[0]
+    if "invalid UTF8" in message or "UTF8" in first:
+        return "The file is not valid UTF-8 text; save it as UTF-8 and upload again."
+    match = re.search(r"Expected (\d+) columns, got (\d+)", message)
+    if match:
+        row = re.search(r"Row #(\d+)", message)
+        where = f" (row {row.group(1)})" if row else ""
+        return (
+            f"A row has {match.group(2)} fields but the header has {match.group(1)}{where}; "
+            "every row needs the same number of fields."
+        )
+    return f"The CSV file could not be parsed: {first}"
+
+
+def _bad_file(message: str, hint: str | None = None) -> ProblemError:
+    return ProblemError(
+        422,
+        "Unreadable table",
+        message if hint is None else f"{message} {hint}",
+        type_="unreadable-table",
+        errors=[{"field": "file", "message": hint or message}],
+    )
+
+
+def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per column: dtype, missing and distinct counts, infinite values, and the task
+    kind the engine would infer if it were used as a label (None if it cannot be one)."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        missing = int(series.isna().sum())
+        unique = int(series.nunique(dropna=True))
+        dtype = _dtype(series)
+        infinite = 0
+        if dtype in ("number", "integer"):
+            infinite = int(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).sum())
+        kind: str | None = None
+        if unique >= 2 and dtype != "datetime":
+            try:
+                kind = engine.infer_kind(series)
+            except engine.EngineError:
+                kind = None
+        columns.append(
+            {
+                "name": str(name),
+                "dtype": dtype,
+                "missing": missing,
+                "unique": unique,
+                "infinite": infinite,
+                "kind": kind,
+                "examples": [_jsonable(v) for v in series.dropna().unique()[:3]],
+            }
+        )
+    return columns
+
+
+def _dtype(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "text"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (int, float, bool, str)):
+        return value if not isinstance(value, str) else value[:80]
+    return str(value)[:80]
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV text of a frame with spreadsheet formula injection neutralised: a text cell
+    starting with = + - @ (or a tab / carriage return) is prefixed with a quote."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_escape_cell)
+    buffer = io.StringIO()
+    safe.to_csv(buffer, index=False)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _escape_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
