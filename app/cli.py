@@ -23,13 +23,13 @@ console = Console()
 
 
 @cli.callback()
-def root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more."),
-) -> None:
+def root() -> None:
     """auxsel: which auxiliary tasks help your main task?"""
+
+
+def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
 
@@ -53,6 +53,7 @@ def serve(
     from app.main import create_app
 
     settings = _settings(host, port)
+    _configure_logging(settings.log_level)
     app = create_app(settings, run_worker=worker)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
@@ -65,6 +66,7 @@ def worker_command() -> None:
     from app.worker import Worker
 
     settings = get_settings()
+    _configure_logging(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.resolved_database_url)
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
@@ -232,3 +234,7 @@ def _redact(url: str) -> str:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,12 @@ def get_settings_dep(request: Request) -> Settings:
 
 def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.sessions() as session:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and (
+            session.get_bind().dialect.name == "sqlite"
+        ):
+            # Take SQLite's write lock up front: a read-then-write transaction that
+            # finds another writer in between fails at once instead of waiting.
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         try:
             yield session
             session.commit()

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     device: str = "cpu"
+    log_level: str = "INFO"
     # Torch threads of a worker; 0 = all cores (one core is left to the API when the
     # worker runs inside `auxsel serve`).
     torch_threads: int = 0

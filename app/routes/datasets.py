@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.db import write_transaction
 from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from app.errors import ProblemError
 from app.models import Dataset
@@ -185,22 +186,22 @@ async def upload_dataset(
     sessions = request.app.state.sessions
 
     def finish() -> dict[str, Any]:
-        with sessions() as session:
+        try:
             if not upload.saw_file:
-                service.discard_upload(session, storage, stored)
                 raise ProblemError(
                     422,
                     "Invalid upload",
                     "The form has no `file` part.",
                     errors=[{"field": "file", "message": "Attach the table."}],
                 )
-            try:
-                parsed = service.parse_upload(storage, stored, upload.filename, settings)
-            except ProblemError:
+            # Parse outside any transaction: a large file must not hold the write lock.
+            parsed = service.parse_upload(storage, stored, upload.filename, settings)
+        except ProblemError:
+            with sessions() as session:
                 service.discard_upload(session, storage, stored)
-                raise
+            raise
+        with write_transaction(sessions) as session:
             dataset = service.create(session, owner, parsed, upload.fields.get("name"))
-            session.commit()
             return dataset_view(dataset)
 
     body = await run_in_threadpool(finish)

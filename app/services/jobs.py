@@ -248,22 +248,22 @@ def create(
         created_at=utcnow(),
     )
     session.add(job)
+    session.flush()
     if idempotency_key is not None:
-        session.add(
-            IdempotencyKey(
-                owner=owner, key=idempotency_key, request_hash=request_hash(spec), job_id=job.id
-            )
+        key = IdempotencyKey(
+            owner=owner, key=idempotency_key, request_hash=request_hash(spec), job_id=job.id
         )
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        # Another request with this key committed first, or is committing now.
-        raise ProblemError(
-            409,
-            "Duplicate request in progress",
-            "A request with this Idempotency-Key is being processed; retry shortly.",
-            type_="idempotency-conflict",
-        ) from exc
+        session.add(key)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            # A concurrent request with this key is being committed right now.
+            raise ProblemError(
+                409,
+                "Duplicate request in progress",
+                "A request with this Idempotency-Key is being processed; retry shortly.",
+                type_="idempotency-conflict",
+            ) from exc
     return job, True
 
 

@@ -1,0 +1,175 @@
+"""Upload, submit, poll, rank — over HTTP, on SQLite and PostgreSQL — and the ranking is
+the engine's ranking for the same spec and seed."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+
+import engine
+from tests.conftest import SMALL_BUDGET, family_csv, job_spec
+
+
+def test_upload_profiles_the_table(client, dataset):
+    assert dataset["rows"] == 400
+    assert dataset["format"] == "csv"
+    assert dataset["columns"] == 10
+    profile = {c["name"]: c for c in dataset["profile"]}
+    assert profile["y"]["kind"] == "regression"
+    assert profile["x0"]["dtype"] == "number"
+    assert profile["x0"]["missing"] == 0
+    got = client.get(f"/api/v1/datasets/{dataset['id']}")
+    assert got.status_code == 200
+    assert got.json()["sha256"] == dataset["sha256"]
+
+
+def test_walkthrough_matches_engine(client, worker, dataset):
+    spec = job_spec(dataset["id"], name="walk")
+    response = client.post("/api/v1/jobs", json=spec)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued"
+    assert response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
+    assert response.headers["Retry-After"] == "2"
+    assert job["progress"] == {"done": 0, "total": 2 * 3 * 4, "fraction": 0.0}
+
+    # Not ready yet: the ranking says so with a problem.
+    early = client.get(f"/api/v1/jobs/{job['id']}/ranking")
+    assert early.status_code == 409
+    assert early.headers["content-type"].startswith("application/problem+json")
+
+    assert worker.run_one() is True
+    done = client.get(f"/api/v1/jobs/{job['id']}")
+    body = done.json()
+    assert body["status"] == "succeeded"
+    assert body["progress"]["done"] == body["progress"]["total"] == 24
+    assert body["attempts"] == 1
+    assert "Retry-After" not in done.headers
+    assert body["finished_at"] >= body["started_at"] >= body["created_at"]
+
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+    frame = pd.read_csv(io.BytesIO(family_csv()))
+    advice = engine.advise(
+        frame,
+        "y",
+        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
+        seed=0,
+        **{**SMALL_BUDGET, "hidden": tuple(SMALL_BUDGET["hidden"])},
+    )
+    assert ranking["metric"] == "loss"
+    assert ranking["baseline"]["seeds"] == 2
+    assert ranking["baseline"]["loss"] == pytest.approx(advice.baseline.metrics["loss"], rel=1e-6)
+    assert [c["name"] for c in ranking["candidates"]] == [c.name for c in advice.candidates]
+    for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
+        assert got["gain"] == pytest.approx(want.gain, rel=1e-6, abs=1e-9)
+        assert got["ci_low"] == pytest.approx(want.ci_low, rel=1e-6, abs=1e-9)
+        assert got["q_value"] == pytest.approx(want.q_value, rel=1e-6)
+        assert got["verdict"] == want.verdict
+        assert got["secondary"]["metric"] == "r2"
+
+    csv_response = client.get(f"/api/v1/jobs/{job['id']}/ranking", params={"format": "csv"})
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.StringIO(csv_response.text))
+    assert list(table["name"]) == [c["name"] for c in ranking["candidates"]]
+    assert list(table["rank"]) == [1, 2, 3]
+
+    runs = client.get(f"/api/v1/jobs/{job['id']}/runs").json()["items"]
+    assert len(runs) == 2 * 4
+    assert {tuple(r["candidates"]) for r in runs} == {
+        (),
+        ("rel_0_0.90",),
+        ("rel_1_0.20",),
+        ("noise_0",),
+    }
+    assert all(1 <= len(r["curve"]) <= 3 for r in runs)
+    assert all(math.isfinite(r["metrics"]["loss"]) for r in runs)
+
+
+def test_job_list_filters_and_paginates(client, dataset):
+    ids = [client.post("/api/v1/jobs", json=job_spec(dataset["id"])).json()["id"] for _ in range(5)]
+    client.post(f"/api/v1/jobs/{ids[0]}/cancel")
+    page = client.get("/api/v1/jobs", params={"page_size": 2})
+    assert page.status_code == 200
+    body = page.json()
+    assert [j["id"] for j in body["items"]] == ids[::-1][:2]
+    assert 'rel="next"' in page.headers["Link"]
+    seen = [j["id"] for j in body["items"]]
+    token = body["next_page_token"]
+    while token:
+        body = client.get("/api/v1/jobs", params={"page_size": 2, "page_token": token}).json()
+        seen += [j["id"] for j in body["items"]]
+        token = body["next_page_token"]
+    assert seen == ids[::-1]
+    queued = client.get("/api/v1/jobs", params={"status": "queued"}).json()["items"]
+    assert {j["id"] for j in queued} == set(ids[1:])
+    canceled = client.get("/api/v1/jobs", params={"status": "canceled"}).json()["items"]
+    assert [j["id"] for j in canceled] == [ids[0]]
+    bad = client.get("/api/v1/jobs", params={"page_token": "not-a-token"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "page_token"
+
+
+def test_cancel_queued_and_finished(client, worker, dataset):
+    job = client.post("/api/v1/jobs", json=job_spec(dataset["id"])).json()
+    canceled = client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert canceled.status_code == 202
+    assert canceled.json()["status"] == "canceled"
+    assert worker.run_one() is False  # nothing left to claim
+    again = client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("job-finished")
+
+
+def test_idempotency_key_replays_and_rejects_other_bodies(client, dataset):
+    spec = job_spec(dataset["id"])
+    first = client.post("/api/v1/jobs", json=spec, headers={"Idempotency-Key": "k1"})
+    second = client.post("/api/v1/jobs", json=spec, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["Idempotent-Replayed"] == "true"
+    other = client.post(
+        "/api/v1/jobs", json=job_spec(dataset["id"], seed=5), headers={"Idempotency-Key": "k1"}
+    )
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("idempotency-mismatch")
+    assert len(client.get("/api/v1/jobs").json()["items"]) == 1
+
+
+def test_dataset_list_delete_and_in_use(client, dataset):
+    second = client.post(
+        "/api/v1/datasets", files={"file": ("b.csv", family_csv(seed=3))}, data={"name": "B"}
+    ).json()
+    assert second["name"] == "B"
+    listed = client.get("/api/v1/datasets", params={"page_size": 1})
+    assert listed.json()["items"][0]["id"] == second["id"]
+    assert listed.json()["next_page_token"]
+    job = client.post("/api/v1/jobs", json=job_spec(dataset["id"])).json()
+    busy = client.delete(f"/api/v1/datasets/{dataset['id']}")
+    assert busy.status_code == 409
+    client.post(f"/api/v1/jobs/{job['id']}/cancel")
+    storage = client.app.state.storage
+    path = storage.path(f"{dataset['sha256'][:2]}/{dataset['sha256']}")
+    assert path.exists()
+    assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
+    assert not path.exists()
+    assert client.get(f"/api/v1/datasets/{dataset['id']}").status_code == 404
+    # The finished job keeps its record.
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["dataset_id"] is None
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok", "database": None}
+    assert client.get("/readyz").json()["database"] == "ok"
+
+
+def test_openapi_documents_the_job_spec(client):
+    schema = client.get("/openapi.json").json()
+    post = schema["paths"]["/api/v1/jobs"]["post"]
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["churn"]["value"]["main_task"]["column"] == "churned"
+    assert "202" in post["responses"]
+    upload = schema["paths"]["/api/v1/datasets"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload

@@ -1,0 +1,180 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), settings, the app, live servers
+and worker processes. PostgreSQL comes from AUXSEL_TEST_POSTGRES_URL (scripts/test.sh
+starts a throwaway cluster); each test gets a fresh database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.settings import Settings
+from engine import make_task_family
+
+PG_URL = os.environ.get("AUXSEL_TEST_POSTGRES_URL")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pg_database() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("PostgreSQL not available (scripts/test.sh starts one)")
+    name = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'auxsel.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "heartbeat_s": 0.5,
+        "lease_s": 3.0,
+        "poll_s": 0.1,
+        "progress_interval_s": 0.1,
+        "torch_threads": 1,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path / "data", db_url)
+
+
+def family_csv(n_rows: int = 400, seed: int = 0, **kwargs: object) -> bytes:
+    family = make_task_family(
+        n_rows=n_rows, n_features=6, relatedness=(0.9, 0.2), n_noise=1, seed=seed, **kwargs
+    )
+    return family.frame.to_csv(index=False).encode()
+
+
+SMALL_BUDGET = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
+
+
+def job_spec(dataset_id: str, **overrides: object) -> dict[str, object]:
+    spec: dict[str, object] = {
+        "dataset_id": dataset_id,
+        "main_task": {"column": "y"},
+        "candidates": [{"column": "rel_0_0.90"}, {"column": "rel_1_0.20"}, {"column": "noise_0"}],
+        "seed": 0,
+        "budget": dict(SMALL_BUDGET),
+    }
+    spec.update(overrides)
+    return spec
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def auxsel_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "AUXSEL_DATA_DIR": str(settings.data_dir),
+        "AUXSEL_DATABASE_URL": settings.resolved_database_url,
+        "AUXSEL_HEARTBEAT_S": str(settings.heartbeat_s),
+        "AUXSEL_LEASE_S": str(settings.lease_s),
+        "AUXSEL_POLL_S": str(settings.poll_s),
+        "AUXSEL_PROGRESS_INTERVAL_S": str(settings.progress_interval_s),
+        "AUXSEL_TORCH_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A child process started by a test; stopped by its PID only."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(
+            args, env=env, stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(10)
+        self._out.close()
+        return self.popen.returncode
+
+    def output(self) -> str:
+        if not self._out.closed:
+            self._out.flush()
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    settings: Settings, log: Path, worker: bool = True, **env: str
+) -> tuple[Proc, str]:
+    port = free_port()
+    args = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not worker:
+        args.append("--no-worker")
+    proc = Proc(args, auxsel_env(settings, **env), log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"server exited:\n{proc.output()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.stop()
+    raise RuntimeError(f"server did not start:\n{proc.output()}")
+
+
+def start_worker(settings: Settings, log: Path, **env: str) -> Proc:
+    return Proc([sys.executable, "-m", "app.cli", "worker"], auxsel_env(settings, **env), log)

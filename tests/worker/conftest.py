@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.main import create_app
+from app.models import Job, ProbeRunRecord
+from app.settings import Settings
+from tests.conftest import family_csv, job_spec
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process (to submit and read jobs); workers run as real processes."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def submit(api: TestClient, n: int = 1, **overrides: object) -> list[str]:
+    dataset = api.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
+    ids = []
+    for _ in range(n):
+        response = api.post("/api/v1/jobs", json=job_spec(dataset["id"], **overrides))
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+def jobs(api: TestClient) -> dict[str, Job]:
+    with api.app.state.sessions() as session:  # type: ignore[attr-defined]
+        return {j.id: j for j in session.scalars(select(Job))}
+
+
+def runs(api: TestClient, job_id: str) -> list[ProbeRunRecord]:
+    with api.app.state.sessions() as session:  # type: ignore[attr-defined]
+        query = select(ProbeRunRecord).where(ProbeRunRecord.job_id == job_id)
+        return list(session.scalars(query))
