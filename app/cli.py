@@ -19,6 +19,10 @@ from app.settings import Settings, get_settings
 cli = typer.Typer(help="auxsel: which auxiliary tasks help your main task?", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+keys_cli = typer.Typer(
+    help="API keys (needed whenever the server is not on loopback).", no_args_is_help=True
+)
+cli.add_typer(keys_cli, name="keys")
 console = Console()
 
 
@@ -61,16 +65,12 @@ def serve(
 @cli.command("worker")
 def worker_command() -> None:
     """Run a standalone worker: claim queued jobs until SIGTERM."""
-    from app.db import make_engine, make_sessionmaker
     from app.storage import make_storage
     from app.worker import Worker
 
     settings = get_settings()
     _configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url)
-    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
-    worker = Worker(settings, sessions, make_storage(settings.uploads_dir))
+    worker = Worker(settings, _sessions(), make_storage(settings.uploads_dir))
     worker.install_signal_handlers()
     console.print(f"worker {worker.worker_id} on {_redact(settings.resolved_database_url)}")
     worker.run_forever()
@@ -97,6 +97,56 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or '
 def db_current() -> None:
     """Print the database's schema revision."""
     console.print(migrate.current(get_settings().resolved_database_url) or "empty")
+
+
+def _sessions() -> Any:
+    from app.db import make_engine, make_sessionmaker
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    return make_sessionmaker(make_engine(settings.resolved_database_url))
+
+
+@keys_cli.command("create")
+def keys_create(owner: str = typer.Option(..., help="Who the key belongs to.")) -> None:
+    """Create a key and print it once (only a salted hash is stored)."""
+    from app.auth import create_key
+
+    created = create_key(_sessions(), owner)
+    console.print(
+        f"key id {created.id} for owner {created.owner!r}; store it now, it is not shown again:"
+    )
+    typer.echo(created.key)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (ids and owners, never secrets)."""
+    from app.auth import list_keys
+
+    table = Table("id", "owner", "created", "last used", "revoked")
+    with _sessions()() as session:
+        for key in list_keys(session):
+            table.add_row(
+                key.id,
+                key.owner,
+                f"{key.created_at:%Y-%m-%d %H:%M}",
+                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",
+                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-",
+            )
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id from 'keys list'.")) -> None:
+    """Revoke a key at once."""
+    from app.auth import revoke_key
+
+    if not revoke_key(_sessions(), key_id):
+        console.print(f"[red]no active key {key_id!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 @cli.command()

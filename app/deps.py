@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.auth import owner_of
 from app.settings import Settings
 from app.storage import Storage
 
@@ -40,10 +41,9 @@ def get_storage(request: Request) -> Storage:
 
 
 def get_owner(request: Request) -> str:
-    """The caller's identity. Without API keys (the embedded default on loopback)
-    everything belongs to the local user."""
-    owner: str = getattr(request.state, "owner", "local")
-    return owner
+    """The caller's identity: the owner of its API key when auth is on. Without keys
+    (the embedded default on loopback) everything belongs to the local user."""
+    return owner_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import migrate
+from app.auth import auth_enabled
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
 from app.routes import datasets, health, jobs
@@ -34,6 +35,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         app.state.settings = settings
         app.state.sessions = sessions
         app.state.storage = storage
+        if auth_enabled(settings):
+            log.info(
+                "API keys are required (AUXSEL_AUTH=%s, host %s)", settings.auth, settings.host
+            )
+        else:
+            log.warning(
+                "API keys are off: listening on %s (loopback), requests need no key. "
+                "Set AUXSEL_AUTH=on to require them.",
+                settings.host,
+            )
         with sessions() as session:
             removed = sweep_orphans(session, storage)
         if removed:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # API keys: "auto" turns them on whenever host is not a loopback address.
+    auth: Literal["auto", "on", "off"] = "auto"
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     device: str = "cpu"
