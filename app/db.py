@@ -4,7 +4,7 @@ keys on; write transactions that must not race (job claims) use BEGIN IMMEDIATE.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -43,11 +43,12 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose transaction takes the write lock up front on SQLite (BEGIN
-    IMMEDIATE), so read-then-write sequences cannot fail half-way; commits on success."""
+def session_scope(factory: sessionmaker[Session], *, immediate: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error. ``immediate`` takes
+    SQLite's write lock up front (BEGIN IMMEDIATE): a read-then-write transaction that
+    meets another writer in between would otherwise fail at once instead of waiting."""
     with factory() as session:
-        if session.get_bind().dialect.name == "sqlite":
+        if immediate and session.get_bind().dialect.name == "sqlite":
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         try:
             yield session
@@ -55,3 +56,8 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def write_transaction(factory: sessionmaker[Session]) -> AbstractContextManager[Session]:
+    """A write transaction (see session_scope)."""
+    return session_scope(factory, immediate=True)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth import owner_of
+from app.db import session_scope
 from app.settings import Settings
 from app.storage import Storage
 
@@ -20,19 +21,10 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
-        if request.method not in ("GET", "HEAD", "OPTIONS") and (
-            session.get_bind().dialect.name == "sqlite"
-        ):
-            # Take SQLite's write lock up front: a read-then-write transaction that
-            # finds another writer in between fails at once instead of waiting.
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """One session per request, committed when the request succeeds."""
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    with session_scope(request.app.state.sessions, immediate=writes) as session:
+        yield session
 
 
 def get_storage(request: Request) -> Storage:

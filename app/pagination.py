@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
+from sqlalchemy import Select, and_, or_
 
 from app.errors import invalid
 
@@ -48,3 +51,33 @@ def next_link(request: Request, token: str | None) -> dict[str, str]:
         return {}
     url = request.url.include_query_params(page_token=token)
     return {"Link": f'<{url}>; rel="next"'}
+
+
+RowT = TypeVar("RowT")
+
+
+def newest_first(query: Select[Any], model: Any, cursor: Cursor | None, size: int) -> Select[Any]:
+    """Keyset pagination over (created_at, id), newest first; fetches one extra row to
+    know whether there is a next page."""
+    if cursor is not None:
+        query = query.where(
+            or_(
+                model.created_at < cursor.created_at,
+                and_(model.created_at == cursor.created_at, model.id < cursor.id),
+            )
+        )
+    return query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)
+
+
+def page_body(
+    request: Request,
+    response: Response,
+    rows: Sequence[Any],
+    size: int,
+    view: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """The list body (items, next_page_token) and its Link: rel="next" header."""
+    last = rows[size - 1] if len(rows) > size else None
+    token = encode_cursor(last.created_at, last.id) if last is not None else None
+    response.headers.update(next_link(request, token))
+    return {"items": [view(row) for row in rows[:size]], "next_page_token": token}

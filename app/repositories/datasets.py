@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Dataset, Job
-from app.pagination import Cursor
+from app.pagination import Cursor, newest_first
 
 ACTIVE = ("queued", "running")
 
@@ -24,15 +24,7 @@ def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Data
 
 def page(session: Session, owner: str, cursor: Cursor | None, size: int) -> list[Dataset]:
     query = select(Dataset).where(Dataset.owner == owner)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                Dataset.created_at < cursor.created_at,
-                and_(Dataset.created_at == cursor.created_at, Dataset.id < cursor.id),
-            )
-        )
-    query = query.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(size + 1)
-    return list(session.scalars(query))
+    return list(session.scalars(newest_first(query, Dataset, cursor, size)))
 
 
 def active_jobs(session: Session, dataset_id: str) -> int:

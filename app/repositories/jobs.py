@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
-from app.pagination import Cursor
+from app.pagination import Cursor, newest_first
 
 FINISHED = ("succeeded", "failed", "canceled")
 
@@ -42,15 +42,7 @@ def page(
     query = select(Job).where(Job.owner == owner)
     if status is not None:
         query = query.where(Job.status == status)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                Job.created_at < cursor.created_at,
-                and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
-            )
-        )
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(size + 1)
-    return list(session.scalars(query))
+    return list(session.scalars(newest_first(query, Job, cursor, size)))
 
 
 def find_idempotent(session: Session, owner: str, key: str) -> IdempotencyKey | None:

@@ -13,7 +13,7 @@ from app.db import write_transaction
 from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from app.errors import ProblemError
 from app.models import Dataset
-from app.pagination import clamp_page_size, decode_cursor, encode_cursor, next_link
+from app.pagination import clamp_page_size, decode_cursor, page_body
 from app.repositories import datasets as repo
 from app.schemas import DatasetList, DatasetOut
 from app.services import datasets as service
@@ -222,11 +222,7 @@ def list_datasets(
     """Data sets, newest first, with cursor pagination."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
     rows = repo.page(session, owner, decode_cursor(page_token), size)
-    token = (
-        encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if len(rows) > size else None
-    )
-    response.headers.update(next_link(request, token))
-    return {"items": [dataset_view(d) for d in rows[:size]], "next_page_token": token}
+    return page_body(request, response, rows, size, dataset_view)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)

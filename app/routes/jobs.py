@@ -8,7 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app.deps import OwnerDep, SessionDep, SettingsDep
-from app.pagination import clamp_page_size, decode_cursor, encode_cursor, next_link
+from app.pagination import clamp_page_size, decode_cursor, page_body
 from app.repositories import jobs as repo
 from app.schemas import JOB_EXAMPLE, JobCreate, JobList, JobOut, JobStatus, ProbeRunList, RankingOut
 from app.services import jobs as service
@@ -68,11 +68,7 @@ def list_jobs(
     """Jobs, newest first; filter by status; cursor pagination."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
     rows = repo.page(session, owner, status, decode_cursor(page_token), size)
-    token = (
-        encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if len(rows) > size else None
-    )
-    response.headers.update(next_link(request, token))
-    return {"items": [service.job_view(j, request) for j in rows[:size]], "next_page_token": token}
+    return page_body(request, response, rows, size, lambda j: service.job_view(j, request))
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: PROBLEM})
