@@ -213,6 +213,14 @@ class ProbeObjective:
         )
 
 
+def auxiliary_weights(batch: ProbeBatch, budget: Budget) -> torch.Tensor:
+    """Weight of each auxiliary loss per probe [P]: λ, or λ/k for a probe with k > 1
+    auxiliary tasks under ``subset_weighting="mean"``."""
+    n_aux = batch.slot_active.sum(dim=1).clamp(min=1)  # [P]
+    weight = torch.full(n_aux.shape, budget.lam, device=n_aux.device)
+    return weight / n_aux if budget.subset_weighting == "mean" else weight
+
+
 class BatchOrder:
     """Each replicate's own minibatch order, drawn from (seed, replicate) alone, so a
     replicate's probes see the same batches whichever chunk or run they train in."""
@@ -257,6 +265,7 @@ def _train_sorted(
     rep_tensor, probe_rep = objective.rep_tensor, objective.probe_rep
 
     batches = BatchOrder(data, objective.replicates, seed)
+    aux_weight = auxiliary_weights(batch, budget)  # [P]
     val_rows = data.val[rep_tensor]  # [R', n_val]
     test_rows = data.test[rep_tensor]
     val_x = data.inputs(val_rows, rep_tensor)  # [R', n_val, F]
@@ -278,7 +287,7 @@ def _train_sorted(
     for epoch in range(budget.epochs):
         for rows in batches.epoch(budget.batch_size):
             main_loss, aux_loss = objective.losses(rows)
-            probe_loss = main_loss + budget.lam * aux_loss.sum(dim=1)  # [P]
+            probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
             # A probe whose loss stops being finite is marked and no longer steered
             # by its loss; the others are unaffected (their weights are separate).
             newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)
