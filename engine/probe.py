@@ -231,5 +231,12 @@ class ProbeBatch:
         ``h`` may also be [P, A, B, H], one representation per slot, so that a caller
         can take each slot's gradient with respect to its own copy.
         """
-        per_slot = h if h.dim() == 4 else h.unsqueeze(1)
-        return torch.matmul(per_slot, self.aux_w) + self.aux_b
+        n_probes, n_slots, width, outputs = self.aux_w.shape
+        if h.dim() == 4 or n_slots == 1:
+            per_slot = h if h.dim() == 4 else h.unsqueeze(1)
+            return torch.matmul(per_slot, self.aux_w) + self.aux_b
+        # Many slots (subset and screening probes): one [b, H] @ [H, A*O] matmul per
+        # probe, not A broadcast matrix-vector products over a copied [P, A, b, H].
+        w = self.aux_w.transpose(1, 2).reshape(n_probes, width, n_slots * outputs)
+        out = torch.bmm(h, w).view(n_probes, h.shape[1], n_slots, outputs).transpose(1, 2)
+        return out + self.aux_b

@@ -210,11 +210,11 @@ class _Meter:
         main_norm = main_flat.norm(dim=-1)  # [P]
 
         h = batch.trunk(objective.inputs(rows))  # [P, b, H]
-        # Each slot reads its own copy of h, so one backward pass gives every
-        # candidate's gradient with respect to the trunk output separately.
-        h_slots = h.detach().unsqueeze(1).repeat(1, objective.slot_active.shape[1], 1, 1)
-        h_slots.requires_grad_(True)  # [P, A, b, H]
-        (g_slots,) = torch.autograd.grad(objective.aux_loss(h_slots, rows).sum(), h_slots)
+        # Each candidate's gradient with respect to the trunk output, separately: slot
+        # a's loss reaches h only through its own head, so it is dL_a/d(out_a) @ W_aᵀ.
+        outputs = batch.aux_heads(h.detach()).requires_grad_(True)  # [P, A, b, O]
+        (g_out,) = torch.autograd.grad(objective.aux_loss_of(outputs, rows).sum(), outputs)
+        g_slots = torch.einsum("pabo,paho->pabh", g_out, batch.aux_w.detach())  # [P, A, b, H]
 
         stepped = torch.func.vmap(main_loss_with)
         with torch.no_grad():

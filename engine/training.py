@@ -195,13 +195,17 @@ class ProbeObjective:
     def aux_loss(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Trunk output h [P, b, H] (or one copy per slot, [P, A, b, H]) of rows [R', b]
         -> masked mean loss of every auxiliary slot [P, A]."""
+        return self.aux_loss_of(self.batch.aux_heads(h), rows)
+
+    def aux_loss_of(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Auxiliary head outputs [P, A, b, O] of rows [R', b] -> loss per slot [P, A]."""
         y_aux = self.data.labels[rows][self.probe_rep]  # [P, b, T]
         y_aux = y_aux.gather(2, self.task_col[:, None, :].expand(-1, y_aux.shape[1], -1))
         y_aux = y_aux.transpose(1, 2)  # [P, A, b]
         valid = torch.isfinite(y_aux) & self.slot_active[..., None]
         return _masked_mean(
             _aux_loss_elements(
-                self.batch.aux_heads(h),
+                outputs,
                 torch.where(valid, y_aux, 0.0),
                 self.slot_kind,
                 self.kinds_present,
