@@ -5,9 +5,27 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 >>> advice = advise(frame, main="y", candidates=["a", "b"], seeds=3)  # doctest: +SKIP
 """
 
-from engine.advice import Advice, BaselineAdvice, CandidateAdvice, MetricGain, TaskInfo, summarise
-from engine.advise import advise, build_advice, resolve_device, run_probes, splits_for
-from engine.budget import Budget
+from engine.advice import (
+    Advice,
+    Agreement,
+    BaselineAdvice,
+    CandidateAdvice,
+    CandidateVerdict,
+    MetricGain,
+    SubsetAdvice,
+    SubsetStep,
+    TaskInfo,
+    summarise,
+)
+from engine.advise import (
+    advise,
+    build_advice,
+    planned_epochs,
+    resolve_device,
+    run_probes,
+    splits_for,
+)
+from engine.budget import PROXY_NAMES, Budget, ProxyName
 from engine.errors import (
     Cancelled,
     EngineError,
@@ -18,36 +36,56 @@ from engine.errors import (
     UnknownColumnError,
 )
 from engine.features import FeatureConfig
+from engine.methods import (
+    METHODS,
+    Confirmation,
+    Method,
+    choose_confirmations,
+    proxy_order,
+    rank_agreement,
+)
 from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
+from engine.proxies import ScreenResult, screen
 from engine.scoring import IntervalMethod, Verdict, benjamini_hochberg, paired_gain
 from engine.splits import Splits, make_splits
+from engine.subsets import search_subsets
 from engine.synthetic import TaskFamily, make_task_family
 from engine.tasks import TaskKind, TaskSpec, infer_kind
 from engine.training import ProbeRun, TrainingData, train_probes
 
 __all__ = [
+    "METHODS",
     "METRICS_BY_KIND",
     "METRIC_NAMES",
+    "PROXY_NAMES",
     "Advice",
+    "Agreement",
     "BaselineAdvice",
     "Budget",
     "Cancelled",
     "CandidateAdvice",
+    "CandidateVerdict",
+    "Confirmation",
     "EngineError",
     "FeatureConfig",
     "IntervalMethod",
     "LabelError",
+    "Method",
     "MetricGain",
     "MetricName",
     "NoFeaturesError",
     "ProbeRun",
     "ProbeSpec",
     "Problem",
+    "ProxyName",
+    "ScreenResult",
     "SpecError",
     "Splits",
+    "SubsetAdvice",
+    "SubsetStep",
     "TaskFamily",
     "TaskInfo",
     "TaskKind",
@@ -59,15 +97,21 @@ __all__ = [
     "advise",
     "benjamini_hochberg",
     "build_advice",
+    "choose_confirmations",
     "chunk_plan",
     "infer_kind",
     "make_splits",
     "make_task_family",
     "paired_gain",
     "pairwise_plan",
+    "planned_epochs",
     "prepare",
+    "proxy_order",
+    "rank_agreement",
     "resolve_device",
     "run_probes",
+    "screen",
+    "search_subsets",
     "splits_for",
     "summarise",
     "train_probes",

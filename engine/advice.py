@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,9 +52,21 @@ class MetricGain:
         return cls(metric, s.gain, s.ci_low, s.ci_high, s.p_value, s.verdict)
 
 
+CandidateVerdict = Literal["helpful", "harmful", "inconclusive", "not_probed"]
+"""A candidate's verdict: ``not_probed`` means no paired probe measured it (method
+``screen``, or ``screen+probe`` outside the confirmed candidates); its gain, interval,
+p- and q-value are then NaN (``None`` in :meth:`Advice.to_dict`) and only its
+``proxies`` say anything about it."""
+
+
 @dataclass(frozen=True)
 class CandidateAdvice:
-    """One candidate's measured transfer gain on the main task's primary metric."""
+    """One candidate's measured transfer gain on the main task's primary metric.
+
+    ``proxies`` holds its screening scores when the job screened (methods ``screen``
+    and ``screen+probe``), e.g. ``{"lookahead": 0.012, "grad_cosine": 0.03}`` (see
+    :mod:`engine.proxies`); it is empty for method ``probe``.
+    """
 
     rank: int
     name: str
@@ -68,13 +80,88 @@ class CandidateAdvice:
     rel_gain: float
     p_value: float
     q_value: float
-    verdict: Verdict
+    verdict: CandidateVerdict
     seeds: int
     metrics: dict[str, float]
     per_seed: tuple[float, ...]
     secondary: MetricGain | None
     disagreement: bool
     errors: tuple[str, ...] = ()
+    proxies: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def probed(self) -> bool:
+        """Whether paired probes measured this candidate (its gain is a measurement)."""
+        return self.verdict != "not_probed"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well the screening proxy ranked the candidates that paired probes measured
+    (method ``screen+probe``).
+
+    ``spearman`` is the rank correlation between the proxy score ``proxy`` and the
+    measured gain over the ``n`` confirmed candidates with both values; ``ci_low`` /
+    ``ci_high`` its 95% interval (Fisher z with the Bonett–Wright variance for
+    Spearman's ρ; NaN when n < 4) and ``p_value`` the test of ρ = 0. ``confirmed``
+    lists every probed candidate (best-screened first), ``random`` those of them drawn
+    at random from outside the proxy's top ``confirm_top``: without them every
+    confirmed candidate would be one the proxy favoured, and ρ would only describe
+    the top of its ranking.
+    """
+
+    proxy: str
+    spearman: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    confirmed: tuple[str, ...]
+    random: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SubsetStep:
+    """One subset trained by the greedy search.
+
+    ``gain`` / ``ci_low`` / ``ci_high``: the set's paired gain over the main task alone
+    (95% interval). ``improvement`` (with its interval): its paired gain over the set it
+    extends, replicate by replicate; NaN for the starting single candidate.
+    ``accepted``: the search moved to this set.
+    """
+
+    members: tuple[str, ...]
+    gain: float
+    ci_low: float
+    ci_high: float
+    improvement: float
+    improvement_ci_low: float
+    improvement_ci_high: float
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class SubsetAdvice:
+    """The greedy forward subset search's answer (``subset_search=True``).
+
+    ``members`` is the recommended set (empty when no candidate was helpful), with its
+    measured gain, 95% interval and verdict. ``path`` lists every subset trained, in
+    order, starting from the best helpful single candidate; ``evaluated`` counts the
+    subsets trained (each one probe per replicate) against the ``budget``;
+    ``stop_reason`` is ``no_helpful_candidate``, ``no_improvement`` (the best extension
+    tried did not beat the current set beyond its interval), ``budget`` or
+    ``exhausted`` (no candidate with a positive gain left to add).
+    """
+
+    members: tuple[str, ...]
+    gain: float
+    ci_low: float
+    ci_high: float
+    verdict: Verdict
+    path: tuple[SubsetStep, ...]
+    evaluated: int
+    budget: int
+    stop_reason: str
 
 
 @dataclass(frozen=True)
@@ -90,8 +177,13 @@ class BaselineAdvice:
 class Advice:
     """The engine's answer for one job.
 
-    ``candidates`` are ranked best first by gain on ``metric``; ``runs`` keeps every
-    probe run (metrics and learning curve) for plots and audits.
+    ``candidates`` are ranked best first: probed candidates by gain on ``metric``, then
+    (methods ``screen`` / ``screen+probe``) the ``not_probed`` ones by their screening
+    proxy. ``runs`` keeps every probe run (metrics and learning curve; subset probes
+    have several ``aux``) for plots and audits. ``method`` is ``probe``, ``screen``
+    (proxies only: no gains or intervals) or ``screen+probe``. ``agreement`` says how
+    well the proxy ranked the confirmed candidates (``screen+probe`` only); ``subset``
+    is the subset search's answer (when ``subset_search`` is on).
     """
 
     metric: MetricName
@@ -105,9 +197,11 @@ class Advice:
     budget: dict[str, Any] = field(default_factory=dict)
     dropped_features: dict[str, str] = field(default_factory=dict)
     chunks: int = 1
+    agreement: Agreement | None = None
+    subset: SubsetAdvice | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per candidate, best first."""
+        """One row per candidate, best first; one column per screening proxy."""
         rows = []
         for c in self.candidates:
             row: dict[str, Any] = {
@@ -127,6 +221,7 @@ class Advice:
             if c.secondary is not None:
                 row[f"{c.secondary.metric}_gain"] = c.secondary.gain
                 row["disagreement"] = c.disagreement
+            row.update(c.proxies)
             rows.append(row)
         return pd.DataFrame(rows)
 

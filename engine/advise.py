@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import pandas as pd
@@ -13,12 +13,23 @@ from engine.advice import Advice, TaskInfo, summarise
 from engine.budget import Budget
 from engine.errors import SpecError
 from engine.features import FeatureConfig
+from engine.methods import (
+    Confirmation,
+    Method,
+    Stages,
+    agreement_of,
+    check_method,
+    choose_confirmations,
+    with_screening,
+)
 from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
+from engine.proxies import ScreenResult, screen
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
+from engine.subsets import search_subsets
 from engine.tasks import TaskSpec
 from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
 
@@ -36,6 +47,7 @@ def advise(
     device: str = "cpu",
     progress: ProgressFn | None = None,
     feature_config: FeatureConfig | None = None,
+    method: Method = "probe",
     **budget: Any,
 ) -> Advice:
     """Measure how much each candidate task helps the main task.
@@ -44,23 +56,115 @@ def advise(
     (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
     on held-out rows. Budget keywords: see :class:`engine.Budget`.
 
+    ``method``: ``probe`` (default) as above; ``screen`` ranks the candidates by a
+    proxy from one joint run and trains no probe, so it reports no gains;
+    ``screen+probe`` screens, then probes the ``confirm_top`` best-screened candidates
+    and ``confirm_random`` others, and reports how well the proxy ranked them (see
+    :mod:`engine.methods`). ``subset_search=True`` adds a greedy search for a set of
+    candidates to train together (see :mod:`engine.subsets`). ``progress`` gets
+    (probe-epochs done, planned total) over all of it; a screening run counts
+    ``seeds × screen_epochs``, the subset search its whole ``subset_budget``.
+
     >>> advice = advise(df, main="y", candidates=["a", "b"], seeds=3, epochs=30)
     >>> advice.to_frame()  # doctest: +SKIP
     """
     plan = Budget.from_kwargs(**budget)
+    check_method(method, plan)
     problem = prepare(
         frame, main, candidates, features=features, tables=tables, feature_config=feature_config
     )
     check_metric(metric, problem)
     check_interval(interval)
     splits = splits_for(problem, plan, seed)
-    specs = pairwise_plan(len(problem.candidates), plan.seeds)
+    data = TrainingData(problem, splits, resolve_device(device))
+    n_candidates = len(problem.candidates)
+    stages = Stages(progress, planned_epochs(method, plan, n_candidates))
+
+    screened: ScreenResult | None = None
+    confirmation: Confirmation | None = None
+    probed: Sequence[int] = range(n_candidates)
+    if method != "probe":
+        size = plan.seeds * plan.screening_epochs
+        screened = screen(data, plan, seed=seed, progress=stages.stage(size))
+        if method == "screen+probe":
+            scores = screened.scores(plan.screen_proxy)
+            confirmation = choose_confirmations(scores.tolist(), plan, seed)
+            probed = confirmation.candidates
+        else:
+            probed = ()
+
+    specs = pairwise_plan(n_candidates, plan.seeds, only=probed) if probed else []
     runs, n_chunks = run_probes(
-        problem, splits, specs, plan, seed=seed, metric=metric, device=device, progress=progress
+        problem,
+        splits,
+        specs,
+        plan,
+        seed=seed,
+        metric=metric,
+        progress=stages.stage(len(specs) * plan.epochs),
+        data=data,
     )
-    return build_advice(
-        problem, splits, runs, plan, seed=seed, metric=metric, interval=interval, chunks=n_chunks
+    advice = build_advice(
+        problem,
+        splits,
+        runs,
+        plan,
+        seed=seed,
+        metric=metric,
+        interval=interval,
+        method=method,
+        chunks=n_chunks,
+        screen=screened,
+        confirmation=confirmation,
     )
+    if plan.subset_search:
+
+        def train(subset_specs: Sequence[ProbeSpec]) -> list[ProbeRun]:
+            stage = stages.stage(len(subset_specs) * plan.epochs)
+            trained, _ = run_probes(
+                problem,
+                splits,
+                subset_specs,
+                plan,
+                seed=seed,
+                metric=metric,
+                progress=stage,
+                data=data,
+            )
+            return trained
+
+        subset, subset_runs = search_subsets(
+            runs,
+            advice.candidates,
+            [t.name for t in problem.candidates],
+            plan,
+            metric=metric,
+            test_train_ratio=holdout_ratio(splits),
+            interval=interval,
+            train=train,
+        )
+        advice = replace(advice, subset=subset, runs=(*advice.runs, *subset_runs))
+    stages.finish()
+    return advice
+
+
+def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
+    """The most probe-epochs a job can take: the screening run, the paired probes and
+    the whole subset-search budget (a search that stops early finishes sooner)."""
+    total = 0
+    probed = n_candidates
+    if method != "probe":
+        total += budget.seeds * budget.screening_epochs
+        probed = (
+            0
+            if method == "screen"
+            else min(n_candidates, budget.confirm_top + budget.confirm_random)
+        )
+    if probed:
+        total += budget.seeds * (1 + probed) * budget.epochs
+    if budget.subset_search:
+        total += budget.subset_budget * budget.seeds * budget.epochs
+    return total
 
 
 def check_metric(metric: str, problem: Problem) -> None:
@@ -155,7 +259,12 @@ def build_advice(
     interval: IntervalMethod = "corrected",
     method: str = "probe",
     chunks: int = 1,
+    screen: ScreenResult | None = None,
+    confirmation: Confirmation | None = None,
 ) -> Advice:
+    """Score the runs into advice. With a ``screen`` result every candidate gets its
+    proxy scores and those without single-candidate runs become ``not_probed``; with a
+    ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too."""
     baseline, ranked = summarise(
         runs,
         main=TaskInfo.of(problem.main),
@@ -164,6 +273,13 @@ def build_advice(
         test_train_ratio=holdout_ratio(splits),
         interval=interval,
     )
+    agreement = None
+    if screen is not None:
+        names = [t.name for t in problem.candidates]
+        probed = sorted({r.spec.aux[0] for r in runs if len(r.spec.aux) == 1})
+        ranked = with_screening(ranked, screen, names, probed, budget.screen_proxy)
+        if confirmation is not None:
+            agreement = agreement_of(ranked, screen, names, confirmation, budget.screen_proxy)
     return Advice(
         metric=metric,
         method=method,
@@ -176,6 +292,7 @@ def build_advice(
         budget=asdict(budget),
         dropped_features=dict(problem.features.dropped),
         chunks=chunks,
+        agreement=agreement,
     )
 
 

@@ -12,12 +12,16 @@ from engine.problem import Problem
 _BYTES = 4  # float32
 
 
-def pairwise_plan(n_candidates: int, replicates: int) -> list[ProbeSpec]:
-    """Per replicate: the baseline, then the main task paired with each candidate."""
+def pairwise_plan(
+    n_candidates: int, replicates: int, *, only: Sequence[int] | None = None
+) -> list[ProbeSpec]:
+    """Per replicate: the baseline, then the main task paired with each candidate (or
+    with the candidates ``only`` lists, in that order)."""
+    chosen = range(n_candidates) if only is None else only
     return [
         spec
         for r in range(replicates)
-        for spec in [ProbeSpec(r), *(ProbeSpec(r, (c,)) for c in range(n_candidates))]
+        for spec in [ProbeSpec(r), *(ProbeSpec(r, (c,)) for c in chosen)]
     ]
 
 

@@ -182,23 +182,61 @@ class ProbeBatch:
         """The trunk: the parameters every task of a probe shares."""
         return [*self.first_w, *self.first_b, *self.deep_w, *self.deep_b]
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor, shared: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) ->
-        shared representation per probe [P, b, H]."""
+        shared representation per probe [P, b, H].
+
+        ``shared`` replaces the trunk's parameters (same order and shapes as
+        :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
+        """
+        n_groups, n_deep = len(self.groups), len(self.deep_w)
+        params = self.shared_parameters() if shared is None else list(shared)
+        first_w, first_b = params[:n_groups], params[n_groups : 2 * n_groups]
+        deep_w = params[2 * n_groups : 2 * n_groups + n_deep]
+        deep_b = params[2 * n_groups + n_deep :]
         width = self.hidden[0]
         parts = []
         for g, (_, start, stop) in enumerate(self.groups):
-            h = torch.addmm(self.first_b[g], x[g], self.first_w[g])  # [b, K*H1]
+            h = torch.addmm(first_b[g], x[g], first_w[g])  # [b, K*H1]
             parts.append(h.view(x.shape[1], stop - start, width).transpose(0, 1))
         h = torch.relu(torch.cat(parts) if len(parts) > 1 else parts[0])  # [P, b, H1]
-        for w, b in zip(self.deep_w, self.deep_b, strict=True):
+        for w, b in zip(deep_w, deep_b, strict=True):
             h = torch.relu(torch.baddbmm(b, h, w))
         return h
+
+    def per_probe(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Tensors shaped like :meth:`shared_parameters` (with any leading dims ``*L``)
+        -> one flat row per probe [*L, P, S], S = trunk parameters of one probe."""
+        n_groups = len(self.groups)
+        width = self.hidden[0]
+        first_w, first_b = tensors[:n_groups], tensors[n_groups : 2 * n_groups]
+        rows = []
+        for g, (_, start, stop) in enumerate(self.groups):
+            k = stop - start
+            # Probe j of a group owns columns [j*H1, (j+1)*H1) of the group's first layer.
+            w = first_w[g].unflatten(-1, (k, width)).movedim(-2, -3).flatten(-2)  # [*L, K, F*H1]
+            b = first_b[g].unflatten(-1, (k, width)).movedim(-2, -3).flatten(-2)  # [*L, K, H1]
+            rows.append(torch.cat([w, b], dim=-1))
+        first = torch.cat(rows, dim=-2)  # [*L, P, F*H1 + H1]
+        deep = [t.flatten(-2) for t in tensors[2 * n_groups :]]  # [*L, P, in*out] or [*L, P, out]
+        return torch.cat([first, *deep], dim=-1)
 
     def main_head(self, h: torch.Tensor) -> torch.Tensor:
         """[P, B, H] -> main-task outputs [P, B, O_main]."""
         return torch.baddbmm(self.main_b, h, self.main_w)
 
     def aux_heads(self, h: torch.Tensor) -> torch.Tensor:
-        """[P, B, H] -> auxiliary outputs [P, A, B, O_aux] (inactive slots included)."""
-        return torch.matmul(h.unsqueeze(1), self.aux_w) + self.aux_b
+        """[P, B, H] -> auxiliary outputs [P, A, B, O_aux] (inactive slots included).
+
+        ``h`` may also be [P, A, B, H], one representation per slot, so that a caller
+        can take each slot's gradient with respect to its own copy.
+        """
+        n_probes, n_slots, width, outputs = self.aux_w.shape
+        if h.dim() == 4 or n_slots == 1:
+            per_slot = h if h.dim() == 4 else h.unsqueeze(1)
+            return torch.matmul(per_slot, self.aux_w) + self.aux_b
+        # Many slots (subset and screening probes): one [b, H] @ [H, A*O] matmul per
+        # probe, not A broadcast matrix-vector products over a copied [P, A, b, H].
+        w = self.aux_w.transpose(1, 2).reshape(n_probes, width, n_slots * outputs)
+        out = torch.bmm(h, w).view(n_probes, h.shape[1], n_slots, outputs).transpose(1, 2)
+        return out + self.aux_b

@@ -66,6 +66,8 @@ def _train_one(
     for head in aux_heads:
         parameters += list(head.parameters())
     optimizer = torch.optim.Adam(parameters, lr=budget.lr)
+    several = len(spec.aux) > 1 and budget.subset_weighting == "mean"
+    weight = budget.lam / len(spec.aux) if several else budget.lam
 
     rep = torch.tensor([r], device=data.device)
     main_scale = TargetScale(data.y_mean[rep, 0], data.y_std[rep, 0])
@@ -93,7 +95,7 @@ def _train_one(
                 out = main_head(h[known])[None]
                 loss = main_loss_elements(out, y[known][None], main.kind, main_scale).mean()
             for c, head in zip(spec.aux, aux_heads, strict=True):
-                loss = loss + budget.lam * _aux_loss(data, c, r, head(h), rows)
+                loss = loss + weight * _aux_loss(data, c, r, head(h), rows)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -47,19 +47,27 @@ def make_task_family(
     """Generate the main task ``y`` and candidates ``rel_<cos>`` plus ``noise_<i>``.
 
     Features are standard normal. With main vector w0 = u0 and candidate vector
-    w_i = ρ_i u0 + sqrt(1-ρ_i²) u_i (u orthonormal), a task's score is
-    s = wᵀx + a Σ_j sin(α_j wᵀx + β_j) + ε (a = ``nonlinearity``); classification labels
-    threshold it at quantiles (binary: median; multiclass: ``n_classes`` equal bins).
+    w_i = ρ_i u0 + sqrt(1-ρ_i²) u_i (u orthonormal while there are enough features; with
+    more candidates than ``n_features - 1``, each u_i is only orthogonal to u0), a task's
+    score is s = wᵀx + a Σ_j sin(α_j wᵀx + β_j) + ε (a = ``nonlinearity``);
+    classification labels threshold it at quantiles (binary: median; multiclass:
+    ``n_classes`` equal bins).
     """
     n_related = len(relatedness)
-    if n_features < n_related + 1:
-        raise SpecError(
-            "n_features must exceed the number of related candidates.", field="n_features"
-        )
+    if n_features < 2:
+        raise SpecError("n_features must be at least 2.", field="n_features")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n_rows, n_features))
-    basis, _ = np.linalg.qr(rng.standard_normal((n_features, n_related + 1)))
-    u0 = basis[:, 0]
+    if n_related + 1 <= n_features:
+        basis, _ = np.linalg.qr(rng.standard_normal((n_features, n_related + 1)))
+        u0, residual = basis[:, 0], basis[:, 1:]
+    else:
+        # More candidates than directions: each residual is a random unit vector
+        # orthogonal to u0 (candidates are then somewhat related to each other too).
+        u0 = np.linalg.qr(rng.standard_normal((n_features, 1)))[0][:, 0]
+        residual = rng.standard_normal((n_features, n_related))
+        residual -= np.outer(u0, u0 @ residual)
+        residual /= np.linalg.norm(residual, axis=0)
     alphas = rng.uniform(0.5, 1.5, n_sines)
     betas = rng.uniform(0, 2 * np.pi, n_sines)
 
@@ -82,7 +90,7 @@ def make_task_family(
     names: list[str] = []
     truth: dict[str, float] = {}
     for i, rho in enumerate(relatedness):
-        w = rho * u0 + np.sqrt(max(0.0, 1 - rho**2)) * basis[:, i + 1]
+        w = rho * u0 + np.sqrt(max(0.0, 1 - rho**2)) * residual[:, i]
         name = f"rel_{i}_{rho:.2f}"
         columns[name] = label(score(w), candidate_kind)
         names.append(name)

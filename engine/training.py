@@ -170,26 +170,42 @@ class ProbeObjective:
         Each task's loss is the mean over the rows that carry its label; a task with
         no labelled row in the batch contributes 0. Inactive slots are 0.
         """
-        data, batch = self.data, self.batch
-        h = batch.trunk(data.inputs(rows, self.rep_tensor))  # [P, b, H]
+        h = self.batch.trunk(self.inputs(rows))  # [P, b, H]
+        return self.main_loss(h, rows), self.aux_loss(h, rows)
+
+    def inputs(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows [R', b] per replicate -> standardised features [R', b, F]."""
+        return self.data.inputs(rows, self.rep_tensor)
+
+    def main_loss(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Trunk output h [P, b, H] of rows [R', b] -> masked mean main loss [P]."""
+        data = self.data
         y_main = data.main_train[self.rep_tensor[:, None], rows][self.probe_rep]  # [P, b]
         main_known = torch.isfinite(y_main)
-        main_loss = _masked_mean(
+        return _masked_mean(
             main_loss_elements(
-                batch.main_head(h),
+                self.batch.main_head(h),
                 torch.where(main_known, y_main, 0.0),
                 data.problem.main.kind,
                 self.main_scale,
             ),
             main_known,
-        )  # [P]
-        y_aux = data.labels[rows][self.probe_rep]  # [P, b, T]
+        )
+
+    def aux_loss(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Trunk output h [P, b, H] (or one copy per slot, [P, A, b, H]) of rows [R', b]
+        -> masked mean loss of every auxiliary slot [P, A]."""
+        return self.aux_loss_of(self.batch.aux_heads(h), rows)
+
+    def aux_loss_of(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Auxiliary head outputs [P, A, b, O] of rows [R', b] -> loss per slot [P, A]."""
+        y_aux = self.data.labels[rows][self.probe_rep]  # [P, b, T]
         y_aux = y_aux.gather(2, self.task_col[:, None, :].expand(-1, y_aux.shape[1], -1))
         y_aux = y_aux.transpose(1, 2)  # [P, A, b]
         valid = torch.isfinite(y_aux) & self.slot_active[..., None]
-        aux_loss = _masked_mean(
+        return _masked_mean(
             _aux_loss_elements(
-                batch.aux_heads(h),
+                outputs,
                 torch.where(valid, y_aux, 0.0),
                 self.slot_kind,
                 self.kinds_present,
@@ -198,8 +214,34 @@ class ProbeObjective:
                 self.slot_std,
             ),
             valid,
-        )  # [P, A]
-        return main_loss, aux_loss
+        )
+
+
+def auxiliary_weights(batch: ProbeBatch, budget: Budget) -> torch.Tensor:
+    """Weight of each auxiliary loss per probe [P]: λ, or λ/k for a probe with k > 1
+    auxiliary tasks under ``subset_weighting="mean"``."""
+    n_aux = batch.slot_active.sum(dim=1).clamp(min=1)  # [P]
+    weight = torch.full(n_aux.shape, budget.lam, device=n_aux.device)
+    return weight / n_aux if budget.subset_weighting == "mean" else weight
+
+
+class BatchOrder:
+    """Each replicate's own minibatch order, drawn from (seed, replicate) alone, so a
+    replicate's probes see the same batches whichever chunk or run they train in."""
+
+    def __init__(self, data: TrainingData, replicates: Sequence[int], seed: int) -> None:
+        device = data.device
+        self.generators = [
+            torch.Generator().manual_seed(derive_seed(seed, "batches", r)) for r in replicates
+        ]
+        self.pool = data.pool[torch.tensor(list(replicates), device=device)]  # [R', n_pool]
+
+    def epoch(self, batch_size: int) -> list[torch.Tensor]:
+        """The next epoch's minibatches, each rows [R', b]."""
+        n_pool = self.pool.shape[1]
+        order = torch.stack([torch.randperm(n_pool, generator=g) for g in self.generators])
+        order = self.pool.gather(1, order.to(self.pool.device))  # [R', n_pool] row ids
+        return [order[:, start : start + batch_size] for start in range(0, n_pool, batch_size)]
 
 
 def _train_sorted(
@@ -226,11 +268,8 @@ def _train_sorted(
     n_probes = batch.n_probes
     rep_tensor, probe_rep = objective.rep_tensor, objective.probe_rep
 
-    generators = [
-        torch.Generator().manual_seed(derive_seed(seed, "batches", r)) for r in objective.replicates
-    ]
-    pool = data.pool[rep_tensor]  # [R', n_pool]
-    n_pool = pool.shape[1]
+    batches = BatchOrder(data, objective.replicates, seed)
+    aux_weight = auxiliary_weights(batch, budget)  # [P]
     val_rows = data.val[rep_tensor]  # [R', n_val]
     test_rows = data.test[rep_tensor]
     val_x = data.inputs(val_rows, rep_tensor)  # [R', n_val, F]
@@ -250,11 +289,9 @@ def _train_sorted(
     total = n_probes * budget.epochs
 
     for epoch in range(budget.epochs):
-        order = torch.stack([torch.randperm(n_pool, generator=g) for g in generators])
-        order = pool.gather(1, order.to(device))  # [R', n_pool] row ids
-        for start in range(0, n_pool, budget.batch_size):
-            main_loss, aux_loss = objective.losses(order[:, start : start + budget.batch_size])
-            probe_loss = main_loss + budget.lam * aux_loss.sum(dim=1)  # [P]
+        for rows in batches.epoch(budget.batch_size):
+            main_loss, aux_loss = objective.losses(rows)
+            probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
             # A probe whose loss stops being finite is marked and no longer steered
             # by its loss; the others are unaffected (their weights are separate).
             newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)
