@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -76,16 +76,90 @@ def advise(
     check_metric(metric, problem)
     check_interval(interval)
     splits = splits_for(problem, plan, seed)
-    data = TrainingData(problem, splits, resolve_device(device))
+    runner = LocalRunner(TrainingData(problem, splits, resolve_device(device)), plan, seed, metric)
+    return execute(
+        problem,
+        splits,
+        plan,
+        runner,
+        method=method,
+        seed=seed,
+        metric=metric,
+        interval=interval,
+        progress=progress,
+    )
+
+
+class Runner(Protocol):
+    """Trains what a job's method asks for. ``LocalRunner`` trains in this process;
+    the service's runner first reuses stored results and stores new ones as they
+    finish, so an interrupted job resumes where it stopped."""
+
+    @property
+    def chunks(self) -> int:
+        """Training chunks used so far."""
+        ...
+
+    def screen(self, progress: ProgressFn) -> ScreenResult:
+        """The joint screening run's proxy scores."""
+        ...
+
+    def probes(self, specs: Sequence[ProbeSpec], progress: ProgressFn) -> list[ProbeRun]:
+        """The runs of ``specs``, in order."""
+        ...
+
+
+class LocalRunner:
+    """Everything in this process, on one device."""
+
+    def __init__(self, data: TrainingData, budget: Budget, seed: int, metric: MetricName):
+        self.data = data
+        self.budget = budget
+        self.seed = seed
+        self.metric = metric
+        self.chunks = 0
+
+    def screen(self, progress: ProgressFn) -> ScreenResult:
+        return screen(self.data, self.budget, seed=self.seed, progress=progress)
+
+    def probes(self, specs: Sequence[ProbeSpec], progress: ProgressFn) -> list[ProbeRun]:
+        runs, n_chunks = run_probes(
+            self.data.problem,
+            self.data.splits,
+            specs,
+            self.budget,
+            seed=self.seed,
+            metric=self.metric,
+            progress=progress,
+            data=self.data,
+        )
+        self.chunks += n_chunks
+        return runs
+
+
+def execute(
+    problem: Problem,
+    splits: Splits,
+    plan: Budget,
+    runner: Runner,
+    *,
+    method: Method,
+    seed: int,
+    metric: MetricName,
+    interval: IntervalMethod = "corrected",
+    progress: ProgressFn | None = None,
+) -> Advice:
+    """Carry out a job's method with ``runner``: screen (``screen``, ``screen+probe``),
+    paired probes of the chosen candidates, then the subset search if asked for.
+    Every choice depends only on results, so a runner that replays stored results
+    reaches the same advice as one that trains everything."""
     n_candidates = len(problem.candidates)
     stages = Stages(progress, planned_epochs(method, plan, n_candidates))
-
     screened: ScreenResult | None = None
     confirmation: Confirmation | None = None
     probed: Sequence[int] = range(n_candidates)
     if method != "probe":
-        size = plan.seeds * plan.screening_epochs
-        screened = screen(data, plan, seed=seed, progress=stages.stage(size))
+        screened = runner.screen(stages.stage(plan.seeds * plan.screening_epochs))
         if method == "screen+probe":
             scores = screened.scores(plan.screen_proxy)
             confirmation = choose_confirmations(scores.tolist(), plan, seed)
@@ -94,16 +168,7 @@ def advise(
             probed = ()
 
     specs = pairwise_plan(n_candidates, plan.seeds, only=probed) if probed else []
-    runs, n_chunks = run_probes(
-        problem,
-        splits,
-        specs,
-        plan,
-        seed=seed,
-        metric=metric,
-        progress=stages.stage(len(specs) * plan.epochs),
-        data=data,
-    )
+    runs = runner.probes(specs, stages.stage(len(specs) * plan.epochs)) if specs else []
     advice = build_advice(
         problem,
         splits,
@@ -113,25 +178,14 @@ def advise(
         metric=metric,
         interval=interval,
         method=method,
-        chunks=n_chunks,
+        chunks=runner.chunks,
         screen=screened,
         confirmation=confirmation,
     )
     if plan.subset_search:
 
         def train(subset_specs: Sequence[ProbeSpec]) -> list[ProbeRun]:
-            stage = stages.stage(len(subset_specs) * plan.epochs)
-            trained, _ = run_probes(
-                problem,
-                splits,
-                subset_specs,
-                plan,
-                seed=seed,
-                metric=metric,
-                progress=stage,
-                data=data,
-            )
-            return trained
+            return runner.probes(subset_specs, stages.stage(len(subset_specs) * plan.epochs))
 
         subset, subset_runs = search_subsets(
             runs,
@@ -143,7 +197,9 @@ def advise(
             interval=interval,
             train=train,
         )
-        advice = replace(advice, subset=subset, runs=(*advice.runs, *subset_runs))
+        advice = replace(
+            advice, subset=subset, runs=(*advice.runs, *subset_runs), chunks=runner.chunks
+        )
     stages.finish()
     return advice
 
