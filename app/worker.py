@@ -16,11 +16,11 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import engine
@@ -29,11 +29,14 @@ from app.executors import Executor, JobContext, make_executor
 from app.models import Job, ProbeRunRecord
 from app.repositories import datasets as dataset_repo
 from app.repositories import jobs as repo
+from app.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.services.datasets import load_frame
 from app.settings import Settings
 from app.storage import Storage
 
 log = logging.getLogger("auxsel.worker")
+
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):  # noqa: N818 - an event, not an error of the worker
@@ -76,7 +79,12 @@ class Worker:
             try:
                 self.reap()
                 claimed = self.run_one()
-            except OperationalError as exc:  # database unreachable: wait and retry
+            except DatabaseUnavailable as exc:
+                log.warning("worker loop: %s", exc)
+                claimed = False
+            except Exception as exc:  # database unreachable: wait and retry
+                if not is_transient(exc):
+                    raise
                 log.warning("database error in worker loop: %s", exc.__class__.__name__)
                 claimed = False
             if not claimed:
@@ -128,36 +136,81 @@ class JobRun:
     def _tx(self) -> Any:
         return write_transaction(self.worker.sessions)
 
+    def _db(
+        self, what: str, fn: Callable[[Session], T], on_retry: Callable[[], None] | None = None
+    ) -> T:
+        """Run ``fn`` in a write transaction, retrying transient database errors (a
+        PostgreSQL restart) with backoff. Safe because every worker write is fenced by
+        the attempt number and storing a probe run twice is harmless. A lease that
+        expired meanwhile shows up as a fenced write that matches nothing."""
+
+        def attempt() -> T:
+            with self._tx() as session:
+                return fn(session)
+
+        return retry_transient(
+            attempt,
+            what=f"{what} {self.claim.job_id}",
+            budget_s=max(2 * self.settings.lease_s, 30.0),
+            on_retry=on_retry,
+        )
+
     def run(self) -> None:
         beat = threading.Thread(target=self._heartbeat, daemon=True, name="auxsel-heartbeat")
         beat.start()
+        try:
+            self._attempt()
+        except DatabaseUnavailable as exc:
+            # Nothing more can be written; the lease runs out and the reaper re-queues
+            # the job, which resumes from its stored probe runs.
+            log.error("job %s: %s; leaving it to its lease", self.claim.job_id, exc)
+        finally:
+            self.done_heartbeat.set()
+            beat.join(timeout=5)
+
+    def _attempt(self) -> None:
         try:
             self._run()
         except LeaseLost:
             log.warning("lost the lease of %s; stopping without writing", self.claim.job_id)
         except ShutdownRequested:
-            with self._tx() as session:
-                repo.release(session, self.claim)
+            self._db("release", lambda session: repo.release(session, self.claim))
             log.info("released %s for another worker", self.claim.job_id)
         except engine.Cancelled:
             self._finish(status="canceled")
         except engine.EngineError as exc:
             self._finish(status="failed", error_reason="invalid_input", error_detail=str(exc))
+        except DatabaseUnavailable:
+            raise
         except Exception as exc:
+            if is_transient(exc):  # a database error outside the retried paths
+                raise DatabaseUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
             log.exception("job %s failed", self.claim.job_id)
             self._finish(
                 status="failed",
                 error_reason="internal_error",
                 error_detail=f"{exc.__class__.__name__}: {exc}",
             )
-        finally:
-            self.done_heartbeat.set()
-            beat.join(timeout=5)
 
-    def _finish(self, **kwargs: Any) -> None:
-        with self._tx() as session:
-            if not repo.finish(session, self.claim, **kwargs):
-                log.warning("job %s was taken over before it could end", self.claim.job_id)
+    def _finish(self, **kwargs: Any) -> bool:
+        """End the job (fenced). If a COMMIT was lost with the connection and retried,
+        the first one may have landed: a job already in the wanted state at this
+        attempt counts as finished by us."""
+        retried = False
+
+        def note_retry() -> None:
+            nonlocal retried
+            retried = True
+
+        def end(session: Session) -> bool:
+            if repo.finish(session, self.claim, **kwargs):
+                return True
+            return retried and repo.ended_as(session, self.claim, kwargs["status"])
+
+        if self._db("finish", end, on_retry=note_retry):
+            return True
+        log.warning("job %s was taken over before it could end", self.claim.job_id)
+        return False
 
     # --- heartbeat and progress ------------------------------------------------------
 
@@ -169,7 +222,9 @@ class JobRun:
         try:
             with self._tx() as session:
                 state = repo.renew(session, self.claim, self.settings.lease_s, progress)
-        except OperationalError as exc:  # keep training; the next beat retries
+        except Exception as exc:  # keep training; the next beat retries
+            if not is_transient(exc):
+                raise
             log.warning("heartbeat failed: %s", exc.__class__.__name__)
             return
         if state is None:
@@ -195,25 +250,29 @@ class JobRun:
 
     # --- the job ---------------------------------------------------------------------
 
+    def _load(self, session: Session) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+        job = session.get(Job, self.claim.job_id)
+        assert job is not None
+        spec: dict[str, Any] = dict(job.spec)
+        known = {r.probe_key for r in repo.stored_runs(session, job.id)}
+        datasets = dataset_repo.get_many(
+            session, job.owner, list(dataset_repo.job_dataset_ids(spec))
+        )
+        return spec, known, dict(datasets)
+
     def _run(self) -> None:
-        with self.worker.sessions() as session:
-            job = session.get(Job, self.claim.job_id)
-            assert job is not None
-            spec: dict[str, Any] = dict(job.spec)
-            owner = job.owner
-            known = {r.probe_key for r in repo.stored_runs(session, job.id)}
-            datasets = dataset_repo.get_many(
-                session, owner, list(dataset_repo.job_dataset_ids(spec))
-            )
+        spec, known, datasets = self._db("load", self._load)
         self.check()
         context = build_context(spec, datasets, self.worker.storage, self.settings)
         specs = engine.pairwise_plan(len(context.problem.candidates), context.budget.seeds)
         todo = [s for s in specs if s.key not in known]
         epochs = context.budget.epochs
         self.progress_base = (len(specs) - len(todo)) * epochs
-        with self._tx() as session:
-            if not repo.set_total(session, self.claim, len(specs) * epochs, self.progress_base):
-                raise LeaseLost
+        total = len(specs) * epochs
+        if not self._db(
+            "progress", lambda s: repo.set_total(s, self.claim, total, self.progress_base)
+        ):
+            raise LeaseLost
         chunks = chunk(todo, context, self.settings.chunk_probes)
         log.info(
             "job %s: %d probes (%d stored), %d chunks",
@@ -224,11 +283,13 @@ class JobRun:
         )
 
         def store(runs: list[engine.ProbeRun]) -> None:
-            with self._tx() as session:
-                if not repo.store_runs(
-                    session, self.claim, [run_row(r) for r in runs], self.settings.lease_s
-                ):
-                    raise LeaseLost
+            rows = [run_row(r) for r in runs]
+            # Fenced and idempotent (ON CONFLICT DO NOTHING), so a retry after a lost
+            # COMMIT stores nothing twice.
+            if not self._db(
+                "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
+            ):
+                raise LeaseLost
             self.check()
 
         self.check()
@@ -236,8 +297,7 @@ class JobRun:
         self._complete(context, spec)
 
     def _complete(self, context: JobContext, spec: dict[str, Any]) -> None:
-        with self.worker.sessions() as session:
-            stored = repo.stored_runs(session, self.claim.job_id)
+        stored = self._db("read runs", lambda s: repo.stored_runs(s, self.claim.job_id))
         runs = [probe_run(r) for r in stored]
         advice = engine.build_advice(
             context.problem,
@@ -248,12 +308,30 @@ class JobRun:
             metric=context.metric,
             method=spec.get("method", "probe"),
         )
+        if advice.baseline.seeds == 0:
+            # Without one usable baseline no gain can be measured: fail with the reason
+            # instead of reporting a ranking of nothing.
+            reasons = sorted({r.error for r in runs if r.spec.is_baseline and r.error})
+            self._finish(
+                status="failed",
+                error_reason="diverged",
+                error_detail=(
+                    "Every baseline probe (the main task alone) failed, so no gain can be "
+                    f"measured: {'; '.join(reasons[:3]) or 'no usable result'}. Lower "
+                    "budget.lr or budget.lam, or check the main task's labels for extreme "
+                    "values."
+                ),
+            )
+            return
         result, scores = advice_rows(advice, spec)
-        with self._tx() as session:
-            if not repo.finish(
-                session, self.claim, status="succeeded", result=result, scores=scores
-            ):
-                raise LeaseLost
+        # Replicates whose baseline failed are left out of every pairing; say which.
+        result["baseline"]["errors"] = sorted(
+            f"replicate {r.spec.replicate}: {r.error}"
+            for r in runs
+            if r.spec.is_baseline and r.error
+        )
+        if not self._finish(status="succeeded", result=result, scores=scores):
+            raise LeaseLost
         log.info("job %s succeeded", self.claim.job_id)
 
 

@@ -2,6 +2,8 @@
 # A throwaway PostgreSQL cluster on 127.0.0.1 for the tests.
 #   scripts/postgres.sh start DIR PORT   -> prints the database URL
 #   scripts/postgres.sh stop DIR
+#   scripts/postgres.sh restart DIR          (fast restart, for fault tests)
+#   scripts/postgres.sh outage DIR SECONDS   (down for SECONDS, then up again)
 # Installs Debian's postgresql with apt-get when the server binaries are missing (root).
 set -euo pipefail
 cmd="$1"; dir="$2"
@@ -22,8 +24,9 @@ case "$cmd" in
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
     as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
-    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/log" -w \
-      -o "-k /tmp -h 127.0.0.1 -p $port -F -c max_connections=200" start >/dev/null
+    echo "-k /tmp -h 127.0.0.1 -p $port -F -c max_connections=200" > "$dir/options"
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/log" -w -o "$(cat "$dir/options")" \
+      start >/dev/null
     "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres auxsel_test
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/auxsel_test"
     ;;
@@ -35,5 +38,12 @@ case "$cmd" in
   restart)
     bin="$(pgbin)"
     as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w restart >/dev/null
+    ;;
+  outage)
+    bin="$(pgbin)"
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    sleep "$3"
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/log" -w -o "$(cat "$dir/options")" \
+      start >/dev/null
     ;;
 esac

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from app.settings import Settings
 from engine import make_task_family
@@ -30,7 +31,8 @@ def _pg_database() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("PostgreSQL not available (scripts/test.sh starts one)")
     name = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    # No pooled connection: a test may restart the server under this engine.
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -182,6 +182,13 @@ def finish(
     return True
 
 
+def ended_as(session: Session, claim: Claim, status: str) -> bool:
+    """Whether the job already ended with ``status`` at this claim's attempt (a finish
+    whose COMMIT landed although its connection died before the acknowledgement)."""
+    row = session.execute(select(Job.status, Job.attempt).where(Job.id == claim.job_id)).first()
+    return row is not None and row[0] == status and row[1] == claim.attempt
+
+
 def release(session: Session, claim: Claim) -> bool:
     """Give a running job back to the queue (graceful shutdown); its stored probe runs
     stay, so the next worker resumes."""
