@@ -47,7 +47,23 @@ class BudgetIn(Strict):
     lr: float = Field(default=_BUDGET.lr, gt=0, le=10)
     patience: int = Field(default=_BUDGET.patience, ge=0, description="0 = no early stop.")
     main_train_fraction: float = Field(default=_BUDGET.main_train_fraction, gt=0, le=1)
-    subset_search: bool = False
+    screen_epochs: int | None = Field(
+        default=_BUDGET.screen_epochs,
+        ge=1,
+        description="Screening run epochs (default min(epochs, 10)).",
+    )
+    confirm_top: int = Field(
+        default=_BUDGET.confirm_top,
+        ge=1,
+        description="screen+probe: best-screened candidates probed.",
+    )
+    confirm_random: int = Field(
+        default=_BUDGET.confirm_random, ge=0, description="screen+probe: random others probed."
+    )
+    subset_search: bool = Field(default=_BUDGET.subset_search, description="Greedy subset search.")
+    subset_budget: int = Field(
+        default=_BUDGET.subset_budget, ge=1, le=100, description="Subsets the search may train."
+    )
 
 
 JOB_EXAMPLE: dict[str, Any] = {
@@ -152,6 +168,9 @@ class MetricGainOut(BaseModel):
 
 
 class CandidateOut(BaseModel):
+    """A candidate's measured gain. ``verdict`` is helpful / harmful / inconclusive, or
+    not_probed when only its proxy scores were computed (methods with screening)."""
+
     rank: int
     name: str
     column: str

@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -31,8 +31,10 @@ from app.repositories import datasets as dataset_repo
 from app.repositories import jobs as repo
 from app.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.services.datasets import load_frame
+from app.services.jobs import engine_budget
 from app.settings import Settings
 from app.storage import Storage
+from engine.training import ProgressFn
 
 log = logging.getLogger("auxsel.worker")
 
@@ -250,65 +252,54 @@ class JobRun:
 
     # --- the job ---------------------------------------------------------------------
 
-    def _load(self, session: Session) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+    def _load(
+        self, session: Session
+    ) -> tuple[dict[str, Any], list[ProbeRunRecord], dict[str, Any]]:
         job = session.get(Job, self.claim.job_id)
         assert job is not None
         spec: dict[str, Any] = dict(job.spec)
-        known = {r.probe_key for r in repo.stored_runs(session, job.id)}
+        stored = repo.stored_runs(session, job.id)
         datasets = dataset_repo.get_many(
             session, job.owner, list(dataset_repo.job_dataset_ids(spec))
         )
-        return spec, known, dict(datasets)
+        return spec, stored, dict(datasets)
 
     def _run(self) -> None:
-        spec, known, datasets = self._db("load", self._load)
+        spec, stored, datasets = self._db("load", self._load)
         self.check()
         context = build_context(spec, datasets, self.worker.storage, self.settings)
-        specs = engine.pairwise_plan(len(context.problem.candidates), context.budget.seeds)
-        todo = [s for s in specs if s.key not in known]
-        epochs = context.budget.epochs
-        self.progress_base = (len(specs) - len(todo)) * epochs
-        total = len(specs) * epochs
-        if not self._db(
-            "progress", lambda s: repo.set_total(s, self.claim, total, self.progress_base)
-        ):
+        method = spec.get("method", "probe")
+        budget = context.budget
+        total = engine.planned_epochs(method, budget, len(context.problem.candidates))
+        if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
             raise LeaseLost
-        chunks = chunk(todo, context, self.settings.chunk_probes)
-        log.info(
-            "job %s: %d probes (%d stored), %d chunks",
-            self.claim.job_id,
-            len(specs),
-            len(specs) - len(todo),
-            len(chunks),
-        )
-
-        def store(runs: list[engine.ProbeRun]) -> None:
-            rows = [run_row(r) for r in runs]
-            # Fenced and idempotent (ON CONFLICT DO NOTHING), so a retry after a lost
-            # COMMIT stores nothing twice.
-            if not self._db(
-                "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
-            ):
-                raise LeaseLost
-            self.check()
-
+        runner = StoredRunner(self, context, stored)
+        log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
         self.check()
-        self.worker.executor.run(context, chunks, store, self.progress)
-        self._complete(context, spec)
-
-    def _complete(self, context: JobContext, spec: dict[str, Any]) -> None:
-        stored = self._db("read runs", lambda s: repo.stored_runs(s, self.claim.job_id))
-        runs = [probe_run(r) for r in stored]
-        advice = engine.build_advice(
+        advice = engine.execute(
             context.problem,
             context.splits,
-            runs,
-            context.budget,
+            budget,
+            runner,
+            method=method,
             seed=context.seed,
             metric=context.metric,
-            method=spec.get("method", "probe"),
+            progress=self.progress,
         )
-        if advice.baseline.seeds == 0:
+        self._complete(advice, spec)
+
+    def store(self, rows: list[dict[str, Any]]) -> None:
+        """Commit finished results at once (fenced and idempotent: ON CONFLICT DO
+        NOTHING, so a retry after a lost COMMIT stores nothing twice)."""
+        if not self._db(
+            "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
+        ):
+            raise LeaseLost
+        self.check()
+
+    def _complete(self, advice: engine.Advice, spec: dict[str, Any]) -> None:
+        runs = advice.runs
+        if advice.method != "screen" and advice.baseline.seeds == 0:
             # Without one usable baseline no gain can be measured: fail with the reason
             # instead of reporting a ranking of nothing.
             reasons = sorted({r.error for r in runs if r.spec.is_baseline and r.error})
@@ -335,6 +326,67 @@ class JobRun:
         log.info("job %s succeeded", self.claim.job_id)
 
 
+SCREEN_KEY = "screen"
+"""The probe_runs key of a job's screening run; its ``metrics`` hold the proxy scores."""
+
+
+class StoredRunner:
+    """An engine runner that reuses what this job already stored and commits every new
+    result as soon as it exists, so an attempt that dies costs only unfinished work."""
+
+    def __init__(self, job: JobRun, context: JobContext, stored: list[ProbeRunRecord]) -> None:
+        self.job = job
+        self.context = context
+        self.known = {r.probe_key: probe_run(r) for r in stored if r.probe_key != SCREEN_KEY}
+        screened = [r for r in stored if r.probe_key == SCREEN_KEY]
+        self.screened = engine.ScreenResult.from_dict(screened[0].metrics) if screened else None
+        self.chunks = 0
+
+    def screen(self, progress: ProgressFn) -> engine.ScreenResult:
+        if self.screened is None:
+            data = engine.TrainingData(
+                self.context.problem,
+                self.context.splits,
+                engine.resolve_device(self.context.device),
+            )
+            result = engine.screen(
+                data, self.context.budget, seed=self.context.seed, progress=progress
+            )
+            self.job.store([screen_row(result)])
+            self.screened = result
+        epochs = self.screened.probes * self.screened.epochs
+        progress(epochs, epochs)
+        return self.screened
+
+    def probes(
+        self, specs: Sequence[engine.ProbeSpec], progress: ProgressFn
+    ) -> list[engine.ProbeRun]:
+        epochs = self.context.budget.epochs
+        total = len(specs) * epochs
+        missing = [s for s in specs if s.key not in self.known]
+        done = (len(specs) - len(missing)) * epochs
+        progress(done, total)
+        if missing:
+            chunks = chunk(missing, self.context, self.job.settings.chunk_probes)
+            self.chunks += len(chunks)
+            log.info(
+                "job %s: %d probes (%d stored), %d chunks",
+                self.job.claim.job_id,
+                len(specs),
+                len(specs) - len(missing),
+                len(chunks),
+            )
+
+            def on_done(runs: list[engine.ProbeRun]) -> None:
+                self.job.store([run_row(r) for r in runs])
+                self.known.update((r.spec.key, r) for r in runs)
+
+            self.job.worker.executor.run(
+                self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
+            )
+        return [self.known[s.key] for s in specs]
+
+
 def build_context(
     spec: dict[str, Any], datasets: dict[str, Any], storage: Storage, settings: Settings
 ) -> JobContext:
@@ -352,9 +404,7 @@ def build_context(
     problem = engine.prepare(
         frames[main_id], main, candidates, features=spec.get("features"), tables=tables
     )
-    b = dict(spec["budget"])
-    b.pop("subset_search", None)
-    budget = engine.Budget.from_kwargs(**b, memory_mb=settings.memory_mb)
+    budget = engine_budget(spec["budget"], settings)
     splits = engine.splits_for(problem, budget, int(spec["seed"]))
     return JobContext(
         problem, splits, budget, int(spec["seed"]), spec.get("metric", "loss"), settings.device
@@ -375,6 +425,19 @@ def chunk(
     for part in engine.chunk_plan(specs, context.problem, context.budget):
         out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
     return out
+
+
+def screen_row(result: engine.ScreenResult) -> dict[str, Any]:
+    return {
+        "probe_key": SCREEN_KEY,
+        "replicate": -1,
+        "aux": [],
+        "metrics": engine.json_safe(result.to_dict()),
+        "curve": [],
+        "best_epoch": -1,
+        "epochs": result.epochs,
+        "error": None,
+    }
 
 
 def run_row(run: engine.ProbeRun) -> dict[str, Any]:

@@ -238,7 +238,7 @@ class Advice:
             {**asdict(run), "spec": {"replicate": run.spec.replicate, "aux": list(run.spec.aux)}}
             for run in self.runs
         ]
-        safe: dict[str, Any] = _json_safe(body)
+        safe: dict[str, Any] = json_safe(body)
         return safe
 
 
@@ -341,11 +341,12 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: non-finite floats become None, tuples lists."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

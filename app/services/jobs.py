@@ -21,8 +21,6 @@ from app.schemas import JobCreate
 from app.services.datasets import new_id
 from app.settings import Settings
 
-SUPPORTED_METHODS = ("probe",)
-
 
 class SpecProblems:
     """Collects every problem of a job spec, so the user fixes them in one go."""
@@ -177,8 +175,6 @@ def validate(
             )
 
     _check_budget(problems, settings, spec)
-    if spec.method not in SUPPORTED_METHODS:
-        problems.add("method", f"Method {spec.method!r} is not available; use 'probe'.")
     problems.raise_if_any()
     return main_ds, others
 
@@ -202,14 +198,31 @@ def _check_budget(problems: SpecProblems, settings: Settings, spec: JobCreate) -
                 f"budget.hidden[{k}]",
                 f"Widths run from 1 to {settings.max_hidden_width} (AUXSEL_MAX_HIDDEN_WIDTH).",
             )
-    cost = b.seeds * b.epochs * (len(spec.candidates) + 1)
+    try:
+        budget = engine_budget(b.model_dump(), settings)
+        engine.check_method(spec.method, budget)
+    except engine.SpecError as exc:
+        problems.add(exc.field or "budget", exc.message + (f" {exc.hint}" if exc.hint else ""))
+        return
+    cost = planned_cost(spec, budget)
     if cost > settings.max_probe_epochs:
         problems.add(
             "budget",
-            f"seeds x epochs x (candidates + 1) = {cost:,} probe-epochs exceeds the limit of "
-            f"{settings.max_probe_epochs:,} (AUXSEL_MAX_PROBE_EPOCHS); lower seeds or epochs, "
-            "or split the candidates over several jobs.",
+            f"The job plans {cost:,} probe-epochs (seeds x epochs x probes, plus screening "
+            f"and subset search), over the limit of {settings.max_probe_epochs:,} "
+            "(AUXSEL_MAX_PROBE_EPOCHS); lower seeds or epochs, or split the candidates over "
+            "several jobs.",
         )
+
+
+def engine_budget(body: dict[str, Any], settings: Settings) -> engine.Budget:
+    """The engine's budget for a job's stored ``budget`` (plus server-side settings)."""
+    return engine.Budget.from_kwargs(**body, memory_mb=settings.memory_mb)
+
+
+def planned_cost(spec: JobCreate, budget: engine.Budget) -> int:
+    """The most probe-epochs the job can take (its progress total)."""
+    return engine.planned_epochs(spec.method, budget, len(spec.candidates))
 
 
 def request_hash(spec: JobCreate) -> str:
@@ -244,7 +257,7 @@ def create(
         dataset_id=main_ds.id,
         spec=body,
         status="queued",
-        progress_total=spec.budget.seeds * spec.budget.epochs * (len(spec.candidates) + 1),
+        progress_total=planned_cost(spec, engine_budget(spec.budget.model_dump(), settings)),
         created_at=utcnow(),
     )
     session.add(job)
@@ -439,6 +452,7 @@ def runs_view(job: Job, runs: list[ProbeRunRecord]) -> dict[str, Any]:
                 "error": r.error,
             }
             for r in runs
+            if r.replicate >= 0  # the screening run holds proxy scores, not a probe
         ],
     }
 

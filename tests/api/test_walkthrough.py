@@ -173,3 +173,94 @@ def test_openapi_documents_the_job_spec(client):
     assert "202" in post["responses"]
     upload = schema["paths"]["/api/v1/datasets"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plumbing is shared
+def test_screening_and_subset_search_over_http_match_engine(client, worker):
+    # Low-data regime with two clearly related candidates, so the subset search runs.
+    family = engine.make_task_family(
+        n_rows=1500, n_features=24, relatedness=(0.95, 0.9), n_noise=1, seed=0
+    )
+    content = family.frame.to_csv(index=False).encode()
+    dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", content)}).json()
+    budget = {
+        "seeds": 3,
+        "epochs": 15,
+        "hidden": [32],
+        "batch_size": 64,
+        "main_train_fraction": 0.05,
+        "confirm_top": 2,
+        "confirm_random": 1,
+        "subset_search": True,
+        "subset_budget": 2,
+        "screen_epochs": 2,
+    }
+    spec = job_spec(
+        dataset["id"],
+        method="screen+probe",
+        budget=budget,
+        candidates=[{"column": c} for c in family.candidates],
+    )
+    job = client.post("/api/v1/jobs", json=spec).json()
+    planned = job["progress"]["total"]
+    assert planned == 3 * 2 + 3 * 4 * 15 + 2 * 3 * 15  # screening + probes + subset budget
+    assert worker.run_one() is True
+    state = client.get(f"/api/v1/jobs/{job['id']}").json()
+    assert state["status"] == "succeeded", state["error"]
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+
+    advice = engine.advise(
+        family.frame,
+        "y",
+        list(family.candidates),
+        seed=0,
+        method="screen+probe",
+        **{**budget, "hidden": tuple(budget["hidden"])},
+    )
+    assert ranking["method"] == "screen+probe"
+    assert [c["name"] for c in ranking["candidates"]] == [c.name for c in advice.candidates]
+    verdicts = [c["verdict"] for c in ranking["candidates"]]
+    assert verdicts.count("not_probed") == 0  # 2 top + 1 random = every candidate
+    assert verdicts[:2] == ["helpful", "helpful"]
+    for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
+        assert set(got["proxies"]) == {"lookahead", "grad_cosine"}
+        assert got["proxies"]["lookahead"] == pytest.approx(want.proxies["lookahead"], rel=1e-6)
+        assert got["verdict"] == want.verdict
+    expected = advice.to_dict()
+    assert ranking["agreement"]["n"] == 3
+    assert ranking["agreement"]["spearman"] == pytest.approx(expected["agreement"]["spearman"])
+    subset = ranking["subset"]
+    assert subset["members"] == expected["subset"]["members"]
+    assert subset["stop_reason"] == expected["subset"]["stop_reason"]
+    assert [step.get("members") for step in subset["path"]] == [
+        step.get("members") for step in expected["subset"]["path"]
+    ]
+    if expected["subset"]["gain"] is None:  # no candidate was helpful: nothing to extend
+        assert subset["gain"] is None
+    else:
+        assert subset["gain"] == pytest.approx(expected["subset"]["gain"], rel=1e-6)
+    # The screening run is stored for resumption but is not a probe run.
+    runs = client.get(f"/api/v1/jobs/{job['id']}/runs").json()["items"]
+    assert all(r["key"] != "screen" for r in runs)
+    pairs = [r for r in runs if len(r["candidates"]) == 2]
+    assert len(pairs) == 3  # the subset tried, one probe per replicate
+    assert subset["members"] == ["rel_0_0.95"]
+
+
+def test_screen_only_reports_proxies(client, worker, dataset):
+    spec = job_spec(dataset["id"], method="screen", budget={**SMALL_BUDGET, "screen_epochs": 2})
+    job = client.post("/api/v1/jobs", json=spec).json()
+    assert worker.run_one() is True
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+    assert {c["verdict"] for c in ranking["candidates"]} == {"not_probed"}
+    assert all(c["gain"] is None for c in ranking["candidates"])
+    scores = [c["proxies"]["lookahead"] for c in ranking["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    bad = client.post(
+        "/api/v1/jobs",
+        json=job_spec(
+            dataset["id"], method="screen", budget={**SMALL_BUDGET, "subset_search": True}
+        ),
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "budget.subset_search"
