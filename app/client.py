@@ -59,6 +59,9 @@ class Client:
         data = {"name": name} if name else None
         return dict(self._json(self.http.post("/api/v1/datasets", files=files, data=data)))
 
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        return dict(self._json(self.http.get(f"/api/v1/datasets/{dataset_id}")))
+
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return dict(self._json(self.http.post("/api/v1/jobs", json=spec, headers=headers)))
@@ -80,6 +83,9 @@ class Client:
         if response.status_code >= 400:
             self._json(response)
         return response.text
+
+    def runs(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json(self.http.get(f"/api/v1/jobs/{job_id}/runs")))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return dict(self._json(self.http.post(f"/api/v1/jobs/{job_id}/cancel")))

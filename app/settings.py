@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     max_hidden_layers: int = 8
     # Total probe-epochs of a job: seeds x epochs x (candidates + 1).
     max_probe_epochs: int = 2_000_000
+
+    # Client side (the CLI's submit/status/ranking/jobs): which server, with which key.
+    url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
 
     page_size_default: int = 20
     page_size_max: int = 100

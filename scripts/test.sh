@@ -8,6 +8,11 @@ scripts/setup.sh dev
 # One BLAS/OpenMP thread per process: tests start servers and workers beside pytest,
 # and several torch processes spinning two threads each on two cores slow down 5-10x.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# The browser tests drive Debian's Chromium through Playwright (never `playwright
+# install`). As root, install it when missing; otherwise they fail in CI or skip locally.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -q chromium >/dev/null
+fi
 if [ -z "${AUXSEL_TEST_POSTGRES_URL:-}" ] && [ "${AUXSEL_TEST_SKIP_POSTGRES:-0}" != 1 ]; then
   pgdir=$(mktemp -d /tmp/auxsel-pg.XXXXXX)
   trap 'scripts/postgres.sh stop "$pgdir"' EXIT

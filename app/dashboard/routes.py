@@ -1,0 +1,249 @@
+"""Dashboard pages. They read through the same services as the API and leave live
+updates, uploads and submissions to small scripts that call the API itself (with the
+HttpOnly key cookie when keys are on), so there is one code path for every action."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from app import auth, failures
+from app.dashboard import views
+from app.pagination import decode_cursor, encode_cursor
+from app.repositories import datasets as dataset_repo
+from app.repositories import jobs as repo
+from app.schemas import BudgetIn
+from app.services import jobs as service
+from app.settings import Settings
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.filters.update(signed=views.signed, number=views.number, percent=views.percent)
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+# Everything the pages load comes from this origin; data for the charts travels in
+# <script type="application/json"> blocks, which the policy does not execute.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _owner(request: Request) -> str | None:
+    """The signed-in owner, ``local`` without keys, None when sign-in is needed."""
+    if not auth.auth_enabled(_settings(request)):
+        return "local"
+    key = auth.presented_key(request)
+    if not key:
+        return None
+    with request.app.state.sessions() as session:
+        return auth.verify(session, key)
+
+
+def _to_sign_in(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/signin?{_query(next=target)}", status_code=303)
+    if request.cookies.get(auth.COOKIE):  # a revoked or stale key: forget it
+        response.delete_cookie(auth.COOKIE, path="/")
+    return response
+
+
+def _query(**params: str) -> str:
+    return urlencode(params)
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    settings = _settings(request)
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {"auth_on": auth.auth_enabled(settings), **context},
+        status_code=status_code,
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def jobs_page(
+    request: Request, status: str | None = None, page_token: str | None = None
+) -> Response:
+    owner = _owner(request)
+    if owner is None:
+        return _to_sign_in(request)
+    status = status if status in STATUSES else None
+    with request.app.state.sessions() as session:
+        rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
+        jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
+        names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
+    older = (
+        encode_cursor(rows[PAGE_SIZE - 1].created_at, rows[PAGE_SIZE - 1].id)
+        if len(rows) > PAGE_SIZE
+        else None
+    )
+    return _render(
+        request,
+        "jobs.html",
+        {
+            "jobs": jobs,
+            "dataset_names": names,
+            "status": status,
+            "statuses": STATUSES,
+            "older": _query(**({"status": status} if status else {}), page_token=older)
+            if older
+            else None,
+            # Only the first page follows the newest jobs live.
+            "live": page_token is None,
+            "page_size": PAGE_SIZE,
+        },
+    )
+
+
+def _dataset_names(session: Any, owner: str, ids: set[str | None]) -> dict[str, str]:
+    found = dataset_repo.get_many(session, owner, sorted(i for i in ids if i))
+    return {i: d.name for i, d in found.items()}
+
+
+@router.get("/submit", response_class=HTMLResponse)
+def submit_page(request: Request, dataset: str | None = None) -> Response:
+    owner = _owner(request)
+    if owner is None:
+        return _to_sign_in(request)
+    settings = _settings(request)
+    with request.app.state.sessions() as session:
+        datasets = [
+            {"id": d.id, "name": d.name, "rows": d.rows, "columns": len(d.profile)}
+            for d in dataset_repo.page(session, owner, None, 200)[:200]
+        ]
+    return _render(
+        request,
+        "submit.html",
+        {
+            "datasets": datasets,
+            "selected": dataset,
+            "budget": BudgetIn(),
+            "limits": {
+                "seeds": settings.max_seeds,
+                "epochs": settings.max_epochs,
+                "upload_mb": settings.max_upload_mb,
+            },
+        },
+    )
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> Response:
+    owner = _owner(request)
+    if owner is None:
+        return _to_sign_in(request)
+    with request.app.state.sessions() as session:
+        row = repo.get(session, owner, job_id)
+        if row is None:
+            return _render(request, "missing.html", {"job_id": job_id}, status_code=404)
+        job = service.job_view(row, request)
+        ranking = (
+            service.ranking_view(row, repo.scores(session, row.id))
+            if row.status == "succeeded" and row.result is not None
+            else None
+        )
+        runs = service.runs_view(row, repo.stored_runs(session, row.id))
+        names = _dataset_names(session, owner, {row.dataset_id})
+    order = [c["name"] for c in ranking["candidates"]] if ranking else None
+    charts: dict[str, Any] = {"curves": views.mean_curves(runs, order)}
+    if ranking:
+        charts["gains"] = views.gain_chart(ranking)
+        charts["proxies"] = views.proxy_points(ranking)
+    return _render(
+        request,
+        "job.html",
+        {
+            "job": job,
+            "dataset_name": names.get(row.dataset_id or "", row.dataset_id),
+            "ranking": ranking,
+            "proxy_names": views.proxy_names(ranking) if ranking else [],
+            "baseline_metrics": _baseline_metrics(ranking),
+            "charts": charts,
+            "failure": failures.explain(job["error"]) if job["status"] == "failed" else None,
+            "has_curves": any(s["mean"] for s in charts["curves"]["series"]),
+        },
+    )
+
+
+def _baseline_metrics(ranking: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not ranking:
+        return []
+    return [
+        (k, v)
+        for k, v in ranking["baseline"].items()
+        if k != "seeds" and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def sign_in_page(request: Request, next: str | None = None) -> Response:
+    if not auth.auth_enabled(_settings(request)):
+        return RedirectResponse(views.safe_next(next), status_code=303)
+    return _render(request, "signin.html", {"next": views.safe_next(next), "error": None})
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def sign_in(request: Request) -> Response:
+    """Check the key and keep it in an HttpOnly cookie: page scripts never see it,
+    and SameSite=Strict keeps other sites from sending it along."""
+    form = await request.form()
+    key = str(form.get("key") or "").strip()
+    target = views.safe_next(str(form.get("next") or "/"))
+    if not auth.auth_enabled(_settings(request)):
+        return RedirectResponse(target, status_code=303)
+    owner = None
+    if key:
+        with request.app.state.sessions() as session:
+            owner = auth.verify(session, key)
+    if owner is None:
+        return _render(
+            request,
+            "signin.html",
+            {
+                "next": target,
+                "error": "That key is not valid or was revoked." if key else "Paste your API key.",
+            },
+            status_code=401,
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        auth.COOKIE,
+        key,
+        max_age=30 * 24 * 3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/signout")
+def sign_out(request: Request) -> Response:
+    response = RedirectResponse(
+        "/signin" if auth.auth_enabled(_settings(request)) else "/", status_code=303
+    )
+    response.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict")
+    return response

@@ -1,0 +1,344 @@
+// Submit page: upload a table or pick one, read its column profile from the API, let
+// the user give each column a role, and POST the job. The API is the only validator:
+// its problem+json `errors[].field` paths are shown next to the matching inputs.
+"use strict";
+
+(() => {
+  const form = document.getElementById("submit-form");
+  if (!form) return;
+  const { api, problemOf } = window.auxsel;
+  const $ = (id) => document.getElementById(id);
+  const datasetSelect = $("dataset");
+  const fileInput = $("file");
+  const tasks = $("tasks");
+  const mainColumn = $("main-column");
+  const tbody = $("columns-table").tBodies[0];
+  const KINDS = ["binary", "multiclass", "regression"];
+  let profile = []; // columns of the chosen data set
+  let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
+
+  // --- errors next to fields -----------------------------------------------------------
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach((p) => {
+      p.hidden = true;
+      p.textContent = "";
+    });
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+    form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
+    $("form-errors").hidden = true;
+  }
+
+  function rowOf(column) {
+    return tbody.querySelector(`tr[data-column="${CSS.escape(column)}"]`);
+  }
+
+  // Where an API field path is shown: [error element, input to mark and focus].
+  function target(field) {
+    let m = field.match(/^candidates\[(\d+)\]\.(\w+)/);
+    if (m && sent.candidates[+m[1]] !== undefined) {
+      const row = rowOf(sent.candidates[+m[1]]);
+      if (row) {
+        const part = m[2] === "kind" ? "kind" : "role";
+        return [row.querySelector(`.error-${part}`), row.querySelector(`select.${part}`)];
+      }
+    }
+    m = field.match(/^features\[(\d+)\]/);
+    if (m && sent.features[+m[1]] !== undefined) {
+      const row = rowOf(sent.features[+m[1]]);
+      if (row) return [row.querySelector(".error-role"), row.querySelector("select.role")];
+    }
+    // The field itself, else its nearest parent path (budget.hidden[1] → budget.hidden).
+    let path = field;
+    while (path) {
+      const error = document.getElementById(`error-${path}`);
+      if (error) {
+        const box = error.closest(".field");
+        return [error, box ? box.querySelector("input, select") : null];
+      }
+      const cut = Math.max(path.lastIndexOf("."), path.lastIndexOf("["));
+      path = cut > 0 ? path.slice(0, cut) : "";
+    }
+    return [null, null];
+  }
+
+  function showErrors(problem) {
+    const list = $("form-errors").querySelector("ul");
+    list.replaceChildren();
+    const errors = problem.errors && problem.errors.length
+      ? problem.errors
+      : [{ field: "", message: problem.detail || problem.title || "The request failed." }];
+    let first = null;
+    for (const { field, message } of errors) {
+      const [error, input] = target(field || "");
+      if (error) {
+        error.textContent = error.textContent ? `${error.textContent} ${message}` : message;
+        error.hidden = false;
+        const box = error.closest(".field, td");
+        if (box) box.classList.add("invalid");
+      }
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        first = first || input;
+      }
+      const item = document.createElement("li");
+      item.textContent = field ? `${field}: ${message}` : message;
+      list.appendChild(item);
+    }
+    $("form-errors").hidden = false;
+    (first || $("form-errors")).focus();
+  }
+
+  // --- data set: upload or pick --------------------------------------------------------
+  async function upload(file) {
+    clearErrors();
+    const status = $("upload-status");
+    status.textContent = `Uploading ${file.name}…`;
+    const body = new FormData();
+    body.append("file", file);
+    body.append("name", file.name.replace(/\.(csv|parquet|pq)$/i, ""));
+    const response = await api("/api/v1/datasets", { method: "POST", body });
+    if (!response.ok) {
+      status.textContent = "";
+      showErrors(await problemOf(response));
+      return;
+    }
+    const dataset = await response.json();
+    status.textContent = `Uploaded: ${dataset.rows} rows, ${dataset.columns} columns.`;
+    const option = new Option(
+      `${dataset.name} (${dataset.rows} rows × ${dataset.columns} columns)`, dataset.id);
+    datasetSelect.add(option, 1);
+    datasetSelect.value = dataset.id;
+    useDataset(dataset);
+  }
+
+  async function pick(id) {
+    clearErrors();
+    if (!id) {
+      tasks.disabled = true;
+      return;
+    }
+    const response = await api(`/api/v1/datasets/${encodeURIComponent(id)}`);
+    if (!response.ok) {
+      showErrors(await problemOf(response));
+      return;
+    }
+    useDataset(await response.json());
+  }
+
+  function option(value, text) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    return o;
+  }
+
+  function useDataset(dataset) {
+    profile = dataset.profile;
+    $("dataset-summary").textContent =
+      `${dataset.name}: ${dataset.rows} rows, ${dataset.columns} columns (${dataset.format}).`;
+    mainColumn.replaceChildren(option("", "Choose the main task…"));
+    for (const col of profile) {
+      if (col.kind) mainColumn.appendChild(option(col.name, `${col.name} (${col.kind})`));
+    }
+    tbody.replaceChildren(...profile.map(columnRow));
+    tasks.disabled = false;
+    syncMain();
+  }
+
+  function columnRow(col) {
+    const row = document.createElement("tr");
+    row.dataset.column = col.name;
+    const id = `col-${profile.indexOf(col)}`;
+    const cell = (text, cls) => {
+      const td = document.createElement("td");
+      if (cls) td.className = cls;
+      td.textContent = text;
+      return td;
+    };
+    const name = cell("", "");
+    const strong = document.createElement("strong");
+    strong.textContent = col.name;
+    strong.id = `${id}-name`;
+    name.appendChild(strong);
+    const examples = (col.examples || []).slice(0, 3)
+      .map((v) => (typeof v === "number" ? String(+v.toPrecision(4)) : String(v))).join(", ");
+    if (examples) {
+      const sub = document.createElement("div");
+      sub.className = "sub";
+      sub.textContent = `e.g. ${examples}`;
+      name.appendChild(sub);
+    }
+
+    const roleCell = cell("", "");
+    const role = document.createElement("select");
+    role.className = "role";
+    role.id = `${id}-role`;
+    role.setAttribute("aria-label", `Role of ${col.name}`);
+    const mainOption = option("main", "main task");
+    mainOption.hidden = true;
+    role.append(option("feature", "feature"), option("candidate", "candidate"),
+      option("ignored", "ignored"), mainOption);
+    role.addEventListener("change", () => {
+      row.dataset.role = role.value;
+      kind.disabled = role.value !== "candidate";
+      counts();
+    });
+    const roleError = document.createElement("p");
+    roleError.className = "field-error error-role";
+    roleError.id = `${id}-role-error`;
+    roleError.hidden = true;
+    role.setAttribute("aria-describedby", roleError.id);
+    roleCell.append(role, roleError);
+
+    const kindCell = cell("", "");
+    const kind = document.createElement("select");
+    kind.className = "kind";
+    kind.id = `${id}-kind`;
+    kind.setAttribute("aria-label", `Kind of ${col.name}`);
+    kind.append(option("", col.kind ? `inferred (${col.kind})` : "inferred"),
+      ...KINDS.map((k) => option(k, k)));
+    kind.disabled = true;
+    const kindError = document.createElement("p");
+    kindError.className = "field-error error-kind";
+    kindError.id = `${id}-kind-error`;
+    kindError.hidden = true;
+    kind.setAttribute("aria-describedby", kindError.id);
+    kindCell.append(kind, kindError);
+
+    row.dataset.role = "feature";
+    const cells = [name, cell(col.dtype, ""), cell(String(col.unique), "num"),
+      cell(String(col.missing), "num"), roleCell, kindCell];
+    // Labels for the phone layout, where each row becomes a small card.
+    ["", "type", "distinct", "missing", "role", "kind"].forEach((label, i) => {
+      if (label) cells[i].dataset.label = label;
+    });
+    row.append(...cells);
+    return row;
+  }
+
+  function syncMain() {
+    for (const row of tbody.rows) {
+      const role = row.querySelector("select.role");
+      const isMain = row.dataset.column === mainColumn.value;
+      row.classList.toggle("main", isMain);
+      role.disabled = isMain;
+      if (isMain) {
+        role.value = "main";
+        row.dataset.role = "main";
+        row.querySelector("select.kind").disabled = true;
+      } else if (row.dataset.role === "main") {
+        role.value = "feature";
+        row.dataset.role = "feature";
+      }
+    }
+    counts();
+  }
+
+  function counts() {
+    const rows = [...tbody.rows];
+    const n = (r) => rows.filter((row) => row.dataset.role === r).length;
+    $("role-counts").textContent =
+      `${n("candidate")} candidate(s), ${n("feature")} feature(s), ${n("ignored")} ignored`;
+  }
+
+  function markShown(role) {
+    for (const row of tbody.rows) {
+      if (row.hidden || row.dataset.role === "main") continue;
+      const select = row.querySelector("select.role");
+      select.value = role;
+      select.dispatchEvent(new Event("change"));
+    }
+  }
+
+  datasetSelect.addEventListener("change", () => pick(datasetSelect.value));
+  fileInput.addEventListener("change", () => {
+    if (fileInput.files.length) upload(fileInput.files[0]);
+  });
+  mainColumn.addEventListener("change", syncMain);
+  $("column-filter").addEventListener("input", (event) => {
+    const needle = event.target.value.toLowerCase();
+    for (const row of tbody.rows) row.hidden = !row.dataset.column.toLowerCase().includes(needle);
+  });
+  $("mark-candidates").addEventListener("click", () => markShown("candidate"));
+  $("mark-features").addEventListener("click", () => markShown("feature"));
+
+  // --- the job spec --------------------------------------------------------------------
+  // Numbers go as typed: a value the API refuses comes back as a field error.
+  const num = (id) => {
+    const raw = $(id).value.trim();
+    return raw === "" ? undefined : Number(raw);
+  };
+
+  function spec() {
+    const rows = [...tbody.rows];
+    const candidates = rows.filter((r) => r.dataset.role === "candidate");
+    const features = rows.filter((r) => r.dataset.role === "feature");
+    const ignored = rows.some((r) => r.dataset.role === "ignored");
+    sent = {
+      candidates: candidates.map((r) => r.dataset.column),
+      // Only name features when some column is left out; else the API's default
+      // (every column that is not a label) says the same.
+      features: ignored ? features.map((r) => r.dataset.column) : [],
+    };
+    const body = {
+      dataset_id: datasetSelect.value,
+      main_task: { column: mainColumn.value },
+      candidates: candidates.map((r) => {
+        const kind = r.querySelector("select.kind").value;
+        return kind ? { column: r.dataset.column, kind } : { column: r.dataset.column };
+      }),
+      method: $("method").value,
+      metric: $("metric").value,
+      seed: num("seed"),
+      budget: {
+        seeds: num("seeds"),
+        epochs: num("epochs"),
+        hidden: $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number),
+        lam: num("lam"),
+        batch_size: num("batch_size"),
+        lr: num("lr"),
+        patience: num("patience"),
+        main_train_fraction: num("main_train_fraction"),
+        subset_search: $("subset_search").checked,
+      },
+    };
+    if ($("main-kind").value) body.main_task.kind = $("main-kind").value;
+    if ($("name").value.trim()) body.name = $("name").value.trim();
+    if (ignored) body.features = sent.features;
+    return body;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const button = $("submit-button");
+    const status = $("submit-status");
+    if (!datasetSelect.value) {
+      showErrors({ errors: [{ field: "dataset_id", message: "Choose or upload a data set." }] });
+      return;
+    }
+    button.disabled = true;
+    status.textContent = "Submitting…";
+    try {
+      const response = await api("/api/v1/jobs", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(spec()),
+      });
+      if (response.status === 202) {
+        const job = await response.json();
+        status.textContent = "Submitted; opening the job…";
+        location.assign(`/jobs/${encodeURIComponent(job.id)}`);
+        return;
+      }
+      status.textContent = "";
+      showErrors(await problemOf(response));
+    } catch (err) {
+      status.textContent = `Could not reach the server: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  if (datasetSelect.value) pick(datasetSelect.value);
+})();

@@ -1,0 +1,360 @@
+"""The dashboard in a real browser against a real server: submit through the form, watch
+progress, read and sort the ranking, see the charts drawn, export, cancel, read why a
+job failed, see validation errors next to their fields, and sign in with a key."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.db import make_engine, make_sessionmaker, write_transaction
+from app.models import CandidateScore
+from tests.browser.conftest import screenshot
+from tests.conftest import family_csv
+
+CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
+# A job long enough (a few seconds) for the progress bar to be seen part-way.
+WATCHABLE = {"seeds": 2, "epochs": 40, "hidden": [16], "batch_size": 64, "patience": 0}
+SMALL = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
+FINISHED = ("succeeded", "failed", "canceled")
+
+PROGRESS_JS = "el => ({value: el.value, max: el.max})"
+PAINTED_PIXELS_JS = """id => {
+  const canvas = document.getElementById(id);
+  const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) painted++;
+  return painted;
+}"""
+
+
+def _csv(tmp_path: Path, rows: int = 1000) -> Path:
+    path = tmp_path / "family.csv"
+    path.write_bytes(family_csv(n_rows=rows))
+    return path
+
+
+def _upload(url: str, rows: int = 1000, headers: dict[str, str] | None = None) -> str:
+    response = httpx.post(
+        f"{url}/api/v1/datasets",
+        files={"file": ("family.csv", family_csv(n_rows=rows))},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _submit(
+    url: str,
+    dataset_id: str,
+    budget: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> str:
+    spec = {
+        "dataset_id": dataset_id,
+        "main_task": {"column": "y"},
+        "candidates": [{"column": c} for c in CANDIDATES],
+        "budget": budget,
+        **extra,
+    }
+    response = httpx.post(f"{url}/api/v1/jobs", json=spec, headers=headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def _wait(url: str, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()
+        if job["status"] in FINISHED:
+            return dict(job)
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _watch_progress(page: Any, selector: str, until: Any, timeout: float = 90) -> list[float]:
+    """Fractions the progress bar showed, read every 100 ms until ``until()``."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            bar = page.eval_on_selector(selector, PROGRESS_JS)
+            seen.append(bar["value"] / bar["max"])
+            if until():
+                return seen
+        except Exception:  # the page reloads itself when the job ends
+            pass
+        page.wait_for_timeout(100)
+    raise AssertionError(f"gave up waiting; progress seen: {seen}")
+
+
+def _select_role(page: Any, column: str, role: str, kind: str | None = None) -> None:
+    row = page.locator(f'#columns-table tr[data-column="{column}"]')
+    row.locator("select.role").select_option(role)
+    if kind is not None:
+        row.locator("select.kind").select_option(kind)
+
+
+def test_submit_watch_progress_and_read_the_ranking(page: Any, live_server: str, tmp_path: Path):
+    url = live_server
+    page.goto(f"{url}/submit")
+    page.set_input_files("#file", str(_csv(tmp_path)))
+    page.wait_for_selector("#upload-status:has-text('Uploaded: 1000 rows')")
+    page.select_option("#main-column", "y")
+    for column in CANDIDATES:
+        _select_role(page, column, "candidate")
+    assert "3 candidate(s)" in page.inner_text("#role-counts")
+    page.fill("#name", "browser study")
+    page.fill("#seeds", str(WATCHABLE["seeds"]))
+    page.fill("#epochs", str(WATCHABLE["epochs"]))
+    page.fill("#hidden", "16")
+    page.fill("#batch_size", "64")
+    page.fill("#patience", "0")
+    screenshot(page, "submit-filled")
+    page.click("#submit-button")
+    page.wait_for_url(f"{url}/jobs/job_*")
+    job_id = page.url.rsplit("/", 1)[1]
+    assert page.inner_text("h1").startswith("browser study")
+
+    # The bar moves while the page stays put, then the page shows the finished job.
+    def done() -> bool:
+        return page.locator("#job h1 [data-field=status]").inner_text() == "succeeded"
+
+    seen = _watch_progress(page, "#job [data-field=progress]", done)
+    partway = [f for f in seen if 0 < f < 1]
+    assert partway, f"the bar never showed a job part-way: {seen}"
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen), "progress went backwards"
+
+    # Ranking: the API's order, with verdict badges and intervals.
+    rows = page.locator("#ranking tbody tr")
+    page.wait_for_selector("#ranking tbody tr")
+    api_ranking = httpx.get(f"{url}/api/v1/jobs/{job_id}/ranking").json()
+    expected = [c["name"] for c in api_ranking["candidates"]]
+    assert [rows.nth(i).get_attribute("data-candidate") for i in range(rows.count())] == expected
+    assert page.locator("#ranking .badge").count() == 3
+    assert page.locator("#baseline .card").count() >= 2
+
+    # Charts are drawn: Chart.js holds the data and the canvases carry painted pixels.
+    gains = page.evaluate("() => Chart.getChart('gains-chart').data.datasets[0].data.length")
+    assert gains == 3
+    curves = page.evaluate("() => Chart.getChart('curves-chart').data.datasets.map(d => d.label)")
+    assert curves[0].startswith("baseline")
+    assert sorted(curves[1:]) == sorted(CANDIDATES)
+    for canvas in ("gains-chart", "curves-chart"):
+        assert page.evaluate(PAINTED_PIXELS_JS, canvas) > 1000, f"{canvas} is blank"
+
+    # Sorting by q-value, by mouse and then by keyboard.
+    q_header = page.locator("#ranking th", has=page.locator("button", has_text="q-value"))
+    q_header.locator("button").click()
+    assert q_header.get_attribute("aria-sort") == "ascending"
+    q_values = [c["q_value"] for c in api_ranking["candidates"]]
+    shown = [
+        float(v)
+        for v in page.eval_on_selector_all(
+            "#ranking tbody tr td:nth-child(5)", "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
+    assert shown == sorted(q_values)
+    q_header.locator("button").focus()
+    page.keyboard.press("Enter")
+    assert q_header.get_attribute("aria-sort") == "descending"
+
+    # Exports are the API's own answers.
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    csv_text = Path(download.value.path()).read_text()
+    assert csv_text == httpx.get(f"{url}/api/v1/jobs/{job_id}/ranking?format=csv").text
+    assert csv_text.splitlines()[0].startswith("rank,name")
+    with page.expect_download() as download:
+        page.click("#export-json")
+    assert json.loads(Path(download.value.path()).read_text()) == api_ranking
+    screenshot(page, "job-succeeded")
+
+    page.goto(f"{url}/")
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    assert row.locator("[data-field=status]").inner_text() == "succeeded"
+    assert row.locator("[data-field=dataset]").inner_text() == "family"
+    screenshot(page, "jobs")
+
+
+def test_jobs_page_follows_jobs_without_reloading(page: Any, live_server: str):
+    url = live_server
+    dataset_id = _upload(url)
+    job_id = _submit(url, dataset_id, {**WATCHABLE, "epochs": 60}, name="followed live")
+    page.goto(f"{url}/")
+    page.evaluate("() => { window.notReloaded = true; }")
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+
+    def done() -> bool:
+        return row.locator("[data-field=status]").inner_text() == "succeeded"
+
+    seen = _watch_progress(page, f'tr[data-job-id="{job_id}"] [data-field=progress]', done)
+    assert any(0 < f < 1 for f in seen), seen
+    assert seen[-1] == 1.0
+    assert row.locator("[data-field=ranking-csv]").is_visible()
+
+    # A job submitted elsewhere shows up on its own, at the top.
+    other = _submit(url, dataset_id, SMALL, name="submitted elsewhere")
+    page.locator(f'tr[data-job-id="{other}"]').wait_for(timeout=15_000)
+    assert page.locator("#jobs tbody tr").first.get_attribute("data-job-id") == other
+    assert page.evaluate("() => window.notReloaded") is True
+
+
+def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str):
+    url = live_server
+    dataset_id = _upload(url, rows=400)
+    page.goto(f"{url}/submit?dataset={dataset_id}")
+    page.wait_for_selector('#columns-table tr[data-column="y"]')
+
+    # No main task chosen: the API's complaint sits under the main-task picker.
+    _select_role(page, "rel_0_0.90", "candidate")
+    page.click("#submit-button")
+    main_error = page.locator("[id='error-main_task.column']")
+    main_error.wait_for()
+    assert page.get_attribute("#main-column", "aria-invalid") == "true"
+
+    # A bad kind on a candidate and too few replicates: each message by its own field.
+    page.select_option("#main-column", "y")
+    _select_role(page, "rel_0_0.90", "candidate", kind="binary")
+    page.fill("#seeds", "1")
+    page.click("#submit-button")
+    seeds_error = page.locator("[id='error-budget.seeds']")
+    seeds_error.wait_for()
+    assert "At least 2 replicates" in seeds_error.inner_text()
+    assert page.get_attribute("#seeds", "aria-invalid") == "true"
+    assert main_error.is_hidden()  # fixed fields lose their message
+    row = page.locator('#columns-table tr[data-column="rel_0_0.90"]')
+    kind_error = row.locator(".error-kind")
+    assert kind_error.is_visible()
+    assert "binary needs exactly 2" in kind_error.inner_text()
+    assert row.locator("select.kind").get_attribute("aria-invalid") == "true"
+    assert "declare kind regression" in row.locator(".error-role").inner_text()
+    assert page.locator("#form-errors li").count() == 3  # the summary lists all of them
+    assert page.url.endswith(f"/submit?dataset={dataset_id}")
+    screenshot(page, "submit-errors")
+
+    # Fixed, it goes through.
+    row.locator("select.kind").select_option("")
+    page.fill("#seeds", "2")
+    page.fill("#epochs", "3")
+    page.fill("#hidden", "16")
+    page.click("#submit-button")
+    page.wait_for_url(f"{url}/jobs/job_*")
+
+
+def test_proxy_scores_get_a_column_each_and_a_scatter(page: Any, live: tuple[str, Any]):
+    """Proxies come from the screening methods; here they are written into a finished
+    job's stored scores, as a screening job would leave them."""
+    url, settings = live
+    job_id = _submit(url, _upload(url, rows=400), SMALL)
+    assert _wait(url, job_id)["status"] == "succeeded"
+    engine = make_engine(settings.resolved_database_url)
+    # The write lock up front, as the server's own writers take it (SQLite).
+    with write_transaction(make_sessionmaker(engine)) as session:
+        scores = session.scalars(select(CandidateScore).where(CandidateScore.job_id == job_id))
+        for i, score in enumerate(scores):
+            score.details = {**score.details, "proxies": {"lookahead": 0.1 * i, "cosine": None}}
+    engine.dispose()
+
+    page.goto(f"{url}/jobs/{job_id}")
+    headers = page.eval_on_selector_all("#ranking thead th", "ths => ths.map(t => t.innerText)")
+    assert "lookahead" in headers
+    assert "cosine" not in headers  # no candidate has it
+    points = page.evaluate("() => Chart.getChart('proxy-chart').data.datasets[0].data")
+    assert sorted(p["x"] for p in points) == pytest.approx([0.0, 0.1, 0.2])
+    assert page.evaluate(PAINTED_PIXELS_JS, "proxy-chart") > 500
+    page.locator("#proxy-title").scroll_into_view_if_needed()
+    screenshot(page, "job-proxies")
+
+
+def test_a_failed_job_says_why(page: Any, live_server: str):
+    url = live_server
+    # Only a constant feature column: accepted at submission, refused by the engine.
+    rows = "y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200))
+    dataset = httpx.post(
+        f"{url}/api/v1/datasets", files={"file": ("constant.csv", rows.encode())}
+    ).json()
+    response = httpx.post(
+        f"{url}/api/v1/jobs",
+        json={
+            "dataset_id": dataset["id"],
+            "main_task": {"column": "y"},
+            "candidates": [{"column": "a"}],
+            "budget": SMALL,
+        },
+    )
+    job = _wait(url, response.json()["id"])
+    assert job["status"] == "failed"
+    page.goto(f"{url}/jobs/{job['id']}")
+    assert "could not be used" in page.inner_text("#failure-reason")
+    assert "No usable feature columns" in page.inner_text("#failure-detail")
+    assert page.locator("#export-csv").count() == 0
+    screenshot(page, "job-failed")
+
+
+def test_cancel_a_running_job(page: Any, live_server: str):
+    url = live_server
+    dataset_id = _upload(url)
+    long = {**WATCHABLE, "epochs": 1000}
+    job_id = _submit(url, dataset_id, long, name="too long")
+    page.goto(f"{url}/jobs/{job_id}")
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('running')", timeout=30_000)
+    page.click("#cancel")
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('canceled')", timeout=30_000)
+    assert page.locator("#cancel").count() == 0
+    assert _wait(url, job_id)["status"] == "canceled"
+
+
+def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
+    url, key = secured_server
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    bearer = {"Authorization": f"Bearer {key}"}
+    dataset_id = _upload(url, rows=400, headers=bearer)
+    job_id = _submit(url, dataset_id, SMALL, headers=bearer)
+
+    # A deep link while signed out goes through the sign-in page and back.
+    page.goto(f"{url}/jobs/{job_id}")
+    assert page.url.startswith(f"{url}/signin?next=")
+    page.fill("#key", "auxsel_nope_wrong")
+    page.click("button[type=submit]")
+    assert "not valid" in page.inner_text("#key-error")
+    assert page.get_attribute("#key", "aria-invalid") == "true"
+    screenshot(page, "signin-error")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/jobs/{job_id}")
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('succeeded')", timeout=60_000)
+
+    cookie = next(c for c in page.context.cookies() if c["name"] == "auxsel_key")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # plain http here; Secure when the request is https
+    assert "auxsel_key" not in page.evaluate("() => document.cookie")
+    assert not any(key in u for u in requested), "the key appeared in a URL"
+
+    # The live jobs list calls the API with the cookie.
+    page.goto(f"{url}/")
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"]')
+    page.wait_for_timeout(1700)  # at least one poll of GET /api/v1/jobs
+    assert any("/api/v1/jobs?" in u for u in requested)
+
+    page.click("text=Sign out")
+    page.wait_for_url(f"{url}/signin")
+    assert not [c for c in page.context.cookies() if c["name"] == "auxsel_key"]
+    page.goto(f"{url}/")
+    assert page.url.startswith(f"{url}/signin")
+
+
+def test_pages_need_no_sign_in_when_keys_are_off(page: Any, live_server: str):
+    page.goto(f"{live_server}/signin")
+    assert page.url == f"{live_server}/"
+    assert page.locator("text=Sign out").count() == 0

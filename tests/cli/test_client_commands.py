@@ -1,0 +1,193 @@
+"""The client commands (submit, status, ranking, jobs) as a user runs them: separate
+processes against a real `auxsel serve`, checked for output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from app.auth import create_key
+from app.cli import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, cli
+from app.db import make_engine, make_sessionmaker
+from app.settings import get_settings
+from tests.conftest import ROOT, family_csv, free_port, make_settings, start_server
+
+CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
+SMALL_FLAGS = ["--seeds", "2", "--epochs", "3", "--hidden", "16", "--batch-size", "64"]
+
+
+def auxsel_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real `auxsel` entry point in its own process."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUXSEL_")}
+    # Wide enough that rich never wraps a table row.
+    clean.update({"COLUMNS": "200", "OMP_NUM_THREADS": "1", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=clean,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def auxsel(*args: str, **env: str) -> Result:
+    """The same commands in this process (a fresh process costs seconds on a busy
+    machine); settings are re-read from the given environment each time."""
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("AUXSEL_")}
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(cli, list(args), env={**unset, **env})
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A server with API keys on, as a remote one would be; (url, a valid key)."""
+    root = tmp_path_factory.mktemp("cli")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
+    proc, url = start_server(settings, root / "server.log", AUXSEL_AUTH="on")
+    engine = make_engine(settings.resolved_database_url)
+    key = create_key(make_sessionmaker(engine), "carol").key
+    engine.dispose()
+    yield url, key
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def env(secured: tuple[str, str]) -> dict[str, str]:
+    """Where the commands find the server and the key (AUXSEL_URL, AUXSEL_API_KEY)."""
+    return {"AUXSEL_URL": secured[0], "AUXSEL_API_KEY": secured[1]}
+
+
+def get(env: dict[str, str], path: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {env['AUXSEL_API_KEY']}"}
+    return httpx.get(env["AUXSEL_URL"] + path, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tables") / "family.csv"
+    path.write_bytes(family_csv(n_rows=400))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_job(env: dict[str, str], table: Path) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """`auxsel submit --wait` run once, as its own process, finding the server and key
+    in AUXSEL_URL and AUXSEL_API_KEY; (job id, the result)."""
+    result = auxsel_process(
+        "submit", str(table), "--main", "y", "--candidates", *CANDIDATES,
+        "--kind", "rel_0_0.90=regression", *SMALL_FLAGS, "--name", "cli study", "--wait",
+        **env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"submitted job (job_\w+)", result.stdout)
+    assert match, result.stdout
+    return match.group(1), result
+
+
+def test_submit_wait_prints_the_ranking_in_the_apis_order(env, finished_job):
+    job_id, result = finished_job
+    ranking = get(env, f"/api/v1/jobs/{job_id}/ranking").json()
+    expected = [c["name"] for c in ranking["candidates"]]
+    printed = re.findall(r"^│\s+(\d+) │ (\S+)\s+│", result.stdout, flags=re.MULTILINE)
+    assert [name for _, name in printed] == expected
+    assert [int(rank) for rank, _ in printed] == [1, 2, 3]
+    assert "Baseline (main task alone, 2 seeds)" in result.stdout
+    assert "succeeded" in result.stdout
+    spec = get(env, f"/api/v1/jobs/{job_id}").json()["spec"]
+    assert spec["candidates"][0] == {
+        "column": "rel_0_0.90", "kind": "regression", "name": None, "dataset_id": None
+    }  # fmt: skip
+    assert spec["budget"]["seeds"] == 2
+    assert spec["budget"]["hidden"] == [16]
+
+
+def test_status_jobs_and_ranking_formats(env, finished_job):
+    job_id, _ = finished_job
+    url, key = env["AUXSEL_URL"], env["AUXSEL_API_KEY"]
+    # --url and --api-key instead of the environment.
+    status = auxsel("status", job_id, "--url", url, "--api-key", key)
+    assert status.exit_code == 0, status.stderr
+    assert "succeeded" in status.stdout
+    assert f"{url}/jobs/{job_id}" in status.stdout
+
+    listed = auxsel("jobs", "--status", "succeeded", **env)
+    assert listed.exit_code == 0, listed.stderr
+    assert job_id in listed.stdout
+    none = auxsel("jobs", "--status", "failed", **env)
+    assert "no jobs with status failed" in none.stdout
+
+    as_json = auxsel("ranking", job_id, "--format", "json", **env)
+    assert as_json.exit_code == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == get(env, f"/api/v1/jobs/{job_id}/ranking").json()
+    as_csv = auxsel("ranking", job_id, "--format", "csv", **env)
+    assert as_csv.stdout == get(env, f"/api/v1/jobs/{job_id}/ranking?format=csv").text
+    as_table = auxsel("ranking", job_id, **env)
+    assert as_table.exit_code == 0
+    assert "95% interval" in as_table.stdout
+
+
+def test_without_a_key_the_server_refuses(env):
+    refused = auxsel("jobs", AUXSEL_URL=env["AUXSEL_URL"])
+    assert refused.exit_code == EXIT_REFUSED
+    assert "needs an API key" in refused.stderr
+    assert "--api-key or AUXSEL_API_KEY" in refused.stderr
+    wrong = auxsel("jobs", AUXSEL_URL=env["AUXSEL_URL"], AUXSEL_API_KEY="auxsel_no_no")
+    assert wrong.exit_code == EXIT_REFUSED
+    assert "not valid" in wrong.stderr
+
+
+def test_server_down_is_a_clear_error():
+    url = f"http://127.0.0.1:{free_port()}"
+    result = auxsel_process("jobs", "--url", url)
+    assert result.returncode == EXIT_UNREACHABLE
+    assert f"cannot reach the auxsel server at {url}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_column_gets_the_apis_field_message(env, table: Path):
+    result = auxsel(
+        "submit", str(table), "--main", "nope", "--candidates", "rel_0_0.90", *SMALL_FLAGS,
+        **env,
+    )  # fmt: skip
+    assert result.exit_code == EXIT_REFUSED
+    assert "main_task.column: Column 'nope' is not in data set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(table: Path):
+    bad_kind = auxsel("submit", str(table), "--main", "y", "--candidates", "a", "--kind", "a=big")
+    assert bad_kind.exit_code == 2
+    assert "COLUMN=KIND" in bad_kind.stderr
+    missing = auxsel("submit", "no-such-file.csv", "--main", "y", "--candidates", "a")
+    assert missing.exit_code == 2
+
+
+def test_a_failed_job_exits_non_zero_with_its_reason(env, tmp_path: Path):
+    # Its only feature is constant: accepted at submission, refused by the engine.
+    path = tmp_path / "constant.csv"
+    path.write_text("y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200)))
+    result = auxsel(
+        "submit", str(path), "--main", "y", "--candidates", "a", *SMALL_FLAGS, "--wait", **env
+    )  # fmt: skip
+    assert result.exit_code == EXIT_JOB_FAILED, result.stdout + result.stderr
+    assert "failed" in result.stderr
+    assert "could not be used" in result.stderr
+    assert "No usable feature columns" in result.stderr
+    match = re.search(r"submitted job (job_\w+)", result.stdout)
+    assert match, result.stdout
+    ranking = auxsel("ranking", match.group(1), **env)
+    assert ranking.exit_code == EXIT_JOB_FAILED
+    assert "No usable feature columns" in ranking.stderr

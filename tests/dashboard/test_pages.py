@@ -1,0 +1,168 @@
+"""Dashboard pages without a browser: routing, sign-in cookie rules, headers, and the
+pure helpers behind the charts. (tests/browser drives the pages in Chromium.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth import COOKIE, create_key
+from app.dashboard import STATIC, views
+from app.failures import explain
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import make_settings
+
+
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    return make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'auxsel.db'}", **overrides)
+
+
+@pytest.fixture
+def open_client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(_settings(tmp_path))) as client:
+        yield client
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
+    with TestClient(create_app(_settings(tmp_path, auth="on"))) as client:
+        yield client, create_key(client.app.state.sessions, "alice").key  # type: ignore[attr-defined]
+
+
+def test_pages_are_kept_out_of_the_api_schema(open_client: TestClient):
+    paths = open_client.get("/openapi.json").json()["paths"]
+    assert all(p.startswith(("/api/", "/healthz", "/readyz")) for p in paths)
+    for page in ("/", "/submit"):
+        response = open_client.get(page)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert open_client.get("/jobs/job_missing").status_code == 404
+    assert open_client.get("/static/vendor/chart-4.6.1.umd.min.js").status_code == 200
+    assert (STATIC / "vendor" / "chart.js-LICENSE.md").read_text().startswith("The MIT License")
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(secured):
+    client, key = secured
+    response = client.get("/jobs/job_x?tab=1", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?next=%2Fjobs%2Fjob_x%3Ftab%3D1"
+
+    wrong = client.post("/signin", data={"key": "auxsel_x_y", "next": "/"})
+    assert wrong.status_code == 401
+    assert "not valid" in wrong.text
+    assert COOKIE not in wrong.cookies
+
+    right = client.post("/signin", data={"key": key, "next": "/submit"}, follow_redirects=False)
+    assert right.status_code == 303
+    assert right.headers["location"] == "/submit"
+    cookie = right.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain http
+    assert client.get("/", follow_redirects=False).status_code == 200
+    # The same cookie opens the API to the page scripts.
+    assert client.get("/api/v1/jobs").status_code == 200
+
+    out = client.post("/signout", follow_redirects=False)
+    assert out.headers["location"] == "/signin"
+    assert f'{COOKIE}=""' in out.headers["set-cookie"]
+
+
+def test_the_cookie_is_secure_over_https_and_next_stays_on_site(tmp_path: Path):
+    app = create_app(_settings(tmp_path, auth="on"))
+    with TestClient(app, base_url="https://auxsel.example") as client:
+        key = create_key(client.app.state.sessions, "bob").key  # type: ignore[attr-defined]
+        response = client.post(
+            "/signin", data={"key": key, "next": "//evil.example/x"}, follow_redirects=False
+        )
+        assert response.headers["location"] == "/"
+        assert "Secure" in response.headers["set-cookie"]
+
+
+def test_a_revoked_or_stale_cookie_leads_back_to_sign_in(secured):
+    client, _ = secured
+    client.cookies.set(COOKIE, "auxsel_gone_gone")
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/signin")
+
+
+def test_sign_in_is_skipped_when_keys_are_off(open_client: TestClient):
+    response = open_client.get("/signin?next=/submit", follow_redirects=False)
+    assert response.headers["location"] == "/submit"
+    assert "Sign out" not in open_client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/jobs/x", "/jobs/x"),
+        (None, "/"),
+        ("https://evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("jobs", "/"),
+    ],
+)
+def test_safe_next(target, expected):
+    assert views.safe_next(target) == expected
+
+
+def test_mean_curves_average_over_the_replicates_that_reached_each_epoch():
+    runs = {
+        "metric": "loss",
+        "items": [
+            {"candidates": [], "curve": [1.0, 0.5, 0.25], "error": None},
+            {"candidates": [], "curve": [3.0, 1.5], "error": None},  # stopped early
+            {"candidates": ["b"], "curve": [2.0, None], "error": None},
+            {"candidates": ["a"], "curve": [4.0], "error": None},
+            {"candidates": ["a"], "curve": [9.0], "error": "diverged"},
+        ],
+    }
+    curves = views.mean_curves(runs, order=["b", "a"])
+    assert [s["name"] for s in curves["series"]] == [views.BASELINE, "b", "a"]
+    baseline = curves["series"][0]
+    assert baseline["mean"] == [2.0, 1.0, 0.25]
+    assert baseline["n"] == [2, 2, 1]
+    assert curves["series"][1]["mean"] == [2.0, None]
+    assert curves["series"][2]["mean"] == [4.0]  # the failed run is left out
+
+
+def test_chart_data_carries_no_nan():
+    ranking = {
+        "metric": "loss",
+        "candidates": [
+            {"name": "a", "gain": 0.1, "ci_low": float("nan"), "ci_high": 0.2,
+             "verdict": "inconclusive", "proxies": {"tag": 0.3, "cos": None}},
+            {"name": "b", "gain": None, "ci_low": None, "ci_high": None,
+             "verdict": "inconclusive", "proxies": {"tag": 0.1}},
+        ],
+    }  # fmt: skip
+    assert views.gain_chart(ranking)["low"] == [None]
+    assert views.gain_chart(ranking)["names"] == ["a"]
+    assert views.proxy_names(ranking) == ["tag"]
+    assert views.proxy_points(ranking) == {
+        "tag": [{"name": "a", "x": 0.3, "y": 0.1, "verdict": "inconclusive"}]
+    }
+
+
+def test_number_formats():
+    assert views.signed(0.01234) == "+0.0123"
+    assert views.signed(-0.00001) == "-1.00e-05"
+    assert views.signed(None) == "–"
+    assert views.percent(0.051) == "+5.1%"
+    assert views.number(0.03456) == "0.0346"
+
+
+def test_failure_reasons_read_as_sentences():
+    assert "stopped responding" in explain({"reason": "worker_lost", "detail": None})
+    assert "could not be used" in explain({"reason": "invalid_input", "detail": "x"})
+    assert "unexpected error" in explain({"reason": "internal_error", "detail": "x"})
+    assert "reason: disk_full" in explain({"reason": "disk_full", "detail": None})
+    assert "without a recorded reason" in explain(None)
