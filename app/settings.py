@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Total probe-epochs of a job: seeds x epochs x (candidates + 1).
     max_probe_epochs: int = 2_000_000
 
+    # Per-owner rate limits (per minute, per API replica; 0 = off). See app/ratelimit.py.
+    rate_submit_per_min: float = 120.0
+    rate_upload_per_min: float = 60.0
+
     page_size_default: int = 20
     page_size_max: int = 100
     retry_after_s: int = 2

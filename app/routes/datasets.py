@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.db import write_transaction
-from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
 from app.errors import ProblemError
 from app.models import Dataset
 from app.pagination import clamp_page_size, decode_cursor, encode_cursor, next_link
@@ -156,10 +156,13 @@ class _MultipartUpload:
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=UPLOAD_DOC,
+    dependencies=[Depends(limit_uploads)],
     responses={
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
         422: {"description": "Unreadable table"},
+        429: {"description": "Rate limit (AUXSEL_RATE_UPLOAD_PER_MIN); see Retry-After"},
+        500: {"description": "Storage unavailable"},
         507: {"description": "Storage full"},
     },
 )
