@@ -114,7 +114,12 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        titles = {
+            404: "Not found",
+            405: "Method not allowed",
+            400: "Bad request",
+            413: "Request body too large",
+        }
         problem = ProblemError(
             exc.status_code,
             titles.get(exc.status_code, "Error"),

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app import migrate
 from app.auth import auth_enabled
+from app.bodylimit import BodyLimitMiddleware
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
 from app.routes import datasets, health, jobs
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         lifespan=lifespan,
     )
     install_handlers(app)
+    # JSON bodies are capped while they stream; uploads have their own streamed limit.
+    app.add_middleware(BodyLimitMiddleware, exempt=("/api/v1/datasets",))
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
