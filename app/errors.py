@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
@@ -86,6 +87,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the
+    first matching route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -120,11 +132,14 @@ def install_handlers(app: FastAPI) -> None:
             400: "Bad request",
             413: "Request body too large",
         }
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = ProblemError(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
         return problem_response(problem, request)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.db import write_transaction
@@ -142,11 +143,20 @@ class _MultipartUpload:
                 "on_part_end": self._on_part_end,
             },
         )
-        async for chunk in self.request.stream():
-            parser.write(chunk)
-            while self._pending:
-                yield self._pending.pop(0)
-        parser.finalize()
+        try:
+            async for chunk in self.request.stream():
+                parser.write(chunk)
+                while self._pending:
+                    yield self._pending.pop(0)
+            parser.finalize()
+        except FormParserError as exc:
+            raise ProblemError(
+                400,
+                "Malformed upload",
+                f"The multipart/form-data body could not be parsed: {exc}",
+                type_="malformed-multipart",
+                errors=[{"field": "file", "message": "Send a well-formed multipart body."}],
+            ) from exc
         while self._pending:
             yield self._pending.pop(0)
 
@@ -158,6 +168,7 @@ class _MultipartUpload:
     openapi_extra=UPLOAD_DOC,
     dependencies=[Depends(limit_uploads)],
     responses={
+        400: {"description": "Malformed multipart body"},
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
         422: {"description": "Unreadable table"},

@@ -414,3 +414,23 @@ def test_overlong_idempotency_key_is_422(client, dataset):
         "/api/v1/jobs", json=job_spec(dataset["id"]), headers={"Idempotency-Key": "k" * 300}
     )
     _problem(response, 422, "idempotency-key")
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"--b\r\nNone--b--\r\n",  # found by schemathesis: a 500 before it was caught
+        b"--b\r\nContent-Disposition: form-data; name=[file]\r\n\r\nx\r\n--b--\r\n",
+    ],
+)
+def test_malformed_multipart_is_400_and_stores_nothing(client, body):
+    response = client.post(
+        "/api/v1/datasets",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert _counts(client) == (0, 0, 0)
+    assert _stored(client) == []
