@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.retry import is_transient
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
 log = logging.getLogger("auxsel.errors")
@@ -145,6 +147,24 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):  # the database is restarting or unreachable: retry later
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                exc.__class__.__name__,
+            )
+            return problem_response(
+                ProblemError(
+                    503,
+                    "Database unavailable",
+                    "The database did not answer; retry shortly (POST /jobs with an "
+                    "Idempotency-Key is safe to repeat).",
+                    type_="database-unavailable",
+                    headers={"Retry-After": "2"},
+                ),
+                request,
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         problem = ProblemError(
             500, "Internal error", "The server failed to handle the request; it was logged."

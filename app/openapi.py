@@ -41,6 +41,7 @@ DESCRIPTIONS = {
     "413": "Request body too large",
     "422": "Invalid request",
     "500": "Internal error",
+    "503": "Database unavailable (retry after Retry-After seconds)",
 }
 
 
@@ -69,7 +70,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
             responses: dict[str, Any] = operation.setdefault("responses", {})
             wanted = set()
             if api:
-                wanted |= {"401", "500"}
+                wanted |= {"401", "500", "503"}
                 if "{" in path:
                     wanted.add("404")
                 if method in ("post", "put", "patch", "delete"):

@@ -209,3 +209,21 @@ def test_a_job_whose_baselines_all_diverge_fails_with_the_reason(client, worker,
     nxt = client.post("/api/v1/jobs", json=job_spec(dataset["id"])).json()
     assert worker.run_one()
     assert client.get(f"/api/v1/jobs/{nxt['id']}").json()["status"] == "succeeded"
+
+
+# --- the database failing under the API ----------------------------------------------
+
+
+def test_database_outage_during_a_request_is_503_with_retry_after(client, monkeypatch):
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT", None, Exception("connection refused"))
+
+    monkeypatch.setattr("app.repositories.jobs.page", down)
+    raw = TestClient(client.app, raise_server_exceptions=False)
+    response = raw.get("/api/v1/jobs")
+    body = _problem(response, 503)
+    assert body["type"].endswith("/database-unavailable")
+    assert response.headers["Retry-After"] == "2"
