@@ -1,7 +1,7 @@
-"""A cap on request bodies other than uploads (JSON job specs and the like), enforced
-while the body streams in, so a huge or endless body (chunked, no Content-Length) is
-refused with 413 before the server buffers it. Uploads have their own, larger limit
-(AUXSEL_MAX_UPLOAD_MB), checked by the upload route as it streams to storage."""
+"""A cap on request bodies other than multipart uploads (JSON job specs and the like),
+enforced while the body streams in, so a huge or endless body (chunked, no
+Content-Length) is refused with 413 before the server buffers it. Uploads have their
+own, larger limit (AUXSEL_MAX_UPLOAD_MB), checked by the upload route as it streams."""
 
 from __future__ import annotations
 
@@ -44,12 +44,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope.get("path", "") in self.exempt:
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await problem_response(_too_large(self.max_bytes))(scope, receive, send)
-                    return
-                break
+        headers = dict(scope.get("headers", []))
+        if headers.get(b"content-type", b"").startswith(b"multipart/form-data"):
+            # File uploads: the upload route streams them under its own, larger limit.
+            await self.app(scope, receive, send)
+            return
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await problem_response(_too_large(self.max_bytes))(scope, receive, send)
+            return
         seen = 0
         started = False
 

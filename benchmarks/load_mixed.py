@@ -4,9 +4,10 @@ cancel) small jobs and poll their status for a fixed time against a server on
 latency percentiles per kind of request, 5xx and 429 counts, and the job accounting
 (every job must end succeeded, failed with a reason, or canceled).
 
-    # the full benchmark (PostgreSQL; starts its own server and one extra worker)
+    # the full benchmark (PostgreSQL; starts its own API and one worker process, then
+    # measures status polls alone with wrk)
     python -m benchmarks.load_mixed --database-url postgresql+psycopg://... \\
-        --clients 32 --seconds 60 --workers 1
+        --clients 32 --seconds 60 --workers 1 --wrk-seconds 15
 
     # against a server that is already running
     python -m benchmarks.load_mixed --url http://127.0.0.1:8000 --clients 8 --seconds 15
@@ -22,6 +23,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +205,31 @@ async def run_load(
         "server_error_samples": stats.server_errors[:5],
         "rate_limited": sum(n for k, n in stats.statuses.items() if k.endswith(" 429")),
         "jobs": accounting,
+        "sample_job": stats.jobs[0] if stats.jobs else None,
+    }
+
+
+def wrk_polls(url: str, job_id: str, clients: int, seconds: int) -> dict[str, Any]:
+    """Status-poll capacity without the Python client's overhead: wrk on one job."""
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", f"{url}/api/v1/jobs/{job_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "rps": float(rps.group(1)) if rps else None,
+        "p50": p50.group(1) if p50 else None,
+        "p99": p99.group(1) if p99 else None,
+        "non_2xx": int(bad.group(1)) if bad else 0,
     }
 
 
@@ -239,11 +267,20 @@ def main() -> None:
     parser.add_argument("--database-url", help="For the started server (PostgreSQL).")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--submit-every", type=float, default=3.0, help="Per client, s.")
+    parser.add_argument("--submit-every", type=float, default=10.0, help="Per client, s.")
     parser.add_argument("--drain", type=float, default=300, help="Wait for jobs, s.")
-    parser.add_argument("--workers", type=int, default=1, help="Extra worker processes.")
+    parser.add_argument("--workers", type=int, default=1, help="Worker processes.")
+    parser.add_argument(
+        "--api-worker",
+        action="store_true",
+        help="Also train inside the API process (the embedded default); off by default, "
+        "as in production, so training does not compete with requests for the GIL.",
+    )
     parser.add_argument("--port", type=int, default=8792)
     parser.add_argument("--json", action="store_true", help="Print the full result.")
+    parser.add_argument(
+        "--wrk-seconds", type=int, default=0, help="Then poll one job with wrk for this long."
+    )
     args = parser.parse_args()
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -264,6 +301,8 @@ def main() -> None:
                 env["AUXSEL_DATABASE_URL"] = args.database_url
             log_dir = Path(tmp.name)
             serve = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
+            if not args.api_worker:
+                serve.append("--no-worker")
             procs.append(_start([*serve, "--port", str(args.port)], env, log_dir / "api.log"))
             url = f"http://127.0.0.1:{args.port}"
             for _ in range(600):
@@ -285,6 +324,10 @@ def main() -> None:
                 drain_s=args.drain,
             )
         )
+        if args.wrk_seconds and result["sample_job"]:
+            result["wrk_polls"] = wrk_polls(
+                url, result["sample_job"], args.clients, args.wrk_seconds
+            )
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
@@ -297,6 +340,8 @@ def main() -> None:
     if not args.json:
         for kind, lat in result["latency"].items():
             print(f"  {kind:7s} {lat}")
+        if "wrk_polls" in result:
+            print(f"  wrk GET /api/v1/jobs/{{id}}: {result['wrk_polls']}")
     sys.exit(0 if ok(result) else 1)
 
 
