@@ -10,6 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from app.retry import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
@@ -86,6 +89,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the
+    first matching route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -114,17 +128,43 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        titles = {
+            404: "Not found",
+            405: "Method not allowed",
+            400: "Bad request",
+            413: "Request body too large",
+        }
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = ProblemError(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
         return problem_response(problem, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):  # the database is restarting or unreachable: retry later
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                exc.__class__.__name__,
+            )
+            return problem_response(
+                ProblemError(
+                    503,
+                    "Database unavailable",
+                    "The database did not answer; retry shortly (POST /jobs with an "
+                    "Idempotency-Key is safe to repeat).",
+                    type_="database-unavailable",
+                    headers={"Retry-After": "2"},
+                ),
+                request,
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         problem = ProblemError(
             500, "Internal error", "The server failed to handle the request; it was logged."

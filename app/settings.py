@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Client side (the CLI's submit/status/ranking/jobs): which server, with which key.
     url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
+    # Per-owner rate limits (per minute, per API replica; 0 = off). See app/ratelimit.py.
+    rate_submit_per_min: float = 120.0
+    rate_upload_per_min: float = 60.0
 
     page_size_default: int = 20
     page_size_max: int = 100

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.db import write_transaction
-from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
 from app.errors import ProblemError
 from app.models import Dataset
 from app.pagination import clamp_page_size, decode_cursor, page_body
@@ -142,11 +143,20 @@ class _MultipartUpload:
                 "on_part_end": self._on_part_end,
             },
         )
-        async for chunk in self.request.stream():
-            parser.write(chunk)
-            while self._pending:
-                yield self._pending.pop(0)
-        parser.finalize()
+        try:
+            async for chunk in self.request.stream():
+                parser.write(chunk)
+                while self._pending:
+                    yield self._pending.pop(0)
+            parser.finalize()
+        except FormParserError as exc:
+            raise ProblemError(
+                400,
+                "Malformed upload",
+                f"The multipart/form-data body could not be parsed: {exc}",
+                type_="malformed-multipart",
+                errors=[{"field": "file", "message": "Send a well-formed multipart body."}],
+            ) from exc
         while self._pending:
             yield self._pending.pop(0)
 
@@ -156,10 +166,14 @@ class _MultipartUpload:
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=UPLOAD_DOC,
+    dependencies=[Depends(limit_uploads)],
     responses={
+        400: {"description": "Malformed multipart body"},
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
         422: {"description": "Unreadable table"},
+        429: {"description": "Rate limit (AUXSEL_RATE_UPLOAD_PER_MIN); see Retry-After"},
+        500: {"description": "Storage unavailable"},
         507: {"description": "Storage full"},
     },
 )
