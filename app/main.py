@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import migrate
+from app import metrics, migrate
 from app.auth import auth_enabled
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         lifespan=lifespan,
     )
     install_handlers(app)
+    metrics.install(app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)

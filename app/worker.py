@@ -9,6 +9,7 @@ resumes from its stored probe runs. No transaction is held open while training.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -24,8 +25,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import engine
+from app import metrics
 from app.db import write_transaction
 from app.executors import Executor, JobContext, make_executor
+from app.logging_setup import log_context
 from app.models import Job, ProbeRunRecord
 from app.repositories import datasets as dataset_repo
 from app.repositories import jobs as repo
@@ -62,7 +65,7 @@ class Worker:
         self.settings = settings
         self.sessions = sessions
         self.storage = storage
-        self.executor = executor or make_executor(settings.executor)
+        self.executor = executor or make_executor(settings.executor, settings)
         self.worker_id = worker_id or worker_name()
         self.in_process = in_process
         self.stopping = threading.Event()
@@ -70,9 +73,14 @@ class Worker:
     # --- loop ------------------------------------------------------------------------
 
     def run_forever(self) -> None:
+        with log_context(worker_id=self.worker_id):
+            self._loop()
+
+    def _loop(self) -> None:
         torch.set_num_threads(self.settings.worker_threads(self.in_process))
         log.info("worker %s started", self.worker_id)
         while not self.stopping.is_set():
+            metrics.record_alive()
             try:
                 self.reap()
                 claimed = self.run_one()
@@ -107,8 +115,9 @@ class Worker:
             claim = repo.claim(session, self.worker_id, self.settings.lease_s)
         if claim is None:
             return False
-        log.info("claimed %s (attempt %s)", claim.job_id, claim.attempt)
-        JobRun(self, claim).run()
+        with log_context(job_id=claim.job_id, worker_id=self.worker_id):
+            log.info("claimed %s (attempt %s)", claim.job_id, claim.attempt)
+            JobRun(self, claim).run()
         return True
 
 
@@ -129,7 +138,12 @@ class JobRun:
         return write_transaction(self.worker.sessions)
 
     def run(self) -> None:
-        beat = threading.Thread(target=self._heartbeat, daemon=True, name="auxsel-heartbeat")
+        beat = threading.Thread(  # in this context, so its log lines carry the job's ids
+            target=contextvars.copy_context().run,
+            args=(self._heartbeat,),
+            daemon=True,
+            name="auxsel-heartbeat",
+        )
         beat.start()
         try:
             self._run()
@@ -158,6 +172,8 @@ class JobRun:
         with self._tx() as session:
             if not repo.finish(session, self.claim, **kwargs):
                 log.warning("job %s was taken over before it could end", self.claim.job_id)
+                return
+        metrics.record_finished(kwargs["status"])
 
     # --- heartbeat and progress ------------------------------------------------------
 
@@ -172,6 +188,7 @@ class JobRun:
         except OperationalError as exc:  # keep training; the next beat retries
             log.warning("heartbeat failed: %s", exc.__class__.__name__)
             return
+        metrics.record_heartbeat()
         if state is None:
             self.lost.set()
         elif state:
@@ -229,6 +246,7 @@ class JobRun:
                     session, self.claim, [run_row(r) for r in runs], self.settings.lease_s
                 ):
                     raise LeaseLost
+            metrics.record_stored(len(runs))
             self.check()
 
         self.check()
@@ -254,6 +272,7 @@ class JobRun:
                 session, self.claim, status="succeeded", result=result, scores=scores
             ):
                 raise LeaseLost
+        metrics.record_finished("succeeded")
         log.info("job %s succeeded", self.claim.job_id)
 
 
