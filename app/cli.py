@@ -85,7 +85,7 @@ def worker_command() -> None:
     try:
         worker = Worker(settings, _sessions(), make_storage(settings.uploads_dir))
     except ExecutorUnavailableError as exc:
-        console.print(f"[red]{exc}[/]")
+        typer.secho(str(exc), fg="red", err=True)  # not rich: "[ray]" is no markup
         raise typer.Exit(2) from exc
     worker.install_signal_handlers()
     if settings.metrics_port:
