@@ -256,6 +256,12 @@ def make_executor(name: str, settings: Settings | None = None) -> Executor:
             max_retries=s.ray_max_retries,
             resubmits=s.ray_resubmits,
         )
-        executor.connect()
+        try:
+            executor.connect()
+        except Exception as exc:  # a wrong address, an unreachable or mismatched cluster
+            raise ExecutorUnavailableError(
+                f"could not connect to Ray at {s.ray_address or 'a new local instance'} "
+                f"(AUXSEL_RAY_ADDRESS): {exc.__class__.__name__}: {exc}"
+            ) from exc
         return executor
     raise ExecutorUnavailableError(f"executor {name!r} is not available in this installation")
