@@ -186,6 +186,29 @@ def test_killed_ray_worker_costs_only_its_shard(ray_instance, stack, max_retries
     _assert_same_results(api, job_id, reference_id)
 
 
+def test_cancel_stops_outstanding_shards(ray_instance, stack):
+    api, _ = stack
+    # 12 shards of one probe, at most 2 at a time: most are still waiting at the cancel.
+    (job_id,) = _submit(api, epochs=40)
+    state = api.app.state  # type: ignore[attr-defined]
+    worker = Worker(
+        state.settings.model_copy(update={"chunk_probes": 1}),
+        state.sessions,
+        state.storage,
+        executor=RayExecutor(poll_s=0.2),
+    )
+    thread = _run_in_thread(worker)
+    wait_for(lambda: bool(_shard_pids()), 60, 0.05)
+    assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    job = jobs(api)[job_id]
+    assert job.status == "canceled"
+    assert len(runs(api, job_id)) < 12
+    # The shards still running were cancelled (force: their Ray workers are ended).
+    wait_for(lambda: not _shard_pids(), 30, 0.1)
+
+
 def test_auxsel_worker_process_joins_the_cluster(ray_instance, stack, tmp_path):
     """``auxsel worker`` with AUXSEL_EXECUTOR=ray and AUXSEL_RAY_ADDRESS, as deployed."""
     api, reference_id = stack
@@ -208,26 +231,3 @@ def test_auxsel_worker_process_joins_the_cluster(ray_instance, stack, tmp_path):
     assert "executor ray" in worker.output()
     assert "submitted 4 shards to Ray" in worker.output()
     _assert_same_results(api, job_id, reference_id)
-
-
-def test_cancel_stops_outstanding_shards(ray_instance, stack):
-    api, _ = stack
-    # 12 shards of one probe, at most 2 at a time: most are still waiting at the cancel.
-    (job_id,) = _submit(api, epochs=40)
-    state = api.app.state  # type: ignore[attr-defined]
-    worker = Worker(
-        state.settings.model_copy(update={"chunk_probes": 1}),
-        state.sessions,
-        state.storage,
-        executor=RayExecutor(poll_s=0.2),
-    )
-    thread = _run_in_thread(worker)
-    wait_for(lambda: bool(_shard_pids()), 60, 0.05)
-    assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    job = jobs(api)[job_id]
-    assert job.status == "canceled"
-    assert len(runs(api, job_id)) < 12
-    # The shards still running were cancelled (force: their Ray workers are ended).
-    wait_for(lambda: not _shard_pids(), 30, 0.1)
