@@ -161,7 +161,10 @@ class RayExecutor:
         if self.ray.is_initialized():
             return
         log.info("connecting to Ray at %s", self.address or "a new local instance")
-        self.ray.init(address=self.address, namespace="auxsel", include_dashboard=False)
+        if self.address:
+            self.ray.init(address=self.address, namespace="auxsel")
+        else:  # a throwaway local instance: no dashboard
+            self.ray.init(namespace="auxsel", include_dashboard=False)
 
     def _task(self) -> Any:
         if self._remote is None:
