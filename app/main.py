@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import dashboard, migrate
+from app import dashboard, metrics, migrate
 from app.auth import auth_enabled
 from app.bodylimit import BodyLimitMiddleware
 from app.db import make_engine, make_sessionmaker
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     # JSON bodies are capped while they stream; uploads have their own streamed limit.
     app.add_middleware(BodyLimitMiddleware, exempt=("/api/v1/datasets",))
     install_openapi(app)
+    metrics.install(app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
