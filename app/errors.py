@@ -55,6 +55,16 @@ class ProblemError(Exception):
         return body
 
 
+def field_problem(
+    status: int, title: str, detail: str, fix: str, *, type_: str, field: str = "file"
+) -> ProblemError:
+    """A problem caused by one field of the request (the uploaded ``file`` by default);
+    ``fix`` says what to change."""
+    return ProblemError(
+        status, title, detail, type_=type_, errors=[{"field": field, "message": fix}]
+    )
+
+
 def not_found(what: str, ident: str) -> ProblemError:
     return ProblemError(
         404, f"{what} not found", f"No {what.lower()} with id {ident!r}.", type_="not-found"

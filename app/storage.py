@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from app.errors import ProblemError
+from app.errors import ProblemError, field_problem
 
 CHUNK = 1 << 20
 
@@ -62,14 +62,7 @@ class LocalStorage:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ProblemError(
-                            413,
-                            "Upload too large",
-                            f"The file is larger than the upload limit of "
-                            f"{max_bytes / 2**20:.0f} MiB; it was rejected while streaming.",
-                            type_="upload-too-large",
-                            errors=[_limit("file", "AUXSEL_MAX_UPLOAD_MB")],
-                        )
+                        raise upload_too_large(max_bytes)
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -149,8 +142,15 @@ def make_storage(root: Path) -> Storage:
     return LocalStorage(root)
 
 
-def _limit(field: str, setting: str) -> dict[str, str]:
-    return {"field": field, "message": f"Raise the limit with the {setting} setting."}
+def upload_too_large(max_bytes: int) -> ProblemError:
+    return field_problem(
+        413,
+        "Upload too large",
+        f"The upload is larger than the limit of {max_bytes / 2**20:.3g} MiB; it was "
+        "rejected while streaming, and nothing was stored.",
+        "Raise the limit with the AUXSEL_MAX_UPLOAD_MB setting, or upload less.",
+        type_="upload-too-large",
+    )
 
 
 def _storage_error(exc: OSError) -> ProblemError:

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import engine
-from app.errors import ProblemError
+from app.errors import ProblemError, field_problem
 
 TableFormat = Literal["csv", "parquet"]
 PARQUET_MAGIC = b"PAR1"
@@ -68,13 +68,7 @@ def read_table(path: Path, fmt: TableFormat, limits: TableLimits) -> pd.DataFram
     if len(frame) == 0:
         raise _bad_file("The table has a header but no data rows.")
     if len(frame) > limits.max_rows:
-        raise ProblemError(
-            422,
-            "Table too large",
-            f"The table has {len(frame):,} rows; the limit is {limits.max_rows:,}.",
-            type_="limit-exceeded",
-            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS or upload fewer rows."}],
-        )
+        raise _over_limit(len(frame), limits.max_rows, "rows", "AUXSEL_MAX_ROWS")
     return frame
 
 
@@ -102,13 +96,7 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
     delimiter = _sniff_delimiter(text if "\n" in text else header_line[:SNIFF_BYTES])
     header = next(csv.reader([header_line], delimiter=delimiter))
     if len(header) > limits.max_columns:
-        raise ProblemError(
-            422,
-            "Too many columns",
-            f"The table has {len(header):,} columns; the limit is {limits.max_columns:,}.",
-            type_="limit-exceeded",
-            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS or drop columns."}],
-        )
+        raise _over_limit(len(header), limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
     _check_header(header)
     try:
         table = pacsv.read_csv(
@@ -144,21 +132,9 @@ def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
     try:
         meta = pq.read_metadata(path)
         if meta.num_columns > limits.max_columns:
-            raise ProblemError(
-                422,
-                "Too many columns",
-                f"The table has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}.",
-                type_="limit-exceeded",
-                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS."}],
-            )
+            raise _over_limit(meta.num_columns, limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
         if meta.num_rows > limits.max_rows:
-            raise ProblemError(
-                422,
-                "Table too large",
-                f"The table has {meta.num_rows:,} rows; the limit is {limits.max_rows:,}.",
-                type_="limit-exceeded",
-                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS."}],
-            )
+            raise _over_limit(meta.num_rows, limits.max_rows, "rows", "AUXSEL_MAX_ROWS")
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise _bad_file(f"The Parquet file could not be read: {exc}") from exc
@@ -212,13 +188,15 @@ def _arrow_message(message: str) -> str:
 
 
 def _bad_file(message: str, hint: str | None = None) -> ProblemError:
-    return ProblemError(
-        422,
-        "Unreadable table",
-        message if hint is None else f"{message} {hint}",
-        type_="unreadable-table",
-        errors=[{"field": "file", "message": hint or message}],
-    )
+    detail = message if hint is None else f"{message} {hint}"
+    return field_problem(422, "Unreadable table", detail, hint or message, type_="unreadable-table")
+
+
+def _over_limit(count: int, limit: int, noun: str, setting: str) -> ProblemError:
+    title = "Table too large" if noun == "rows" else "Too many columns"
+    detail = f"The table has {count:,} {noun}; the limit is {limit:,}."
+    fix = f"Raise {setting} or upload fewer {noun}."
+    return field_problem(422, title, detail, fix, type_="limit-exceeded")
 
 
 def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -12,13 +12,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.db import write_transaction
 from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
-from app.errors import ProblemError
+from app.errors import ProblemError, field_problem
 from app.models import Dataset
 from app.pagination import clamp_page_size, decode_cursor, page_body
 from app.repositories import datasets as repo
 from app.schemas import DatasetList, DatasetOut
 from app.services import datasets as service
-from app.storage import StoredFile
+from app.storage import StoredFile, upload_too_large
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -67,12 +67,12 @@ class _MultipartUpload:
     def __init__(self, request: Request) -> None:
         content_type, params = parse_options_header(request.headers.get("content-type", ""))
         if content_type != b"multipart/form-data" or b"boundary" not in params:
-            raise ProblemError(
+            raise field_problem(
                 415,
                 "Unsupported media type",
                 "Upload the file as multipart/form-data with a `file` part.",
+                "Send multipart/form-data.",
                 type_="unsupported-media-type",
-                errors=[{"field": "file", "message": "Send multipart/form-data."}],
             )
         self.request = request
         self.boundary = params[b"boundary"]
@@ -150,12 +150,12 @@ class _MultipartUpload:
                     yield self._pending.pop(0)
             parser.finalize()
         except FormParserError as exc:
-            raise ProblemError(
+            raise field_problem(
                 400,
                 "Malformed upload",
                 f"The multipart/form-data body could not be parsed: {exc}",
+                "Send a well-formed multipart body.",
                 type_="malformed-multipart",
-                errors=[{"field": "file", "message": "Send a well-formed multipart body."}],
             ) from exc
         while self._pending:
             yield self._pending.pop(0)
@@ -188,13 +188,7 @@ async def upload_dataset(
     declared = request.headers.get("content-length")
     limit = int(settings.max_upload_mb * 2**20)
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise ProblemError(
-            413,
-            "Upload too large",
-            f"The upload is larger than the limit of {settings.max_upload_mb:.0f} MiB.",
-            type_="upload-too-large",
-            errors=[{"field": "file", "message": "Raise the limit with AUXSEL_MAX_UPLOAD_MB."}],
-        )
+        raise upload_too_large(limit)
     upload = _MultipartUpload(request)
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
