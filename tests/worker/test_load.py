@@ -6,6 +6,7 @@ reason, or canceled."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,7 +26,14 @@ def test_mixed_load_on_postgresql(tmp_path, pg_url):
         AUXSEL_LOG_LEVEL="WARNING",
     )
     try:
-        result = asyncio.run(run_load(url, clients=6, seconds=15, submit_every_s=3.0, drain_s=150))
+        # Own thread, own event loop: an earlier sync Playwright session may leave one
+        # marked running on the main thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            result = pool.submit(
+                lambda: asyncio.run(
+                    run_load(url, clients=6, seconds=15, submit_every_s=3.0, drain_s=150)
+                )
+            ).result()
     finally:
         server.stop()
     print(summary(result))
