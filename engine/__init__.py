@@ -8,10 +8,13 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 from engine.advice import Advice, BaselineAdvice, CandidateAdvice, MetricGain, TaskInfo, summarise
 from engine.advise import advise, build_advice, run_probes, splits_for
 from engine.budget import Budget
+from engine.chem import morgan_fingerprints
 from engine.errors import (
     Cancelled,
     EngineError,
+    FeaturisationError,
     LabelError,
+    MissingDependencyError,
     NoFeaturesError,
     SpecError,
     TooFewRowsError,
@@ -38,10 +41,12 @@ __all__ = [
     "CandidateAdvice",
     "EngineError",
     "FeatureConfig",
+    "FeaturisationError",
     "IntervalMethod",
     "LabelError",
     "MetricGain",
     "MetricName",
+    "MissingDependencyError",
     "NoFeaturesError",
     "ProbeRun",
     "ProbeSpec",
@@ -63,6 +68,7 @@ __all__ = [
     "infer_kind",
     "make_splits",
     "make_task_family",
+    "morgan_fingerprints",
     "paired_gain",
     "pairwise_plan",
     "prepare",
