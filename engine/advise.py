@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -42,7 +43,8 @@ def advise(
 
     Trains, for every replicate, the main task alone and paired with each candidate
     (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
-    on held-out rows. Budget keywords: see :class:`engine.Budget`.
+    on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
+    "corrected" (Nadeau–Bengio, see :func:`holdout_ratio`) or "naive".
 
     >>> advice = advise(df, main="y", candidates=["a", "b"], seeds=3, epochs=30)
     >>> advice.to_frame()  # doctest: +SKIP
@@ -161,7 +163,7 @@ def build_advice(
         main=TaskInfo.of(problem.main),
         candidates=[TaskInfo.of(t) for t in problem.candidates],
         metric=metric,
-        test_train_ratio=holdout_ratio(splits),
+        test_train_ratio=holdout_ratio(splits, problem),
         interval=interval,
     )
     return Advice(
@@ -179,7 +181,20 @@ def build_advice(
     )
 
 
-def holdout_ratio(splits: Splits) -> float:
-    """n_test / n_train for the corrected resampled interval, where n_train counts every
-    row a probe trains on (the pool), auxiliary-only rows included."""
-    return int(splits.test.shape[1]) / max(1, int(splits.pool.shape[1]))
+def holdout_ratio(splits: Splits, problem: Problem | None = None) -> float:
+    """n_test / n_train for the corrected resampled interval.
+
+    The correction accounts for the variance that comes from which of the main task's
+    labelled rows each replicate holds out, so n_train counts the main-labelled rows a
+    replicate may train on: every main-labelled row outside its validation and test
+    sets, whether or not ``main_train_fraction`` uses its label. Rows without a main
+    label never rotate into a test set and do not count (counting them, as auxsel 0.1
+    did, shrank the correction on sparse data; docs/validity.md measured its coverage).
+    Without ``problem`` every pool row counts.
+    """
+    pool = splits.pool[0]
+    if problem is not None:
+        n_train = int(np.isfinite(problem.main.values[pool]).sum())
+    else:
+        n_train = int(pool.shape[0])
+    return int(splits.test.shape[1]) / max(1, n_train)

@@ -38,8 +38,23 @@ def main(argv: list[str] | None = None) -> int:
         help="probe, correlation, or an engine.advise method (e.g. screen); "
         "methods this engine lacks are skipped",
     )
-    parser.add_argument("--variants", type=_names, default=None, help=", ".join(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help=f"budget variants: {', '.join(VARIANTS)}, or knobs such as hidden=64,64+lr=1e-2",
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="jobs per non-default budget")
+    parser.add_argument(
+        "--curves", nargs="+", default=None, help="budgets whose seeds curve is measured"
+    )
     parser.add_argument("--truth-seeds", type=int, default=None)
+    parser.add_argument(
+        "--reference-cache",
+        type=Path,
+        default=None,
+        help="store references here and reuse them when scenario, seed and recipe match",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -54,9 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": args.scenarios,
         "methods": args.methods,
         "truth_seeds": args.truth_seeds,
+        "reference_cache": args.reference_cache,
     }
     if args.variants is not None:
-        options["variants"] = args.variants
+        options["variants"] = tuple(args.variants)
+    if args.curves is not None:
+        options["curves"] = tuple(args.curves)
+    if args.repeats is not None:
+        options["variant_repeats"] = args.repeats
     config = StudyConfig.make(**options)
     out = (
         args.out or Path("artifacts/validity") / f"seed{args.seed}{'-quick' if args.quick else ''}"

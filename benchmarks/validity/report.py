@@ -57,8 +57,8 @@ def per_scenario(results: Sequence[ScenarioResult]) -> pd.DataFrame:
                 "corr spearman": corr.spearman.mean(),
                 "corr kendall": corr.kendall.mean(),
                 "corr top3": corr.top3.mean(),
-                "probe s/job": r.timings.get("probe:default", math.nan),
-                "reference s": r.truth.seconds,
+                "probe CPU s/job": r.timings.get("probe:default", math.nan),
+                "reference CPU s": r.truth.seconds,
                 "compute ratio": r.timings.get("probe:default", math.nan) / r.truth.seconds,
             }
         )
@@ -67,66 +67,69 @@ def per_scenario(results: Sequence[ScenarioResult]) -> pd.DataFrame:
 
 def tradeoff(results: Sequence[ScenarioResult], *, method: str = "probe") -> pd.DataFrame:
     """Agreement vs cost per budget: scenario means over jobs, then the mean over the
-    real scenarios (and over all); cost relative to the default job, summed over the
-    real scenarios; verdict rates pooled over every job of the real scenarios."""
+    real scenarios (and over all); cost = CPU seconds of one job summed over the real
+    scenarios, and relative to the default's; verdict rates pooled over every job of
+    the real scenarios; coverage of the reference gain by the reported interval."""
     scores = scores_frame(results)
     scores = scores[scores.method == method]
-    per = scores.groupby(["budget", "scenario", "real"], as_index=False)[
-        ["spearman", "kendall", "top3", "seconds", "coverage", "naive_coverage"]
-    ].mean()
+    metrics = ["spearman", "kendall", "top3", "seconds", "coverage"]
+    per = scores.groupby(["budget", "scenario", "real"], as_index=False)[metrics].mean()
     rows = []
     default_cost = per[(per.budget == "default") & per.real].seconds.sum()
     for budget, group in per.groupby("budget"):
         real = group[group.real]
         jobs = scores[(scores.budget == budget) & scores.real]
-        row: dict[str, Any] = {
-            "budget": budget,
-            "jobs/scenario": int(scores[scores.budget == budget].groupby("scenario").size().min()),
-            "spearman (real)": real.spearman.mean(),
-            "kendall (real)": real.kendall.mean(),
-            "top3 (real)": real.top3.mean(),
-            "spearman (all)": group.spearman.mean(),
-            "cost": real.seconds.sum() / default_cost if default_cost else math.nan,
-            "coverage": real.coverage.mean(),
-            "naive coverage": real.naive_coverage.mean(),
-        }
-        row |= {k: v for k, v in pooled_rates(jobs).items() if not k.startswith(("helpful_c",))}
-        rows.append(row)
+        rates = pooled_rates(jobs)
+        rows.append(
+            {
+                "budget": budget,
+                "jobs": int(scores[scores.budget == budget].groupby("scenario").size().min()),
+                "Spearman (real)": real.spearman.mean(),
+                "Kendall (real)": real.kendall.mean(),
+                "top-3 (real)": real.top3.mean(),
+                "Spearman (all)": group.spearman.mean(),
+                "CPU s (real)": real.seconds.sum(),
+                "cost": real.seconds.sum() / default_cost if default_cost else math.nan,
+                "helpful precision": rates["helpful_precision"],
+                "helpful recall": rates["helpful_recall"],
+                "harmful flagged": rates["harmful_flagged"],
+                "wrong direction": rates["wrong_direction"],
+                "coverage": real.coverage.mean(),
+            }
+        )
     return pd.DataFrame(rows).sort_values("cost").reset_index(drop=True)
 
 
-def coverage(results: Sequence[ScenarioResult]) -> pd.DataFrame:
+INTERVAL_NAMES = {"": "corrected", "pool_": "corrected 0.1", "naive_": "naive"}
+
+
+def coverage(
+    results: Sequence[ScenarioResult], curves: Sequence[str] = ("default",)
+) -> pd.DataFrame:
     """How often the 95% intervals of one job hold (a) the reference's gain and (b) the
-    probe's own expected gain (mean over the replicates outside the job), by seeds."""
+    probe's own expected gain (mean over the replicates outside the job), by budget and
+    seeds, for auxsel's corrected interval, auxsel 0.1's and the naive one."""
     predictions = predictions_frame(results)
     truth = truth_frame(results).set_index(["scenario", "candidate"])["gain"]
     p = predictions[predictions.method == "probe"].copy()
-    p = p[p.budget.str.startswith("seeds=") | (p.budget == "default")]
+    p = p[p.budget.str.contains("seeds=", regex=False) | p.budget.isin(curves)]
     p["truth"] = truth.reindex(pd.MultiIndex.from_frame(p[["scenario", "candidate"]])).to_numpy()
     real = {r.scenario: r.real for r in results}
     p["real"] = p.scenario.map(real)
     p = p[p.ci_low.notna()]  # one-seed jobs have no interval
     rows = []
-    for budget, group in p.groupby("budget"):
-        for subset, part in (("real", group[group.real]), ("all", group)):
-            row = {
-                "budget": budget,
-                "scenarios": subset,
-                "intervals": len(part),
-                "corrected: holds reference": covered(part.ci_low, part.ci_high, part.truth).mean(),
-                "naive: holds reference": covered(
-                    part.naive_low, part.naive_high, part.truth
-                ).mean(),
-                "corrected width": (part.ci_high - part.ci_low).median(),
-                "naive width": (part.naive_high - part.naive_low).median(),
-            }
+    for budget, group in p.groupby("budget", sort=False):
+        part = group[group.real]
+        row: dict[str, Any] = {"budget": budget, "intervals (real)": len(part)}
+        for prefix, name in INTERVAL_NAMES.items():
+            low, high = part[f"{prefix}ci_low"], part[f"{prefix}ci_high"]
+            row[f"{name}: holds reference"] = covered(low, high, part.truth).mean()
+        for prefix, name in INTERVAL_NAMES.items():
             if "probe_mean_other" in part and part.probe_mean_other.notna().any():
-                own = part.probe_mean_other
-                row["corrected: holds probe mean"] = covered(part.ci_low, part.ci_high, own).mean()
-                row["naive: holds probe mean"] = covered(
-                    part.naive_low, part.naive_high, own
-                ).mean()
-            rows.append(row)
+                low, high = part[f"{prefix}ci_low"], part[f"{prefix}ci_high"]
+                row[f"{name}: holds probe mean"] = covered(low, high, part.probe_mean_other).mean()
+        row["corrected: width"] = (part.ci_high - part.ci_low).median()
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -184,9 +187,10 @@ def render(results: Sequence[ScenarioResult], config: StudyConfig, seconds: floa
     parts = [
         f"# auxsel validity study (seed {config.seed}{', quick' if config.quick else ''})",
         "",
-        f"Wall time {seconds / 60:.1f} min. Probe jobs: {config.seeds} seeds; default budget "
-        f"scored on {config.default_repeats} independent jobs per scenario, other budgets on "
-        f"{config.variant_repeats}.",
+        f"Wall time {seconds / 60:.1f} min. Each budget is scored on independent jobs "
+        f"({config.default_repeats} per scenario for {', '.join(config.curves)}, with its "
+        f"seeds curve; {config.variant_repeats} for the others). Costs are CPU seconds "
+        "(one thread) of one standalone job.",
         "",
         "## Default budget vs the correlation baseline",
         "",
@@ -202,7 +206,7 @@ def render(results: Sequence[ScenarioResult], config: StudyConfig, seconds: floa
         "",
         "## Interval coverage (95% nominal)",
         "",
-        markdown(coverage(results)),
+        markdown(coverage(results, config.curves)),
         "",
         "## Gain scale: probe vs reference (default budget)",
         "",

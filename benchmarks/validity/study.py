@@ -7,16 +7,21 @@ replicates holds m independent k-seed jobs: replicates 0..k-1 are exactly the k-
 job a user would run with this seed, replicates k..2k-1 the next one, and so on. The
 study scores each of those jobs on its own and averages, which estimates what one
 user job achieves, not what the pooled replicates would.
+
+Compute is measured as CPU time of this process (``time.process_time``) with one
+thread: on a shared machine wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,25 +31,27 @@ import torch
 import engine
 from benchmarks.validity.agreement import agreement, covered, label_correlation
 from benchmarks.validity.scenarios import SCENARIOS, Scenario
-from benchmarks.validity.truth import TruthConfig, TruthResult, full_training
-from engine import Budget, build_advice, prepare, run_probes, splits_for
+from benchmarks.validity.truth import TruthConfig, TruthResult, full_training, summarise_truth
+from engine import Budget, TaskInfo, prepare, run_probes, splits_for, summarise
 from engine.advice import Advice
+from engine.advise import holdout_ratio
 from engine.plan import pairwise_plan
 
 # Budget variants, one knob at a time around the engine's current default (Budget()).
-# The seeds curve needs no variant: it comes from subsets of the default's replicates.
+# A seeds curve needs no variant: it comes from subsets of one budget's replicates.
+# A variant may set "seeds": the size of each of its jobs (else the default's).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "epochs=10": {"epochs": 10},
+    "auxsel-0.1": {"seeds": 3, "hidden": (128,)},
+    "hidden=128": {"hidden": (128,)},
+    "hidden=64": {"hidden": (64,)},
+    "hidden=16": {"hidden": (16,)},
     "epochs=60": {"epochs": 60},
-    "hidden=32": {"hidden": (32,)},
-    "hidden=256,64": {"hidden": (256, 64)},
     "lr=1e-3": {"lr": 1e-3},
     "lr=1e-2": {"lr": 1e-2},
-    "lam=0.3": {"lam": 0.3},
-    "lam=3": {"lam": 3.0},
+    "lam=0.5": {"lam": 0.5},
 }
-QUICK_VARIANTS = ("default", "epochs=10", "lr=1e-2")
+QUICK_VARIANTS = ("default", "auxsel-0.1")
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,12 @@ class StudyConfig:
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     methods: tuple[str, ...] = ("probe", "correlation")
     variants: tuple[str, ...] = tuple(VARIANTS)
-    seeds: int = 3  # replicates of one job in every variant (the seeds curve varies it)
-    default_repeats: int = 4  # independent jobs of the default budget per scenario
-    variant_repeats: int = 2  # ... of every other variant
+    default_repeats: int = 3  # independent jobs per scenario of a budget with a seeds curve
+    variant_repeats: int = 2  # ... of every other budget
+    curves: tuple[str, ...] = ("default",)  # budgets whose seeds curve is measured
     truth_seeds: int | None = None  # None: each scenario's own count
     truth: TruthConfig | None = None  # None: TruthConfig() with those seeds
+    reference_cache: Path | None = None  # reuse references computed by an earlier run
     extra_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -71,9 +79,25 @@ class StudyConfig:
 
     def budget(self, variant: str) -> dict[str, Any]:
         table = VARIANTS | self.extra_variants
-        if variant not in table:
-            raise KeyError(f"unknown budget variant {variant!r}; known: {', '.join(table)}")
-        return dict(table[variant])
+        return dict(table[variant]) if variant in table else parse_variant(variant)
+
+
+def parse_variant(text: str) -> dict[str, Any]:
+    """A budget variant written as knobs joined by '+', e.g. ``hidden=64,64+lr=1e-2``
+    (hidden widths separated by commas); checked against engine.Budget."""
+    options: dict[str, Any] = {}
+    for part in text.split("+"):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"budget variant {text!r}: expected knob=value, got {part!r}")
+        if key == "hidden":
+            options[key] = tuple(int(v) for v in value.split(","))
+        elif key in ("seeds", "epochs", "batch_size", "patience"):
+            options[key] = int(value)
+        else:
+            options[key] = float(value)
+    Budget.from_kwargs(**options)  # names the unknown knob, checks the ranges
+    return options
 
 
 @dataclass
@@ -96,6 +120,12 @@ def _stderr(message: str) -> None:
 # ---------------------------------------------------------------------------- methods
 
 
+# The intervals every job is scored with: (method, which n_train the correction uses).
+# "corrected" is what auxsel reports; "naive" the plain paired t-interval; "pool" the
+# corrected interval as auxsel 0.1 computed it (n_train = every pool row).
+INTERVALS = {"": ("corrected", "main"), "naive_": ("naive", "main"), "pool_": ("corrected", "pool")}
+
+
 def probe_jobs(
     scenario: Scenario,
     budget: dict[str, Any],
@@ -104,14 +134,15 @@ def probe_jobs(
     seeds: int,
     repeats: int,
     subsets: Sequence[int] = (),
-) -> tuple[list[tuple[str, int, Advice, Advice, float]], dict[tuple[int, int], float]]:
+) -> tuple[list[tuple[int, int, pd.DataFrame]], dict[tuple[int, int], float], float]:
     """Train ``seeds x repeats`` replicates at once and score every ``seeds``-replicate
     job on its own (and every ``k``-replicate job for ``k`` in ``subsets``).
 
-    Returns (label, repeat, corrected advice, naive advice, seconds per job) and the
-    per-replicate gains {(replicate, candidate index): gain} for coverage checks.
+    Returns (replicates k, repeat, rows) per job, where rows holds per candidate the
+    gain and each interval of ``INTERVALS`` with its verdict; the per-replicate gains
+    {(replicate, candidate index): gain} for coverage checks; and the mean best epoch
+    (1-based) of the probes.
     """
-    started = time.perf_counter()
     total = seeds * repeats
     plan = Budget.from_kwargs(
         **(budget | {"seeds": total, "main_train_fraction": scenario.main_train_fraction})
@@ -124,29 +155,31 @@ def probe_jobs(
         tables=scenario.tables,
     )
     splits = splits_for(problem, plan, seed)
-    runs, _ = run_probes(
-        problem,
-        splits,
-        pairwise_plan(len(problem.candidates), total),
-        plan,
-        seed=seed,
-        metric="loss",
-    )
-    seconds = time.perf_counter() - started
+    specs = pairwise_plan(len(problem.candidates), total)
+    runs, _ = run_probes(problem, splits, specs, plan, seed=seed, metric="loss")
+    ratios = {"main": holdout_ratio(splits, problem), "pool": holdout_ratio(splits)}
+    main = TaskInfo.of(problem.main)
+    tasks = [TaskInfo.of(t) for t in problem.candidates]
     jobs = []
     for k in sorted({seeds, *subsets}):
         for repeat in range(total // k):
             chosen = set(range(repeat * k, (repeat + 1) * k))
             mine = [r for r in runs if r.spec.replicate in chosen]
-            job_budget = replace(plan, seeds=k)
-            advice = {
-                interval: build_advice(
-                    problem, splits, mine, job_budget, seed=seed, metric="loss", interval=interval
+            columns: dict[str, pd.Series] = {}
+            for prefix, (interval, rows) in INTERVALS.items():
+                _, ranked = summarise(
+                    mine,
+                    main=main,
+                    candidates=tasks,
+                    metric="loss",
+                    test_train_ratio=ratios[rows],
+                    interval=interval,
                 )
-                for interval in ("corrected", "naive")
-            }
-            label = "" if k == seeds else f"seeds={k}"
-            jobs.append((label, repeat, advice["corrected"], advice["naive"], seconds * k / total))
+                for name in ("gain", "ci_low", "ci_high", "verdict"):
+                    if prefix and name == "gain":
+                        continue
+                    columns[prefix + name] = pd.Series({c.name: getattr(c, name) for c in ranked})
+            jobs.append((k, repeat, pd.DataFrame(columns)))
     per_replicate = {}
     base = {r.spec.replicate: r.metrics["loss"] for r in runs if r.spec.is_baseline}
     for r in runs:
@@ -154,23 +187,43 @@ def probe_jobs(
             per_replicate[(r.spec.replicate, r.spec.aux[0])] = (
                 base[r.spec.replicate] - r.metrics["loss"]
             )
-    return jobs, per_replicate
+    best_epoch = float(np.mean([r.best_epoch + 1 for r in runs if r.error is None]))
+    return jobs, per_replicate, best_epoch
 
 
-def _advice_rows(advice: Advice, naive: Advice) -> pd.DataFrame:
+def job_costs(
+    scenario: Scenario, budget: dict[str, Any], *, seed: int, sizes: Sequence[int]
+) -> dict[int, float]:
+    """CPU seconds of a standalone job (prepare, split, train) with k seeds, per k: the
+    cost a user pays, measured apart from the study's pooled training."""
+    costs = {}
+    for k in sizes:
+        started = time.process_time()
+        plan = Budget.from_kwargs(
+            **(budget | {"seeds": k, "main_train_fraction": scenario.main_train_fraction})
+        )
+        problem = prepare(
+            scenario.frame,
+            scenario.main,
+            list(scenario.candidates),
+            features=list(scenario.features),
+            tables=scenario.tables,
+        )
+        splits = splits_for(problem, plan, seed)
+        specs = pairwise_plan(len(problem.candidates), k)
+        run_probes(problem, splits, specs, plan, seed=seed, metric="loss")
+        costs[k] = time.process_time() - started
+    return costs
+
+
+def _interpolate(costs: dict[int, float], k: int) -> float:
+    sizes = sorted(costs)
+    return float(np.interp(k, sizes, [costs[s] for s in sizes]))
+
+
+def _advice_rows(advice: Advice) -> pd.DataFrame:
     frame = advice.to_frame().set_index("candidate")
-    other = naive.to_frame().set_index("candidate")
-    return pd.DataFrame(
-        {
-            "gain": frame["gain"],
-            "ci_low": frame["ci_low"],
-            "ci_high": frame["ci_high"],
-            "verdict": frame["verdict"],
-            "naive_low": other["ci_low"],
-            "naive_high": other["ci_high"],
-            "naive_verdict": other["verdict"],
-        }
-    )
+    return frame[["gain", "ci_low", "ci_high", "verdict"]]
 
 
 def engine_method(scenario: Scenario, method: str, *, seed: int, seeds: int) -> Advice | None:
@@ -210,9 +263,7 @@ def run_scenario(scenario: Scenario, config: StudyConfig, log: Log = _stderr) ->
     truth_config = replace(
         config.truth or TruthConfig(), seeds=config.truth_seeds or scenario.truth_seeds
     )
-    log(f"[{scenario.name}] reference: {truth_config.seeds} replicates of full training ...")
-    truth = full_training(scenario, seed=seed, config=truth_config)
-    log(f"[{scenario.name}] reference done in {truth.seconds:.0f} s")
+    truth = _cached_reference(scenario, config, truth_config, log)
     true = truth.summary
     predictions: list[pd.DataFrame] = []
     scores: list[dict[str, Any]] = []
@@ -222,10 +273,11 @@ def run_scenario(scenario: Scenario, config: StudyConfig, log: Log = _stderr) ->
         rows = rows.reindex(scenario.candidate_names)
         verdicts = rows.get("verdict", None)
         score = agreement(rows["gain"], true, verdicts)
-        if "ci_low" in rows and rows["ci_low"].notna().any():
-            target = true["gain"]
-            score["coverage"] = float(covered(rows.ci_low, rows.ci_high, target).mean())
-            score["naive_coverage"] = float(covered(rows.naive_low, rows.naive_high, target).mean())
+        for prefix in INTERVALS:
+            low, high = f"{prefix}ci_low", f"{prefix}ci_high"
+            if low in rows and rows[low].notna().any():
+                hit = covered(rows[low], rows[high], true["gain"])
+                score[f"{prefix}coverage"] = float(hit.mean())
         scores.append(
             {"scenario": scenario.name, "method": method, "budget": budget, "repeat": repeat}
             | score
@@ -239,44 +291,50 @@ def run_scenario(scenario: Scenario, config: StudyConfig, log: Log = _stderr) ->
 
     for method in config.methods:
         if method == "correlation":
-            started = time.perf_counter()
+            started = time.process_time()
             baseline = label_correlation(scenario)
-            seconds = time.perf_counter() - started
+            seconds = time.process_time() - started
             record("correlation", "-", 0, pd.DataFrame({"gain": baseline}), seconds)
         elif method == "probe":
             for variant in config.variants:
                 budget = config.budget(variant)
-                is_default = variant == "default"
-                repeats = config.default_repeats if is_default else config.variant_repeats
-                subsets = _seed_curve(config.seeds * repeats) if is_default else ()
-                jobs, per_rep = probe_jobs(
+                job_seeds = int(budget.pop("seeds", Budget().seeds))
+                curve = variant in config.curves
+                repeats = config.default_repeats if curve else config.variant_repeats
+                subsets = _seed_curve(job_seeds * repeats) if curve else ()
+                jobs, per_rep, best_epoch = probe_jobs(
                     scenario,
                     budget,
                     seed=seed,
-                    seeds=config.seeds,
+                    seeds=job_seeds,
                     repeats=repeats,
                     subsets=subsets,
                 )
-                for label, repeat, advice, naive, seconds in jobs:
-                    rows = _advice_rows(advice, naive)
-                    if is_default and not label:
-                        rows["probe_mean_other"] = _other_mean(
-                            per_rep, scenario, repeat, config.seeds
-                        )
-                    record("probe", label or variant, repeat, rows, seconds)
-                job_seconds = jobs[0][4]
-                timings[f"probe:{variant}"] = job_seconds
-                log(f"[{scenario.name}] probe {variant}: {job_seconds:.1f} s per job")
+                sizes = sorted({job_seeds, *([min(subsets), max(subsets)] if subsets else [])})
+                costs = job_costs(scenario, budget, seed=seed, sizes=sizes)
+                for k, repeat, rows in jobs:
+                    if k == job_seeds:
+                        rows["probe_mean_other"] = _other_mean(per_rep, scenario, repeat, k)
+                        label = variant
+                    else:
+                        label = f"seeds={k}" if variant == "default" else f"{variant}+seeds={k}"
+                    record("probe", label, repeat, rows, _interpolate(costs, k))
+                timings[f"probe:{variant}"] = costs[job_seeds]
+                timings[f"best_epoch:{variant}"] = best_epoch
+                log(
+                    f"[{scenario.name}] probe {variant}: {costs[job_seeds]:.1f} CPU s per "
+                    f"{job_seeds}-seed job, best epoch {best_epoch:.1f} on average"
+                )
         else:
             for repeat in range(config.default_repeats):
-                started = time.perf_counter()
-                advice = engine_method(scenario, method, seed=seed + repeat, seeds=config.seeds)
+                started = time.process_time()
+                advice = engine_method(scenario, method, seed=seed + repeat, seeds=Budget().seeds)
                 if advice is None:
                     log(f"[{scenario.name}] method {method!r} is not available here; skipped")
                     break
-                seconds = time.perf_counter() - started
+                seconds = time.process_time() - started
                 # The method's own interval; it has no naive counterpart.
-                record(method, "default", repeat, _advice_rows(advice, advice), seconds)
+                record(method, "default", repeat, _advice_rows(advice), seconds)
     return ScenarioResult(
         scenario=scenario.name,
         real=scenario.real,
@@ -285,6 +343,52 @@ def run_scenario(scenario: Scenario, config: StudyConfig, log: Log = _stderr) ->
         scores=pd.DataFrame(scores),
         timings=timings,
     )
+
+
+def reference_key(scenario: Scenario, seed: int, truth_config: TruthConfig) -> str:
+    """Names a reference by everything it depends on: the scenario's data and tasks,
+    the study seed and the full-training recipe."""
+    parts = (
+        scenario.name,
+        scenario.main,
+        scenario.candidates,
+        scenario.features,
+        scenario.main_train_fraction,
+        int(pd.util.hash_pandas_object(scenario.frame).sum()),
+        seed,
+        asdict(truth_config),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def _cached_reference(
+    scenario: Scenario, config: StudyConfig, truth_config: TruthConfig, log: Log
+) -> TruthResult:
+    """The reference of this scenario, from ``config.reference_cache`` when an earlier
+    run stored one for the same scenario data, seed and recipe."""
+    key = reference_key(scenario, config.seed, truth_config)
+    path = None if config.reference_cache is None else config.reference_cache / f"{key}.csv"
+    if path is not None and path.exists():
+        runs = pd.read_csv(path, dtype={"config": str})
+        runs["config"] = runs["config"].fillna("")
+        meta = path.with_suffix(".seconds")
+        seconds = float(meta.read_text()) if meta.exists() else math.nan
+        log(f"[{scenario.name}] reference read from {path}")
+        return TruthResult(
+            runs=runs,
+            seconds=seconds,
+            config=truth_config,
+            secondary="r2" if scenario.main.kind == "regression" else "auroc",
+            summary=summarise_truth(runs, scenario.candidate_names),
+        )
+    log(f"[{scenario.name}] reference: {truth_config.seeds} replicates of full training ...")
+    truth = full_training(scenario, seed=config.seed, config=truth_config)
+    log(f"[{scenario.name}] reference done in {truth.seconds:.0f} CPU s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        truth.runs.to_csv(path, index=False)
+        path.with_suffix(".seconds").write_text(repr(truth.seconds))
+    return truth
 
 
 def _seed_curve(total: int) -> list[int]:

@@ -16,7 +16,7 @@ from benchmarks.validity.agreement import (
 )
 from benchmarks.validity.report import coverage, per_scenario, render, tradeoff
 from benchmarks.validity.scenarios import Scenario
-from benchmarks.validity.study import StudyConfig, run_scenario
+from benchmarks.validity.study import StudyConfig, parse_variant, run_scenario
 from benchmarks.validity.truth import (
     TruthConfig,
     encode,
@@ -24,7 +24,7 @@ from benchmarks.validity.truth import (
     split,
     split_half_reliability,
 )
-from engine import TaskSpec, advise, make_task_family
+from engine import SpecError, TaskSpec, advise, make_task_family
 
 PREDICTED = pd.Series({"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.0, "e": -1.0})
 TRUTH = pd.DataFrame(
@@ -209,7 +209,7 @@ def test_runner_end_to_end_on_a_tiny_scenario():
     jobs = scores.groupby(["method", "budget"]).size().to_dict()
     assert jobs[("probe", "default")] == 2
     assert jobs[("probe", "cheap")] == 1
-    assert jobs[("probe", "seeds=1")] == 6  # the seeds curve comes from the same replicates
+    assert jobs[("probe", "seeds=1")] == 10  # the seeds curve comes from the same replicates
     assert jobs[("correlation", "-")] == 1
     default = scores[scores.budget == "default"]
     assert default.spearman.between(-1, 1).all()
@@ -222,7 +222,6 @@ def test_runner_end_to_end_on_a_tiny_scenario():
         list(scenario.candidates),
         seed=0,
         features=list(scenario.features),
-        seeds=3,
         main_train_fraction=scenario.main_train_fraction,
     )
     first = result.predictions.query("method == 'probe' and budget == 'default' and repeat == 0")
@@ -234,9 +233,26 @@ def test_runner_end_to_end_on_a_tiny_scenario():
 
     table = per_scenario([result])
     assert table.loc[0, "candidates"] == 3
-    assert {"default", "cheap", "seeds=1", "seeds=6"} <= set(tradeoff([result]).budget)
-    assert set(coverage([result]).budget) >= {"default", "seeds=2"}
+    assert {"default", "cheap", "seeds=1", "seeds=10"} <= set(tradeoff([result]).budget)
+    table = coverage([result])
+    assert set(table.budget) >= {"default", "seeds=2"}
+    shares = table.filter(like="holds").to_numpy(dtype=float).ravel()
+    shares = shares[np.isfinite(shares)]
+    assert shares.size
+    assert ((shares >= 0) & (shares <= 1)).all()
     assert "Default budget vs the correlation baseline" in render([result], config, 1.0)
+
+
+def test_budget_variants_parse_and_are_checked():
+    assert parse_variant("hidden=64,32+lr=1e-2+seeds=5") == {
+        "hidden": (64, 32),
+        "lr": 0.01,
+        "seeds": 5,
+    }
+    with pytest.raises(ValueError, match="knob=value"):
+        parse_variant("hidden")
+    with pytest.raises(SpecError, match="Unknown budget option 'widht'"):
+        parse_variant("widht=3")
 
 
 def test_unknown_methods_are_skipped():
