@@ -30,10 +30,13 @@ from engine.advise import (
     splits_for,
 )
 from engine.budget import PROXY_NAMES, Budget, ProxyName
+from engine.chem import morgan_fingerprints
 from engine.errors import (
     Cancelled,
     EngineError,
+    FeaturisationError,
     LabelError,
+    MissingDependencyError,
     NoFeaturesError,
     SpecError,
     TooFewRowsError,
@@ -76,12 +79,14 @@ __all__ = [
     "Confirmation",
     "EngineError",
     "FeatureConfig",
+    "FeaturisationError",
     "IntervalMethod",
     "LabelError",
     "LocalRunner",
     "Method",
     "MetricGain",
     "MetricName",
+    "MissingDependencyError",
     "NoFeaturesError",
     "ProbeRun",
     "ProbeSpec",
@@ -112,6 +117,7 @@ __all__ = [
     "json_safe",
     "make_splits",
     "make_task_family",
+    "morgan_fingerprints",
     "paired_gain",
     "pairwise_plan",
     "planned_epochs",

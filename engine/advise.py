@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -54,7 +55,8 @@ def advise(
 
     Trains, for every replicate, the main task alone and paired with each candidate
     (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
-    on held-out rows. Budget keywords: see :class:`engine.Budget`.
+    on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
+    "corrected" (Nadeau–Bengio, see :func:`holdout_ratio`) or "naive".
 
     ``method``: ``probe`` (default) as above; ``screen`` ranks the candidates by a
     proxy from one joint run and trains no probe, so it reports no gains;
@@ -193,7 +195,7 @@ def execute(
             [t.name for t in problem.candidates],
             plan,
             metric=metric,
-            test_train_ratio=holdout_ratio(splits),
+            test_train_ratio=holdout_ratio(splits, problem),
             interval=interval,
             train=train,
         )
@@ -326,7 +328,7 @@ def build_advice(
         main=TaskInfo.of(problem.main),
         candidates=[TaskInfo.of(t) for t in problem.candidates],
         metric=metric,
-        test_train_ratio=holdout_ratio(splits),
+        test_train_ratio=holdout_ratio(splits, problem),
         interval=interval,
     )
     agreement = None
@@ -352,7 +354,15 @@ def build_advice(
     )
 
 
-def holdout_ratio(splits: Splits) -> float:
-    """n_test / n_train for the corrected resampled interval, where n_train counts every
-    row a probe trains on (the pool), auxiliary-only rows included."""
-    return int(splits.test.shape[1]) / max(1, int(splits.pool.shape[1]))
+def holdout_ratio(splits: Splits, problem: Problem) -> float:
+    """n_test / n_train for the corrected resampled interval.
+
+    The correction accounts for the variance that comes from which of the main task's
+    labelled rows each replicate holds out, so n_train counts the main-labelled rows a
+    replicate may train on: every main-labelled row outside its validation and test
+    sets, whether or not ``main_train_fraction`` uses its label. Rows without a main
+    label never rotate into a test set and do not count (counting them, as auxsel 0.1
+    did, shrank the correction on sparse data; docs/validity.md measured its coverage).
+    """
+    n_train = int(np.isfinite(problem.main.values[splits.pool[0]]).sum())
+    return int(splits.test.shape[1]) / max(1, n_train)

@@ -37,5 +37,13 @@ class SpecError(EngineError):
     """The task spec or budget is inconsistent (duplicate names, bad ranges, ...)."""
 
 
+class FeaturisationError(EngineError):
+    """Raw inputs (e.g. SMILES strings) could not be turned into features."""
+
+
+class MissingDependencyError(EngineError):
+    """An optional dependency needed for this call is not installed."""
+
+
 class Cancelled(Exception):  # noqa: N818 - reads better at call sites than CancelledError
     """Raised by a progress callback to stop training between chunks."""

@@ -3,10 +3,12 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from engine import benjamini_hochberg, paired_gain
+from engine import benjamini_hochberg, make_splits, paired_gain, prepare
+from engine.advise import holdout_ratio
 from engine.scoring import verdict
 
 
@@ -64,3 +66,16 @@ def test_benjamini_hochberg_matches_definition():
 )
 def test_verdict(low, high, expected):
     assert verdict(low, high) == expected
+
+
+def test_holdout_ratio_counts_the_main_tasks_labelled_training_rows():
+    """The correction is about which main-labelled rows a replicate holds out: rows
+    without a main label are never held out and must not dilute it, and rows whose
+    label main_train_fraction drops still rotate between train and test."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "aux": rng.normal(size=200)})
+    frame["y"] = np.where(np.arange(200) < 100, frame["x"] + rng.normal(size=200), np.nan)
+    problem = prepare(frame, "y", ["aux"])
+    for fraction in (1.0, 0.5):
+        splits = make_splits(problem, replicates=2, seed=0, main_train_fraction=fraction)
+        assert holdout_ratio(splits, problem) == pytest.approx(20 / 60)

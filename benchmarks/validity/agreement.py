@@ -1,0 +1,135 @@
+"""How well a method's predicted gains agree with the reference's true gains, and the
+zero-cost baseline (absolute label correlation with the main task)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmarks.validity.scenarios import Scenario
+
+TOP_K = 3
+
+
+def top_k_overlap(predicted: pd.Series, truth: pd.Series, k: int = TOP_K) -> float:
+    """Share of the truly best ``k`` candidates that are also among the predicted best ``k``."""
+    k = min(k, len(truth))
+    if k == 0:
+        return math.nan
+    best_true = set(truth.sort_values(ascending=False, kind="stable").index[:k])
+    best_pred = set(predicted.sort_values(ascending=False, kind="stable").index[:k])
+    return len(best_true & best_pred) / k
+
+
+def agreement(
+    predicted: pd.Series,
+    truth: pd.DataFrame,
+    verdicts: pd.Series | None = None,
+    *,
+    k: int = TOP_K,
+) -> dict[str, Any]:
+    """Compare predicted gains (candidate -> value, higher = more helpful) with the truth
+    (candidate -> ``gain`` and ``sign``: +1 significantly positive, -1 negative, 0 not).
+
+    With ``verdicts`` (candidate -> helpful / harmful / inconclusive) also counts the
+    verdicts against the truth's signs, as counts so that they can be pooled:
+    precision of helpful = helpful_right / helpful_called, recall = helpful_right /
+    truly_helpful, harmful_flagged = harmful_right / truly_harmful, and
+    wrong_direction = calls whose sign is the opposite of a significant true gain.
+    """
+    names = [c for c in truth.index if c in predicted.index and np.isfinite(predicted[c])]
+    pred = predicted[names].astype(float)
+    true = truth.loc[names, "gain"].astype(float)
+    enough = len(names) >= 3 and pred.nunique() > 1 and true.nunique() > 1
+    row: dict[str, Any] = {
+        "n_candidates": len(names),
+        "spearman": float(stats.spearmanr(pred, true).statistic) if enough else math.nan,
+        "kendall": float(stats.kendalltau(pred, true).statistic) if enough else math.nan,
+        f"top{k}": top_k_overlap(pred, true, k),
+    }
+    if verdicts is not None:
+        sign = truth.loc[names, "sign"]
+        called = verdicts[names]
+        row |= {
+            "helpful_called": int((called == "helpful").sum()),
+            "helpful_right": int(((called == "helpful") & (sign > 0)).sum()),
+            "truly_helpful": int((sign > 0).sum()),
+            "harmful_called": int((called == "harmful").sum()),
+            "harmful_right": int(((called == "harmful") & (sign < 0)).sum()),
+            "truly_harmful": int((sign < 0).sum()),
+            "wrong_direction": int(
+                (((called == "helpful") & (sign < 0)) | ((called == "harmful") & (sign > 0))).sum()
+            ),
+        }
+    return row
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def pooled_rates(rows: pd.DataFrame) -> dict[str, float]:
+    """Precision / recall of verdicts from summed counts (micro-averaged)."""
+    total = rows[
+        [
+            "helpful_called",
+            "helpful_right",
+            "truly_helpful",
+            "harmful_called",
+            "harmful_right",
+            "truly_harmful",
+            "wrong_direction",
+        ]
+    ].sum()
+    return {
+        "helpful_precision": ratio(total.helpful_right, total.helpful_called),
+        "helpful_recall": ratio(total.helpful_right, total.truly_helpful),
+        "harmful_flagged": ratio(total.harmful_right, total.truly_harmful),
+        "harmful_precision": ratio(total.harmful_right, total.harmful_called),
+        "helpful_called": float(total.helpful_called),
+        "truly_helpful": float(total.truly_helpful),
+        "truly_harmful": float(total.truly_harmful),
+        "wrong_direction": float(total.wrong_direction),
+    }
+
+
+def covered(low: pd.Series, high: pd.Series, target: pd.Series) -> pd.Series:
+    """Whether each interval [low, high] holds its target (NaN intervals count as misses)."""
+    return (low <= target) & (target <= high)
+
+
+def label_correlation(scenario: Scenario) -> pd.Series:
+    """The zero-cost baseline: per candidate, |correlation| of its labels with the main
+    task's over rows that carry both (Pearson; the correlation ratio η for a multiclass
+    candidate). A candidate from another table is matched row to row on
+    ``scenario.match_on``; without a match it gets NaN."""
+    main = scenario.main.column
+    scores = {}
+    for task in scenario.candidates:
+        if task.source is None:
+            pair = scenario.frame[[main, task.column]].set_axis(["main", "aux"], axis=1)
+        elif scenario.match_on:
+            keys = list(scenario.match_on)
+            other = scenario.tables[task.source][[*keys, task.column]]
+            pair = scenario.frame[[*keys, main]].merge(
+                other.drop_duplicates(keys, keep=False), on=keys, suffixes=("", "_aux")
+            )
+            aux = task.column if task.column != main else f"{main}_aux"
+            pair = pair[[main, aux]].set_axis(["main", "aux"], axis=1)
+        else:
+            scores[task.label] = math.nan
+            continue
+        pair = pair.dropna()
+        if task.kind == "multiclass":
+            means = pair.groupby("aux")["main"].transform("mean")
+            scores[task.label] = float(np.sqrt(means.var() / pair["main"].var()))
+        else:
+            aux = pd.to_numeric(pair["aux"], errors="coerce")
+            if aux.isna().any():  # text binary labels: compare as codes
+                aux = pd.Series(pd.factorize(pair["aux"], sort=True)[0], index=pair.index)
+            scores[task.label] = abs(float(pair["main"].astype(float).corr(aux.astype(float))))
+    return pd.Series(scores, dtype=float)
