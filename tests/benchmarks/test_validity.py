@@ -270,3 +270,7 @@ def test_screening_methods_are_scored_and_unknown_methods_skipped():
     assert sorted(screen.gain) == [-float(r) for r in range(len(scenario.candidates), 0, -1)]
     assert "ci_low" not in screen or screen.ci_low.isna().all()
     assert any("'magic' is not available" in m for m in messages)
+    # The report lists the method beside the probes and the baseline.
+    report = render([result], config, 1.0)
+    assert "screen spearman" in report
+    assert "screen CPU s/job" in report
