@@ -2,7 +2,7 @@
 fixed time against a server this script starts on 127.0.0.1 (embedded default: SQLite,
 in-process worker). Reports requests per second and latency percentiles.
 
-    python -m benchmarks.load_status --clients 50 --seconds 20
+    python -m benchmarks.load_status --clients 50 --seconds 20 [--wrk]
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,7 +82,14 @@ def main() -> None:
         action="store_true",
         help="Keep a job training while polling (the worker competes for CPU).",
     )
+    parser.add_argument(
+        "--wrk",
+        action="store_true",
+        help="Also measure with wrk (a C client, 2 threads): on 2 cores the Python client "
+        "is the bottleneck, not the server.",
+    )
     args = parser.parse_args()
+    wrk_lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), args.port, args.database_url)
         url = f"http://127.0.0.1:{args.port}"
@@ -106,6 +114,8 @@ def main() -> None:
             }
             job = httpx.post(f"{url}/api/v1/jobs", json=spec).json()
             result = asyncio.run(run(url, job["id"], args.clients, args.seconds))
+            if args.wrk:
+                wrk_lines = run_wrk(f"{url}/api/v1/jobs/{job['id']}", args.clients, args.seconds)
             state = httpx.get(f"{url}/api/v1/jobs/{job['id']}").json()["status"]
         finally:
             server.send_signal(signal.SIGTERM)
@@ -118,6 +128,22 @@ def main() -> None:
         f"  requests {result['requests']}, errors {result['errors']}, "
         f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
     )
+    for line in wrk_lines:
+        print(f"  wrk: {line}")
+
+
+def run_wrk(url: str, connections: int, seconds: float) -> list[str]:
+    """wrk's throughput, latency percentiles and error lines for ``url``."""
+    if shutil.which("wrk") is None:
+        return ["not installed (apt-get install wrk)"]
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    keep = ("Requests/sec", " 50% ", " 99% ", "requests in", "Non-2xx", "Socket errors")
+    return [line.strip() for line in out.splitlines() if any(k in line for k in keep)]
 
 
 if __name__ == "__main__":

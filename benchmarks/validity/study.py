@@ -31,7 +31,17 @@ import engine
 from benchmarks.validity.agreement import agreement, covered, label_correlation
 from benchmarks.validity.scenarios import SCENARIOS, Scenario
 from benchmarks.validity.truth import TruthConfig, TruthResult, full_training, summarise_truth
-from engine import Budget, TaskInfo, prepare, run_probes, splits_for, summarise
+from engine import (
+    Budget,
+    ProbeRun,
+    Problem,
+    Splits,
+    TaskInfo,
+    prepare,
+    run_probes,
+    splits_for,
+    summarise,
+)
 from engine.advice import Advice
 from engine.advise import holdout_ratio
 from engine.plan import pairwise_plan
@@ -125,6 +135,26 @@ def _stderr(message: str) -> None:
 INTERVALS = {"": ("corrected", "main"), "naive_": ("naive", "main"), "pool_": ("corrected", "pool")}
 
 
+def train_job(
+    scenario: Scenario, budget: dict[str, Any], *, seed: int, seeds: int
+) -> tuple[Problem, Splits, list[ProbeRun]]:
+    """What a user's job does before scoring: prepare, split, train every paired probe."""
+    plan = Budget.from_kwargs(
+        **(budget | {"seeds": seeds, "main_train_fraction": scenario.main_train_fraction})
+    )
+    problem = prepare(
+        scenario.frame,
+        scenario.main,
+        list(scenario.candidates),
+        features=list(scenario.features),
+        tables=scenario.tables,
+    )
+    splits = splits_for(problem, plan, seed)
+    specs = pairwise_plan(len(problem.candidates), seeds)
+    runs, _ = run_probes(problem, splits, specs, plan, seed=seed, metric="loss")
+    return problem, splits, runs
+
+
 def probe_jobs(
     scenario: Scenario,
     budget: dict[str, Any],
@@ -143,19 +173,7 @@ def probe_jobs(
     (1-based) of the probes.
     """
     total = seeds * repeats
-    plan = Budget.from_kwargs(
-        **(budget | {"seeds": total, "main_train_fraction": scenario.main_train_fraction})
-    )
-    problem = prepare(
-        scenario.frame,
-        scenario.main,
-        list(scenario.candidates),
-        features=list(scenario.features),
-        tables=scenario.tables,
-    )
-    splits = splits_for(problem, plan, seed)
-    specs = pairwise_plan(len(problem.candidates), total)
-    runs, _ = run_probes(problem, splits, specs, plan, seed=seed, metric="loss")
+    problem, splits, runs = train_job(scenario, budget, seed=seed, seeds=total)
     # "pool": auxsel 0.1's ratio, which counted every row a probe trains on.
     pool_ratio = int(splits.test.shape[1]) / max(1, int(splits.pool.shape[1]))
     ratios = {"main": holdout_ratio(splits, problem), "pool": pool_ratio}
@@ -200,19 +218,7 @@ def job_costs(
     costs = {}
     for k in sizes:
         started = time.process_time()
-        plan = Budget.from_kwargs(
-            **(budget | {"seeds": k, "main_train_fraction": scenario.main_train_fraction})
-        )
-        problem = prepare(
-            scenario.frame,
-            scenario.main,
-            list(scenario.candidates),
-            features=list(scenario.features),
-            tables=scenario.tables,
-        )
-        splits = splits_for(problem, plan, seed)
-        specs = pairwise_plan(len(problem.candidates), k)
-        run_probes(problem, splits, specs, plan, seed=seed, metric="loss")
+        train_job(scenario, budget, seed=seed, seeds=k)
         costs[k] = time.process_time() - started
     return costs
 
