@@ -170,8 +170,8 @@ class ProbeObjective:
         Each task's loss is the mean over the rows that carry its label; a task with
         no labelled row in the batch contributes 0. Inactive slots are 0.
         """
-        h = self.batch.trunk(self.inputs(rows))  # [P, b, H]
-        return self.main_loss(h, rows), self.aux_loss(h, rows)
+        main, aux = self.batch.split_outputs(self.batch.head_outputs(self.inputs(rows)))
+        return self.main_loss_of(main, rows), self.aux_loss_of(aux, rows)
 
     def inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows [R', b] per replicate -> standardised features [R', b, F]."""
@@ -179,12 +179,16 @@ class ProbeObjective:
 
     def main_loss(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Trunk output h [P, b, H] of rows [R', b] -> masked mean main loss [P]."""
+        return self.main_loss_of(self.batch.main_head(h), rows)
+
+    def main_loss_of(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Main head outputs [P, b, O] of rows [R', b] -> masked mean main loss [P]."""
         data = self.data
         y_main = data.main_train[self.rep_tensor[:, None], rows][self.probe_rep]  # [P, b]
         main_known = torch.isfinite(y_main)
         return _masked_mean(
             main_loss_elements(
-                self.batch.main_head(h),
+                outputs,
                 torch.where(main_known, y_main, 0.0),
                 data.problem.main.kind,
                 self.main_scale,
@@ -385,9 +389,10 @@ def _evaluate(batch: ProbeBatch, x: torch.Tensor) -> torch.Tensor:
     n_rows = x.shape[1]
     step = max(1, _EVAL_FLOATS // max(1, batch.n_probes * max(batch.hidden)))
     parts = [
-        batch.main_head(batch.trunk(x[:, start : start + step])) for start in range(0, n_rows, step)
+        batch.head_outputs(x[:, start : start + step], main_only=True)
+        for start in range(0, n_rows, step)
     ]
-    return torch.cat(parts, dim=1)
+    return torch.cat(parts, dim=2).mT  # [P, O, n] -> [P, n, O]
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
