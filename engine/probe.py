@@ -201,6 +201,14 @@ class ProbeBatch:
     def parameters(self) -> list[torch.Tensor]:
         return [*self.shared_parameters(), self.heads_w, self.heads_b]
 
+    def probe_masks(self, mask: torch.Tensor) -> list[torch.Tensor]:
+        """A mask over probes [P] -> one mask per tensor of :meth:`parameters`,
+        broadcastable to it, that selects the masked probes' slices."""
+        width = self.hidden[0]
+        first = [mask[start:stop].repeat_interleave(width)[None] for _, start, stop in self.groups]
+        per_probe = mask[:, None, None]
+        return [*first, *first, *[per_probe] * (2 * len(self.deep_w)), per_probe, per_probe]
+
     def shared_parameters(self) -> list[torch.Tensor]:
         """The trunk: the parameters every task of a probe shares."""
         return [*self.first_w, *self.first_b, *self.deep_w, *self.deep_b]
