@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import Request
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_transaction
@@ -23,6 +26,7 @@ from app.errors import ProblemError
 from app.models import ApiKey, utcnow
 from app.settings import Settings
 
+log = logging.getLogger("auxsel.auth")
 PREFIX = "auxsel_"
 COOKIE = "auxsel_key"  # the dashboard keeps the key in an HttpOnly cookie
 
@@ -89,8 +93,7 @@ def revoke_key(sessions: sessionmaker[Session], key_id: str) -> bool:
 
 
 def verify(session: Session, presented: str) -> str | None:
-    """The owner of a valid, unrevoked key; None otherwise. Marks the key used (at most
-    once a minute, so polling does not turn every read into a write)."""
+    """The owner of a valid, unrevoked key; None otherwise."""
     if not presented.startswith(PREFIX):
         return None
     try:
@@ -102,11 +105,27 @@ def verify(session: Session, presented: str) -> str | None:
         return None
     if not hmac.compare_digest(row.secret_hash, _hash(row.salt, secret)):
         return None
-    now = utcnow()
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now
-        session.commit()
     return row.owner
+
+
+def mark_used(sessions: sessionmaker[Session], presented: str) -> None:
+    """Record that a key was used, at most once a minute (so polling does not turn every
+    read into a write). Bookkeeping only: a busy database skips it, never the request."""
+    key_id = presented[len(PREFIX) :].split("_", 1)[0]
+    now = utcnow()
+    stale = now - timedelta(seconds=60)
+    try:
+        with write_transaction(sessions) as session:
+            session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
+                )
+                .values(last_used_at=now)
+            )
+    except OperationalError:
+        log.info("could not record the use of key %s (database busy)", key_id)
 
 
 def presented_key(request: Request) -> str | None:
@@ -142,4 +161,5 @@ def owner_of(request: Request) -> str:
         owner = verify(session, key)
     if owner is None:
         raise unauthorized("The API key is not valid or was revoked.")
+    mark_used(request.app.state.sessions, key)
     return owner

@@ -40,10 +40,13 @@ def root() -> None:
     """auxsel: which auxiliary tasks help your main task?"""
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+log = logging.getLogger("auxsel.cli")
+
+
+def _configure_logging(settings: Settings) -> None:
+    from app.logging_setup import configure
+
+    configure(settings.log_level, settings.log_format)
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:
@@ -68,22 +71,44 @@ def serve(
     from app.main import create_app
 
     settings = _settings(host, port)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     app = create_app(settings, run_worker=worker)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    from app.logging_setup import uvicorn_log_config
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=uvicorn_log_config(settings.log_format),
+    )
 
 
 @cli.command("worker")
 def worker_command() -> None:
     """Run a standalone worker: claim queued jobs until SIGTERM."""
+    from app.executors import ExecutorUnavailableError
     from app.storage import make_storage
     from app.worker import Worker
 
     settings = get_settings()
-    _configure_logging(settings.log_level)
-    worker = Worker(settings, _sessions(), make_storage(settings.uploads_dir))
+    _configure_logging(settings)
+    try:
+        worker = Worker(settings, _sessions(), make_storage(settings.uploads_dir))
+    except ExecutorUnavailableError as exc:
+        typer.secho(str(exc), fg="red", err=True)  # not rich: "[ray]" is no markup
+        raise typer.Exit(2) from exc
     worker.install_signal_handlers()
-    console.print(f"worker {worker.worker_id} on {_redact(settings.resolved_database_url)}")
+    if settings.metrics_port:
+        from app.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings.metrics_host, settings.metrics_port)
+    log.info(
+        "worker %s on %s (executor %s)",
+        worker.worker_id,
+        _redact(settings.resolved_database_url),
+        settings.executor,
+    )
     worker.run_forever()
 
 

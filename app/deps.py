@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.auth import owner_of
 from app.db import session_scope
+from app.ratelimit import enforce
 from app.settings import Settings
 from app.storage import Storage
 
@@ -42,3 +43,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+def limit_submissions(request: Request, owner: OwnerDep) -> None:
+    """429 when the caller is over AUXSEL_RATE_SUBMIT_PER_MIN."""
+    enforce(request, owner, "submit")
+
+
+def limit_uploads(request: Request, owner: OwnerDep) -> None:
+    """429 when the caller is over AUXSEL_RATE_UPLOAD_PER_MIN (before the body is read)."""
+    enforce(request, owner, "upload")

@@ -10,6 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from app.retry import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
@@ -52,6 +55,16 @@ class ProblemError(Exception):
         return body
 
 
+def field_problem(
+    status: int, title: str, detail: str, fix: str, *, type_: str, field: str = "file"
+) -> ProblemError:
+    """A problem caused by one field of the request (the uploaded ``file`` by default);
+    ``fix`` says what to change."""
+    return ProblemError(
+        status, title, detail, type_=type_, errors=[{"field": field, "message": fix}]
+    )
+
+
 def not_found(what: str, ident: str) -> ProblemError:
     return ProblemError(
         404, f"{what} not found", f"No {what.lower()} with id {ident!r}.", type_="not-found"
@@ -86,6 +99,17 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the
+    first matching route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -114,17 +138,43 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        titles = {
+            404: "Not found",
+            405: "Method not allowed",
+            400: "Bad request",
+            413: "Request body too large",
+        }
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = ProblemError(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
         return problem_response(problem, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):  # the database is restarting or unreachable: retry later
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                exc.__class__.__name__,
+            )
+            return problem_response(
+                ProblemError(
+                    503,
+                    "Database unavailable",
+                    "The database did not answer; retry shortly (POST /jobs with an "
+                    "Idempotency-Key is safe to repeat).",
+                    type_="database-unavailable",
+                    headers={"Retry-After": "2"},
+                ),
+                request,
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         problem = ProblemError(
             500, "Internal error", "The server failed to handle the request; it was logged."

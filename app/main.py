@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import dashboard, migrate
+from app import dashboard, metrics, migrate
 from app.auth import auth_enabled
+from app.bodylimit import BodyLimitMiddleware
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
+from app.openapi import install_openapi
 from app.routes import datasets, health, jobs
 from app.services.datasets import sweep_orphans
 from app.settings import Settings, get_settings
@@ -71,6 +73,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         lifespan=lifespan,
     )
     install_handlers(app)
+    # JSON bodies are capped while they stream; uploads have their own streamed limit.
+    app.add_middleware(BodyLimitMiddleware, exempt=("/api/v1/datasets",))
+    install_openapi(app)
+    metrics.install(app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)

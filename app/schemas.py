@@ -103,6 +103,12 @@ class ColumnProfile(BaseModel):
     missing: int
     unique: int
     infinite: int
+    huge: int = Field(default=0, description="Finite values beyond ±1e30.")
+    mixed: dict[str, Any] | None = Field(
+        default=None,
+        description="Text columns whose distinct values mix numbers and text: counts of "
+        "each and an example of the rarer type.",
+    )
     kind: str | None = Field(description="Task kind if the column were a label; null if unusable.")
     examples: list[Any]
 

@@ -29,8 +29,19 @@ class Settings(BaseSettings):
     auth: Literal["auto", "on", "off"] = "auto"
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    # Ray executor (docs/deploy.md): resources of one shard (one chunk of probes) and
+    # how often a shard lost with its Ray worker or node is tried again.
+    ray_num_cpus: float = 1.0
+    ray_num_gpus: float = 0.0
+    ray_max_retries: int = 3
+    ray_resubmits: int = 2
     device: str = "cpu"
     log_level: str = "INFO"
+    # "text" for people, "json" (one object per line) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # A standalone worker serves its own Prometheus metrics here (0 = off).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     # Torch threads of a worker; 0 = all cores (one core is left to the API when the
     # worker runs inside `auxsel serve`).
     torch_threads: int = 0
@@ -60,6 +71,9 @@ class Settings(BaseSettings):
     # Client side (the CLI's submit/status/ranking/jobs): which server, with which key.
     url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
+    # Per-owner rate limits (per minute, per API replica; 0 = off). See app/ratelimit.py.
+    rate_submit_per_min: float = 120.0
+    rate_upload_per_min: float = 60.0
 
     page_size_default: int = 20
     page_size_max: int = 100

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from app.errors import ProblemError
+from app.errors import ProblemError, field_problem
 
 CHUNK = 1 << 20
 
@@ -51,7 +52,9 @@ class LocalStorage:
         return tmp
 
     async def save(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredFile:
-        tmp = self._tmp_dir() / f"upload-{os.getpid()}-{time.monotonic_ns()}"
+        # The name says which process writes it, so the janitor can tell a dead
+        # upload from one in flight in another process (or on another machine).
+        tmp = self._tmp_dir() / f"upload-{os.getpid()}-{time.monotonic_ns()}@{_HOST}"
         digest = hashlib.sha256()
         size = 0
         try:
@@ -59,14 +62,7 @@ class LocalStorage:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ProblemError(
-                            413,
-                            "Upload too large",
-                            f"The file is larger than the upload limit of "
-                            f"{max_bytes / 2**20:.0f} MiB; it was rejected while streaming.",
-                            type_="upload-too-large",
-                            errors=[_limit("file", "AUXSEL_MAX_UPLOAD_MB")],
-                        )
+                        raise upload_too_large(max_bytes)
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -101,25 +97,60 @@ class LocalStorage:
         ]
 
     def sweep_partial(self, older_than_s: float) -> int:
-        """Remove temporary files left by uploads that died (e.g. a killed API)."""
+        """Remove temporary files left by uploads that died (e.g. a killed API): at
+        once when the process that wrote one is gone from this machine, else once it is
+        older than ``older_than_s`` (it may belong to another machine's upload)."""
         tmp = self.root / "tmp"
         if not tmp.exists():
             return 0
         cutoff = time.time() - older_than_s
         removed = 0
         for path in tmp.iterdir():
-            if path.stat().st_mtime < cutoff:
+            try:
+                stale = _writer_is_dead(path.name) or path.stat().st_mtime < cutoff
+            except FileNotFoundError:  # finished meanwhile
+                continue
+            if stale:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+_HOST = socket.gethostname().replace("/", "_")
+
+
+def _writer_is_dead(name: str) -> bool:
+    """Whether a temporary file's writer (``upload-<pid>-<ns>@<host>``) was a process of
+    this machine that no longer exists."""
+    stem, _, host = name.partition("@")
+    parts = stem.split("-")
+    if host != _HOST or len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def make_storage(root: Path) -> Storage:
     return LocalStorage(root)
 
 
-def _limit(field: str, setting: str) -> dict[str, str]:
-    return {"field": field, "message": f"Raise the limit with the {setting} setting."}
+def upload_too_large(max_bytes: int) -> ProblemError:
+    return field_problem(
+        413,
+        "Upload too large",
+        f"The upload is larger than the limit of {max_bytes / 2**20:.3g} MiB; it was "
+        "rejected while streaming, and nothing was stored.",
+        "Raise the limit with the AUXSEL_MAX_UPLOAD_MB setting, or upload less.",
+        type_="upload-too-large",
+    )
 
 
 def _storage_error(exc: OSError) -> ProblemError:

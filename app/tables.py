@@ -17,15 +17,20 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 import engine
-from app.errors import ProblemError
+from app.errors import ProblemError, field_problem
 
 TableFormat = Literal["csv", "parquet"]
 PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 64 * 1024
+# A header line longer than this is refused (about 100k columns of 160-byte names).
+MAX_HEADER_BYTES = 16 * 2**20
+# Regression labels beyond this magnitude cannot be trained on (the engine refuses them).
+HUGE = 1e30
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,7 @@ def read_table(path: Path, fmt: TableFormat, limits: TableLimits) -> pd.DataFram
     if len(frame) == 0:
         raise _bad_file("The table has a header but no data rows.")
     if len(frame) > limits.max_rows:
-        raise ProblemError(
-            422,
-            "Table too large",
-            f"The table has {len(frame):,} rows; the limit is {limits.max_rows:,}.",
-            type_="limit-exceeded",
-            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS or upload fewer rows."}],
-        )
+        raise _over_limit(len(frame), limits.max_rows, "rows", "AUXSEL_MAX_ROWS")
     return frame
 
 
@@ -93,17 +92,11 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
         text = sample[: exc.start].decode("utf-8")
     if not text.strip():
         raise _bad_file("The file is empty.")
-    header_line = text.splitlines()[0]
-    delimiter = _sniff_delimiter(text)
+    header_line = _header_line(path, text)
+    delimiter = _sniff_delimiter(text if "\n" in text else header_line[:SNIFF_BYTES])
     header = next(csv.reader([header_line], delimiter=delimiter))
     if len(header) > limits.max_columns:
-        raise ProblemError(
-            422,
-            "Too many columns",
-            f"The table has {len(header):,} columns; the limit is {limits.max_columns:,}.",
-            type_="limit-exceeded",
-            errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS or drop columns."}],
-        )
+        raise _over_limit(len(header), limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
     _check_header(header)
     try:
         table = pacsv.read_csv(
@@ -119,25 +112,29 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
     return _to_pandas(table)
 
 
+def _header_line(path: Path, sample: str) -> str:
+    """The whole first line, even when it is longer than the sniffed sample (a very
+    wide table), so its columns are counted exactly."""
+    lines = sample.splitlines()
+    if len(lines) > 1 or sample.endswith(("\n", "\r")):
+        return lines[0]
+    with path.open("rb") as f:
+        raw = f.readline(MAX_HEADER_BYTES + 1)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise _bad_file(
+            f"The header line is longer than {MAX_HEADER_BYTES // 2**20} MiB.",
+            hint="Upload a table with fewer or shorter column names.",
+        )
+    return raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace").rstrip("\r\n")
+
+
 def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
     try:
         meta = pq.read_metadata(path)
         if meta.num_columns > limits.max_columns:
-            raise ProblemError(
-                422,
-                "Too many columns",
-                f"The table has {meta.num_columns:,} columns; the limit is {limits.max_columns:,}.",
-                type_="limit-exceeded",
-                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_COLUMNS."}],
-            )
+            raise _over_limit(meta.num_columns, limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
         if meta.num_rows > limits.max_rows:
-            raise ProblemError(
-                422,
-                "Table too large",
-                f"The table has {meta.num_rows:,} rows; the limit is {limits.max_rows:,}.",
-                type_="limit-exceeded",
-                errors=[{"field": "file", "message": "Raise AUXSEL_MAX_ROWS."}],
-            )
+            raise _over_limit(meta.num_rows, limits.max_rows, "rows", "AUXSEL_MAX_ROWS")
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise _bad_file(f"The Parquet file could not be read: {exc}") from exc
@@ -191,13 +188,15 @@ def _arrow_message(message: str) -> str:
 
 
 def _bad_file(message: str, hint: str | None = None) -> ProblemError:
-    return ProblemError(
-        422,
-        "Unreadable table",
-        message if hint is None else f"{message} {hint}",
-        type_="unreadable-table",
-        errors=[{"field": "file", "message": hint or message}],
-    )
+    detail = message if hint is None else f"{message} {hint}"
+    return field_problem(422, "Unreadable table", detail, hint or message, type_="unreadable-table")
+
+
+def _over_limit(count: int, limit: int, noun: str, setting: str) -> ProblemError:
+    title = "Table too large" if noun == "rows" else "Too many columns"
+    detail = f"The table has {count:,} {noun}; the limit is {limit:,}."
+    fix = f"Raise {setting} or upload fewer {noun}."
+    return field_problem(422, title, detail, fix, type_="limit-exceeded")
 
 
 def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -209,9 +208,14 @@ def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
         missing = int(series.isna().sum())
         unique = int(series.nunique(dropna=True))
         dtype = _dtype(series)
-        infinite = 0
+        infinite = huge = 0
+        mixed = None
         if dtype in ("number", "integer"):
-            infinite = int(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).sum())
+            values = np.abs(series.to_numpy(dtype=float, na_value=np.nan))
+            infinite = int(np.isinf(values).sum())
+            huge = int((np.isfinite(values) & (values > HUGE)).sum())
+        elif dtype == "text":
+            mixed = _mixed_types(series)
         kind: str | None = None
         if unique >= 2 and dtype != "datetime":
             try:
@@ -225,11 +229,47 @@ def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "missing": missing,
                 "unique": unique,
                 "infinite": infinite,
+                "huge": huge,
+                "mixed": mixed,
                 "kind": kind,
-                "examples": [_jsonable(v) for v in series.dropna().unique()[:3]],
+                "examples": [_jsonable(v) for v in _examples(series)],
             }
         )
     return columns
+
+
+NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _mixed_types(series: pd.Series) -> dict[str, Any] | None:
+    """For a text column: whether its distinct values mix numbers and text (a numeric
+    column with stray text, say), with counts of distinct values and an example.
+    Vectorised in Arrow: a million distinct strings take well under a second."""
+    try:
+        values = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+        return None
+    distinct = pc.drop_null(pc.unique(values))
+    if len(distinct) == 0:
+        return None
+    numeric = pc.match_substring_regex(distinct, NUMBER_PATTERN)
+    n_numbers = int(pc.sum(numeric).as_py() or 0)
+    n_text = len(distinct) - n_numbers
+    if n_numbers == 0 or n_text == 0:
+        return None
+    rarer = numeric if n_numbers < n_text else pc.invert(numeric)
+    example = pc.filter(distinct, rarer)[0].as_py()
+    return {"numbers": n_numbers, "text": n_text, "example": str(example)[:80]}
+
+
+def _examples(series: pd.Series, n: int = 3) -> list[Any]:
+    """The first ``n`` distinct values (looking at the head first: cheap on long columns)."""
+    head = series.head(10_000).dropna().unique()
+    if len(head) >= n:
+        return list(head[:n])
+    return list(series.dropna().unique()[:n])
 
 
 def _dtype(series: pd.Series) -> str:

@@ -9,6 +9,7 @@ resumes from its stored probe runs. No transaction is held open while training.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -24,8 +25,10 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 import engine
+from app import metrics
 from app.db import write_transaction
 from app.executors import Executor, JobContext, make_executor
+from app.logging_setup import log_context
 from app.models import Job, ProbeRunRecord
 from app.repositories import datasets as dataset_repo
 from app.repositories import jobs as repo
@@ -67,7 +70,7 @@ class Worker:
         self.settings = settings
         self.sessions = sessions
         self.storage = storage
-        self.executor = executor or make_executor(settings.executor)
+        self.executor = executor or make_executor(settings.executor, settings)
         self.worker_id = worker_id or worker_name()
         self.in_process = in_process
         self.stopping = threading.Event()
@@ -75,9 +78,14 @@ class Worker:
     # --- loop ------------------------------------------------------------------------
 
     def run_forever(self) -> None:
+        with log_context(worker_id=self.worker_id):
+            self._loop()
+
+    def _loop(self) -> None:
         torch.set_num_threads(self.settings.worker_threads(self.in_process))
         log.info("worker %s started", self.worker_id)
         while not self.stopping.is_set():
+            metrics.record_alive()
             try:
                 self.reap()
                 claimed = self.run_one()
@@ -117,8 +125,9 @@ class Worker:
             claim = repo.claim(session, self.worker_id, self.settings.lease_s)
         if claim is None:
             return False
-        log.info("claimed %s (attempt %s)", claim.job_id, claim.attempt)
-        JobRun(self, claim).run()
+        with log_context(job_id=claim.job_id, worker_id=self.worker_id):
+            log.info("claimed %s (attempt %s)", claim.job_id, claim.attempt)
+            JobRun(self, claim).run()
         return True
 
 
@@ -158,7 +167,12 @@ class JobRun:
         )
 
     def run(self) -> None:
-        beat = threading.Thread(target=self._heartbeat, daemon=True, name="auxsel-heartbeat")
+        beat = threading.Thread(  # in this context, so its log lines carry the job's ids
+            target=contextvars.copy_context().run,
+            args=(self._heartbeat,),
+            daemon=True,
+            name="auxsel-heartbeat",
+        )
         beat.start()
         try:
             self._attempt()
@@ -210,6 +224,7 @@ class JobRun:
             return retried and repo.ended_as(session, self.claim, kwargs["status"])
 
         if self._db("finish", end, on_retry=note_retry):
+            metrics.record_finished(kwargs["status"])
             return True
         log.warning("job %s was taken over before it could end", self.claim.job_id)
         return False
@@ -229,6 +244,7 @@ class JobRun:
                 raise
             log.warning("heartbeat failed: %s", exc.__class__.__name__)
             return
+        metrics.record_heartbeat()
         if state is None:
             self.lost.set()
         elif state:
@@ -295,6 +311,7 @@ class JobRun:
             "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
         ):
             raise LeaseLost
+        metrics.record_stored(len(rows))
         self.check()
 
     def _complete(self, advice: engine.Advice, spec: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@
 # the API and worker suites run against SQLite and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh dev
+# The ray extra too, so that the Ray executor's tests run (about 250 MB, 20 s).
+scripts/setup.sh dev,ray
 # One BLAS/OpenMP thread per process: tests start servers and workers beside pytest,
 # and several torch processes spinning two threads each on two cores slow down 5-10x.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

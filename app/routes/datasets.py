@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.db import write_transaction
-from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
-from app.errors import ProblemError
+from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
+from app.errors import ProblemError, field_problem
 from app.models import Dataset
 from app.pagination import clamp_page_size, decode_cursor, page_body
 from app.repositories import datasets as repo
 from app.schemas import DatasetList, DatasetOut
 from app.services import datasets as service
-from app.storage import StoredFile
+from app.storage import StoredFile, upload_too_large
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -66,12 +67,12 @@ class _MultipartUpload:
     def __init__(self, request: Request) -> None:
         content_type, params = parse_options_header(request.headers.get("content-type", ""))
         if content_type != b"multipart/form-data" or b"boundary" not in params:
-            raise ProblemError(
+            raise field_problem(
                 415,
                 "Unsupported media type",
                 "Upload the file as multipart/form-data with a `file` part.",
+                "Send multipart/form-data.",
                 type_="unsupported-media-type",
-                errors=[{"field": "file", "message": "Send multipart/form-data."}],
             )
         self.request = request
         self.boundary = params[b"boundary"]
@@ -142,11 +143,20 @@ class _MultipartUpload:
                 "on_part_end": self._on_part_end,
             },
         )
-        async for chunk in self.request.stream():
-            parser.write(chunk)
-            while self._pending:
-                yield self._pending.pop(0)
-        parser.finalize()
+        try:
+            async for chunk in self.request.stream():
+                parser.write(chunk)
+                while self._pending:
+                    yield self._pending.pop(0)
+            parser.finalize()
+        except FormParserError as exc:
+            raise field_problem(
+                400,
+                "Malformed upload",
+                f"The multipart/form-data body could not be parsed: {exc}",
+                "Send a well-formed multipart body.",
+                type_="malformed-multipart",
+            ) from exc
         while self._pending:
             yield self._pending.pop(0)
 
@@ -156,10 +166,14 @@ class _MultipartUpload:
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=UPLOAD_DOC,
+    dependencies=[Depends(limit_uploads)],
     responses={
+        400: {"description": "Malformed multipart body"},
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
         422: {"description": "Unreadable table"},
+        429: {"description": "Rate limit (AUXSEL_RATE_UPLOAD_PER_MIN); see Retry-After"},
+        500: {"description": "Storage unavailable"},
         507: {"description": "Storage full"},
     },
 )
@@ -174,13 +188,7 @@ async def upload_dataset(
     declared = request.headers.get("content-length")
     limit = int(settings.max_upload_mb * 2**20)
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise ProblemError(
-            413,
-            "Upload too large",
-            f"The upload is larger than the limit of {settings.max_upload_mb:.0f} MiB.",
-            type_="upload-too-large",
-            errors=[{"field": "file", "message": "Raise the limit with AUXSEL_MAX_UPLOAD_MB."}],
-        )
+        raise upload_too_large(limit)
     upload = _MultipartUpload(request)
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
-from app.deps import OwnerDep, SessionDep, SettingsDep
+from app.deps import OwnerDep, SessionDep, SettingsDep, limit_submissions
 from app.pagination import clamp_page_size, decode_cursor, page_body
 from app.repositories import jobs as repo
 from app.schemas import JOB_EXAMPLE, JobCreate, JobList, JobOut, JobStatus, ProbeRunList, RankingOut
@@ -29,9 +29,11 @@ def _unfinished_headers(job: Any, settings: Any) -> dict[str, str]:
     "",
     status_code=202,
     response_model=JobOut,
+    dependencies=[Depends(limit_submissions)],
     responses={
         409: {"description": "Duplicate request in progress", **PROBLEM},
         422: {"description": "Invalid job spec", **PROBLEM},
+        429: {"description": "Rate limit (AUXSEL_RATE_SUBMIT_PER_MIN); see Retry-After", **PROBLEM},
     },
 )
 def create_job(

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from app.errors import ProblemError, not_found
+from app.errors import ProblemError, field_problem, not_found
 from app.models import Dataset
 from app.repositories import datasets as repo
 from app.settings import Settings
@@ -67,12 +67,12 @@ def parse_upload(
         raise
     except Exception as exc:  # a parser failure we did not anticipate is still the file's
         log.warning("could not read upload %s: %s", name, exc)
-        raise ProblemError(
+        raise field_problem(
             422,
             "Unreadable table",
             f"The file could not be read as CSV or Parquet: {exc}",
+            "Upload a CSV (UTF-8) or Parquet file.",
             type_="unreadable-table",
-            errors=[{"field": "file", "message": "Upload a CSV (UTF-8) or Parquet file."}],
         ) from exc
     return ParsedUpload(stored, name, fmt, len(frame), profile(frame))
 

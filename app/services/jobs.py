@@ -53,8 +53,24 @@ def _check_label(
 ) -> None:
     name = column["name"]
     labelled = rows - int(column["missing"])
+    if labelled < 1:
+        problems.add(field, f"Column {name!r} has no labels (every value is missing).")
+        return
     if column["infinite"]:
-        problems.add(field, f"Column {name!r} holds infinite values; clean it first.")
+        problems.add(
+            field,
+            f"Column {name!r} holds {column['infinite']} infinite value(s) (inf/-inf); "
+            "clean them or leave those cells empty (missing labels are skipped).",
+        )
+    mixed = column.get("mixed")
+    if mixed and kind not in ("binary", "multiclass"):
+        problems.add(
+            field,
+            f"Column {name!r} mixes numbers and text ({mixed['numbers']} distinct numeric "
+            f"and {mixed['text']} distinct text values, e.g. {mixed['example']!r}); clean "
+            "it, or declare kind 'multiclass' to treat every value as a category.",
+        )
+        return
     if column["unique"] < 2:
         problems.add(field, f"Column {name!r} has a single value; a label needs at least two.")
         return
@@ -73,14 +89,23 @@ def _check_label(
             f"Column {name!r} holds text; regression needs numbers. Use binary or multiclass.",
         )
     effective = kind or column["kind"]
-    if effective in ("binary", "multiclass") and column["unique"] > engine.tasks.MAX_CLASSES:
+    if effective == "regression" and column.get("huge"):
         problems.add(
             field,
-            f"Column {name!r} has {column['unique']} classes (more than "
-            f"{engine.tasks.MAX_CLASSES}); declare kind regression if it is a number.",
+            f"Column {name!r} holds {column['huge']} value(s) beyond ±1e30, too large to "
+            "train on; rescale the column.",
         )
-    if labelled < 1:
-        problems.add(field, f"Column {name!r} has no labels.")
+    if effective in ("binary", "multiclass") and column["unique"] > engine.tasks.MAX_CLASSES:
+        hint = (
+            "declare kind regression if it is a number"
+            if column["dtype"] in ("number", "integer")
+            else "a column of identifiers or free text cannot be a label"
+        )
+        problems.add(
+            field,
+            f"Column {name!r} has {column['unique']:,} distinct values, more than the "
+            f"{engine.tasks.MAX_CLASSES} classes a label may have; {hint}.",
+        )
 
 
 def validate(
@@ -154,7 +179,12 @@ def validate(
     if spec.features is not None:
         if not spec.features:
             problems.add("features", "Give at least one feature column, or leave it out.")
+        seen_features: set[str] = set()
         for j, feature in enumerate(spec.features):
+            if feature in seen_features:
+                problems.add(f"features[{j}]", f"{feature!r} is listed twice.")
+                continue
+            seen_features.add(feature)
             if feature in label_columns:
                 problems.add(f"features[{j}]", f"{feature!r} is a label; it cannot be a feature.")
             elif feature not in columns:

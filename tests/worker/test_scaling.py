@@ -1,0 +1,108 @@
+"""Scaling out: two ``auxsel worker`` processes sharing one PostgreSQL queue finish a
+batch of jobs faster than one. Each worker trains on one torch thread
+(AUXSEL_TORCH_THREADS=1), so on an idle 2-core machine the ideal ratio is 2.
+
+The build machines are shared, so the background load changes from minute to minute.
+To compare like with like, both workers start (and warm up) once, and batches with one
+worker (the other paused with SIGSTOP while idle) and with two alternate; the ratio is
+total time with one over total time with two. Each worker runs in its own session, as a
+service would: with the kernel's autogroup scheduling (on here), processes of one
+session share one slice of the CPU, so two workers started in pytest's session would
+split the time one gets while other sessions keep the cores busy.
+
+Run alone to see the ratio:
+    scripts/test.sh tests/worker/test_scaling.py -s
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import ROOT, Proc, auxsel_env, family_csv, job_spec, make_settings
+from tests.worker.conftest import jobs, wait_for
+
+JOBS = 8
+ROUNDS = 2
+BUDGET = {"seeds": 3, "epochs": 12, "hidden": [32], "batch_size": 32, "patience": 0}
+
+
+class SessionProc(Proc):
+    """A worker process in a session of its own (its own scheduling autogroup)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
+def start_worker(settings: Settings, log: Path) -> Proc:
+    return SessionProc([sys.executable, "-m", "app.cli", "worker"], auxsel_env(settings), log)
+
+
+@pytest.mark.slow
+def test_two_workers_finish_a_batch_faster_than_one(tmp_path, pg_url, record_property):
+    settings = make_settings(tmp_path / "data", pg_url)
+    with TestClient(create_app(settings)) as api:
+        ds = api.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
+
+        def run(n_jobs: int) -> float:
+            started = time.monotonic()
+            ids = []
+            for _ in range(n_jobs):
+                response = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=BUDGET))
+                ids.append(response.json()["id"])
+            wait_for(lambda: all(jobs(api)[i].status == "succeeded" for i in ids), 300, 0.1)
+            return time.monotonic() - started
+
+        first = start_worker(settings, tmp_path / "w1.log")
+        second = start_worker(settings, tmp_path / "w2.log")
+        workers = (first, second)
+        one: list[float] = []
+        two: list[float] = []
+        try:
+            # Every worker first finishes a warm-up job (its first job pays for loading
+            # the table and torch's first calls).
+            for _ in range(5):
+                run(2)
+                if all("succeeded" in w.output() for w in workers):
+                    break
+            assert all("succeeded" in w.output() for w in workers)
+            for _ in range(ROUNDS):
+                second.signal(signal.SIGSTOP)  # idle now: it holds no job
+                try:
+                    one.append(run(JOBS))
+                finally:
+                    second.signal(signal.SIGCONT)
+                two.append(run(JOBS))
+        finally:
+            for w in workers:
+                w.signal(signal.SIGCONT)
+                assert w.stop() == 0
+    # Both took jobs from the one queue.
+    for w in workers:
+        assert w.output().count("claimed") > 1
+    ratio = sum(one) / sum(two)
+    record_property("one_worker_s", [round(t, 2) for t in one])
+    record_property("two_workers_s", [round(t, 2) for t in two])
+    record_property("speedup", round(ratio, 2))
+    print(
+        f"\n{JOBS} jobs x {ROUNDS} rounds: 1 worker {' '.join(f'{t:.1f}' for t in one)} s, "
+        f"2 workers {' '.join(f'{t:.1f}' for t in two)} s, speed-up {ratio:.2f}x"
+    )
+    assert ratio > 1.1, f"two workers were not faster: {one} s vs {two} s"
