@@ -67,15 +67,24 @@ def linear_init(
 class ProbeBatch:
     """Stacked parameters of P probes, ordered by replicate.
 
-    Per probe: trunk layers W_l [in, out] + b_l, main head [H, O_main], and A auxiliary
-    slots [H, O_aux]; slot a of probe p trains candidate ``slot_task[p, a]`` when
-    ``slot_active[p, a]``. Initialisation depends only on (seed, replicate) for the
-    trunk and main head and on (seed, replicate, candidate) for an auxiliary head, so
-    the baseline and every pairing of a replicate start from the same shared weights,
-    and a probe's result does not depend on which other probes share its batch.
+    Per probe: trunk layers W_l [in, out] + b_l, a main head with O_main outputs and A
+    auxiliary slots of O_aux outputs; slot a of probe p trains candidate
+    ``slot_task[p, a]`` when ``slot_active[p, a]``. Initialisation depends only on
+    (seed, replicate) for the trunk and main head and on (seed, replicate, candidate) for
+    an auxiliary head, so the baseline and every pairing of a replicate start from the
+    same shared weights, and a probe's result does not depend on which other probes
+    share its batch.
 
     All probes of one replicate see the same minibatch, so the first layer of a
-    replicate's K probes is one [b, F] @ [F, K*H] matmul instead of K small ones.
+    replicate's K probes is one [K*H, F] @ [F, b] matmul instead of K small ones.
+
+    Activations run feature-major, [K, H, b] per replicate group (each probe's hidden
+    units by rows), so that every batched matmul has the minibatch as its long side:
+    the heads of a probe are one [O, H] @ [H, b] product. With the rows as the long
+    side, CPU BLAS runs these thin products many times faster than [b, H] @ [H, O], and
+    the groups need no transpose or concatenation of activations. The heads of a probe
+    are stored together, ``heads_w`` [P, O_main + A*O_aux, H], main head first;
+    ``main_w`` and ``aux_w`` are views of it.
     """
 
     def __init__(
@@ -128,7 +137,9 @@ class ProbeBatch:
 
         deep_w: list[list[torch.Tensor]] = [[] for _ in hidden[1:]]
         deep_b: list[list[torch.Tensor]] = [[] for _ in hidden[1:]]
-        main_w, main_b, aux_w, aux_b = [], [], [], []
+        n_heads = main_outputs + n_slots * aux_width
+        heads_w = torch.zeros(n_probes, n_heads, sizes[-1])
+        heads_b = torch.zeros(n_probes, n_heads, 1)
         slot_task = torch.zeros(n_probes, n_slots, dtype=torch.long)
         slot_active = torch.zeros(n_probes, n_slots, dtype=torch.bool)
         for p, spec in enumerate(self.specs):
@@ -138,53 +149,75 @@ class ProbeBatch:
                 deep_w[layer - 1].append(w)
                 deep_b[layer - 1].append(b[None])
             w, b = init(sizes[-1], main_outputs, "main", r)
-            main_w.append(w)
-            main_b.append(b[None])
-            slots_w = torch.zeros(n_slots, sizes[-1], aux_width)
-            slots_b = torch.zeros(n_slots, 1, aux_width)
+            heads_w[p, :main_outputs] = w.T
+            heads_b[p, :main_outputs, 0] = b
             for a, candidate in enumerate(spec.aux):
                 width = aux_outputs[candidate]
                 w, b = init(sizes[-1], width, "aux", r, candidate)
-                slots_w[a, :, :width] = w
-                slots_b[a, 0, :width] = b
+                first = main_outputs + a * aux_width
+                heads_w[p, first : first + width] = w.T
+                heads_b[p, first : first + width, 0] = b
                 slot_task[p, a] = candidate
                 slot_active[p, a] = True
-            aux_w.append(slots_w)
-            aux_b.append(slots_b)
 
         self.deep_w = [param(torch.stack(ws)) for ws in deep_w]  # [P, in, out] per layer
         self.deep_b = [param(torch.stack(bs)) for bs in deep_b]  # [P, 1, out]
-        self.main_w = param(torch.stack(main_w))  # [P, H, O_main]
-        self.main_b = param(torch.stack(main_b))  # [P, 1, O_main]
-        self.aux_w = param(torch.stack(aux_w))  # [P, A, H, O_aux]
-        self.aux_b = param(torch.stack(aux_b))  # [P, A, 1, O_aux]
+        self.heads_w = param(heads_w)  # [P, O_main + A*O_aux, H]
+        self.heads_b = param(heads_b)  # [P, O_main + A*O_aux, 1]
         self.slot_task = slot_task.to(device)  # [P, A]
         self.slot_active = slot_active.to(device)  # [P, A]
         self.hidden = tuple(hidden)
+        self.main_outputs = main_outputs
+        self.aux_width = aux_width
 
     @property
     def n_probes(self) -> int:
         return len(self.specs)
 
+    @property
+    def main_w(self) -> torch.Tensor:
+        """Main head weights [P, H, O_main] (a view of ``heads_w``)."""
+        return self.heads_w[:, : self.main_outputs].transpose(1, 2)
+
+    @property
+    def main_b(self) -> torch.Tensor:
+        """Main head bias [P, 1, O_main] (a view of ``heads_b``)."""
+        return self.heads_b[:, : self.main_outputs].transpose(1, 2)
+
+    @property
+    def aux_w(self) -> torch.Tensor:
+        """Auxiliary slot weights [P, A, H, O_aux] (a view of ``heads_w``)."""
+        slots = self.heads_w[:, self.main_outputs :]  # [P, A*O_aux, H]
+        per_slot: torch.Tensor = slots.unflatten(1, (-1, self.aux_width))
+        return per_slot.transpose(2, 3)
+
+    @property
+    def aux_b(self) -> torch.Tensor:
+        """Auxiliary slot bias [P, A, 1, O_aux] (a view of ``heads_b``)."""
+        slots = self.heads_b[:, self.main_outputs :]  # [P, A*O_aux, 1]
+        per_slot: torch.Tensor = slots.unflatten(1, (-1, self.aux_width))
+        return per_slot.transpose(2, 3)
+
     def parameters(self) -> list[torch.Tensor]:
-        return [
-            *self.first_w,
-            *self.first_b,
-            *self.deep_w,
-            *self.deep_b,
-            self.main_w,
-            self.main_b,
-            self.aux_w,
-            self.aux_b,
-        ]
+        return [*self.shared_parameters(), self.heads_w, self.heads_b]
+
+    def probe_masks(self, mask: torch.Tensor) -> list[torch.Tensor]:
+        """A mask over probes [P] -> one mask per tensor of :meth:`parameters`,
+        broadcastable to it, that selects the masked probes' slices."""
+        width = self.hidden[0]
+        first = [mask[start:stop].repeat_interleave(width)[None] for _, start, stop in self.groups]
+        per_probe = mask[:, None, None]
+        return [*first, *first, *[per_probe] * (2 * len(self.deep_w)), per_probe, per_probe]
 
     def shared_parameters(self) -> list[torch.Tensor]:
         """The trunk: the parameters every task of a probe shares."""
         return [*self.first_w, *self.first_b, *self.deep_w, *self.deep_b]
 
-    def trunk(self, x: torch.Tensor, shared: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) ->
-        shared representation per probe [P, b, H].
+    def hidden_groups(
+        self, x: torch.Tensor, shared: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) -> the
+        trunk's output per group, feature-major [K_g, H, b].
 
         ``shared`` replaces the trunk's parameters (same order and shapes as
         :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
@@ -194,15 +227,43 @@ class ProbeBatch:
         first_w, first_b = params[:n_groups], params[n_groups : 2 * n_groups]
         deep_w = params[2 * n_groups : 2 * n_groups + n_deep]
         deep_b = params[2 * n_groups + n_deep :]
-        width = self.hidden[0]
-        parts = []
+        outputs = []
         for g, (_, start, stop) in enumerate(self.groups):
-            h = torch.addmm(first_b[g], x[g], first_w[g])  # [b, K*H1]
-            parts.append(h.view(x.shape[1], stop - start, width).transpose(0, 1))
-        h = torch.relu(torch.cat(parts) if len(parts) > 1 else parts[0])  # [P, b, H1]
-        for w, b in zip(deep_w, deep_b, strict=True):
-            h = torch.relu(torch.baddbmm(b, h, w))
-        return h
+            # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
+            h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
+            h = torch.relu(h).unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
+            for w, b in zip(deep_w, deep_b, strict=True):
+                h = torch.relu(torch.baddbmm(b[start:stop].mT, w[start:stop].mT, h))
+            outputs.append(h)
+        return outputs
+
+    def trunk(self, x: torch.Tensor, shared: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) ->
+        shared representation per probe [P, b, H] (a transposed view).
+
+        ``shared`` replaces the trunk's parameters (same order and shapes as
+        :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
+        """
+        parts = self.hidden_groups(x, shared)
+        return (torch.cat(parts) if len(parts) > 1 else parts[0]).mT
+
+    def head_outputs(self, x: torch.Tensor, *, main_only: bool = False) -> torch.Tensor:
+        """Inputs per group x [G, b, F] -> every head's outputs, feature-major
+        [P, O_main + A*O_aux, b] (with ``main_only``, the main head's [P, O_main, b]).
+        Split them with :meth:`split_outputs`."""
+        n_out = self.main_outputs if main_only else self.heads_w.shape[1]
+        parts = []
+        for (_, start, stop), h in zip(self.groups, self.hidden_groups(x), strict=True):
+            w, b = self.heads_w[start:stop, :n_out], self.heads_b[start:stop, :n_out]
+            parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def split_outputs(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`head_outputs` [P, O_main + A*O_aux, b] -> main outputs [P, b, O_main]
+        and auxiliary outputs [P, A, b, O_aux] (views)."""
+        main = out[:, : self.main_outputs].mT
+        aux = out[:, self.main_outputs :].unflatten(1, (-1, self.aux_width)).mT
+        return main, aux
 
     def per_probe(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """Tensors shaped like :meth:`shared_parameters` (with any leading dims ``*L``)
@@ -231,12 +292,11 @@ class ProbeBatch:
         ``h`` may also be [P, A, B, H], one representation per slot, so that a caller
         can take each slot's gradient with respect to its own copy.
         """
-        n_probes, n_slots, width, outputs = self.aux_w.shape
-        if h.dim() == 4 or n_slots == 1:
-            per_slot = h if h.dim() == 4 else h.unsqueeze(1)
-            return torch.matmul(per_slot, self.aux_w) + self.aux_b
-        # Many slots (subset and screening probes): one [b, H] @ [H, A*O] matmul per
-        # probe, not A broadcast matrix-vector products over a copied [P, A, b, H].
-        w = self.aux_w.transpose(1, 2).reshape(n_probes, width, n_slots * outputs)
-        out = torch.bmm(h, w).view(n_probes, h.shape[1], n_slots, outputs).transpose(1, 2)
-        return out + self.aux_b
+        if h.dim() == 4:
+            return torch.matmul(h, self.aux_w) + self.aux_b
+        # One [A*O, H] @ [H, B] product per probe, not A products over a copied h.
+        out = torch.baddbmm(
+            self.heads_b[:, self.main_outputs :], self.heads_w[:, self.main_outputs :], h.mT
+        )
+        per_slot: torch.Tensor = out.unflatten(1, (-1, self.aux_width))
+        return per_slot.mT

@@ -56,11 +56,12 @@ def test_screen_and_probe_finds_the_same_top_three(family_jobs):
     top = [c.name for c in full.candidates[:3]]
     assert [c.name for c in two_stage.candidates[:3]] == top
     assert top[0] == "rel_0_0.95"
-    # A confirmed candidate is measured exactly as full probing measures it: the same
-    # replicates, initialisation and batches.
+    # A confirmed candidate is measured as full probing measures it: the same
+    # replicates, initialisation and batches. Up to float32 rounding: the batch holds
+    # fewer probes, and BLAS may round a matmul's edge tiles differently by a ULP.
     for c in two_stage.candidates:
         if c.probed:
-            assert c.gain == pytest.approx(full.candidate(c.name).gain, abs=1e-9)
+            assert c.gain == pytest.approx(full.candidate(c.name).gain, abs=1e-6)
             assert c.verdict == full.candidate(c.name).verdict
 
 
