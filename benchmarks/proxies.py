@@ -21,7 +21,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from benchmarks.reports import cpu_model, write_section
 from engine import Advice, advise, make_task_family
 
 SIZES = (10, 40, 100)
@@ -122,14 +122,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (
         f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__} on CPU with "
         f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}"
@@ -168,14 +161,6 @@ in brackets).
 {table(rows)}"""
 
 
-def write(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (or append it)."""
-    old = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else f"{old}\n{text}"
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -199,7 +184,7 @@ def main() -> None:
     text = section(rows, args.seed, elapsed, cpu, load)
     print(text)
     if args.write:
-        write(args.write, text)
+        write_section(args.write, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from benchmarks.reports import cpu_model, write_section
 
 SECTION = "## Probe training speed"
 # The 5,000 x 50 job of the targets: 20 candidates x 3 seeds.
@@ -498,14 +499,7 @@ def render_memory(rows: list[dict[str, Any]]) -> str:
 
 
 def machine(threads: int, device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = ""
     if device != "cpu" and torch.cuda.is_available():
         gpu = f", GPU {torch.cuda.get_device_name()}"
@@ -577,14 +571,6 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(parts)
 
 
-def write(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (or append it)."""
-    old = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else f"{old}\n{text}"
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 PARTS = ("compare", "candidates", "rows", "features", "memory", "threads", "profile")
 
 
@@ -642,7 +628,7 @@ def main() -> None:
     (args.out / "speed.md").write_text(text)
     print(text)
     if args.write:
-        write(args.write, text)
+        write_section(args.write, SECTION, text)
 
 
 if __name__ == "__main__":

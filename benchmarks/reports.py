@@ -1,0 +1,27 @@
+"""Pieces the benchmarks' reports share: what they ran on, and where they are written."""
+
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or what platform knows elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Replace the ``heading`` section (up to the next level-2 heading) of the markdown
+    file ``path`` with ``text``, or append it."""
+    old = path.read_text() if path.exists() else "# Performance\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else f"{old}\n{text}"
+    path.write_text(new.rstrip("\n") + "\n")
