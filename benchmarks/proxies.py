@@ -3,7 +3,7 @@ agree with full paired probing, at 10, 40 and 100 candidates, side by side in on
 
 From the repository root (about 5-10 minutes on 2 CPU cores):
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/proxies.py --write docs/performance.md
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.proxies --write docs/performance.md
 
 Scenario: the synthetic family (``make_task_family``) with 3,000 rows, 32 features and
 N candidates — 80% with a known relatedness spread evenly from 0.95 to 0 (cosine with
@@ -136,7 +136,7 @@ def section(rows: list[dict[str, Any]], seed: int, elapsed: float, cpu: float, l
 Command (repository root):
 
 ```bash
-OMP_NUM_THREADS=1 .venv/bin/python benchmarks/proxies.py --write docs/performance.md
+OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.proxies --write docs/performance.md
 ```
 
 Run on {today}; {machine()}; seed {seed}. Whole run {elapsed / 60:.1f} min wall,
