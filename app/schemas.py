@@ -77,7 +77,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "features": None,
     "method": "probe",
     "seed": 0,
-    "budget": {"seeds": 3, "epochs": 30, "hidden": [128], "lam": 1.0, "batch_size": 128},
+    "budget": {"seeds": 5, "epochs": 30, "hidden": [32], "lam": 1.0, "batch_size": 128},
 }
 
 
