@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from app.auth import create_key
+from app.db import make_engine, make_sessionmaker
 from app.settings import Settings
 from engine import make_task_family
 
@@ -180,3 +182,16 @@ def start_server(
 
 def start_worker(settings: Settings, log: Path, **env: str) -> Proc:
     return Proc([sys.executable, "-m", "app.cli", "worker"], auxsel_env(settings, **env), log)
+
+
+@pytest.fixture(scope="module")
+def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`auxsel serve` with API keys on, as a remote server would be; (url, a valid key)."""
+    root = tmp_path_factory.mktemp("secured")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
+    proc, url = start_server(settings, root / "server.log", AUXSEL_AUTH="on")
+    engine = make_engine(settings.resolved_database_url)
+    key = create_key(make_sessionmaker(engine), "alice").key
+    engine.dispose()
+    yield url, key
+    proc.stop()

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
 from app.settings import Settings
 from tests.conftest import ROOT, make_settings, start_server
 
@@ -88,19 +86,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settin
 @pytest.fixture(scope="module")
 def live_server(live: tuple[str, Settings]) -> str:
     return live[0]
-
-
-@pytest.fixture(scope="module")
-def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`auxsel serve` with API keys on; yields (url, a valid key)."""
-    root = tmp_path_factory.mktemp("secured")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
-    proc, url = start_server(settings, root / "server.log", AUXSEL_AUTH="on")
-    engine = make_engine(settings.resolved_database_url)
-    key = create_key(make_sessionmaker(engine), "alice").key
-    engine.dispose()
-    yield url, key
-    proc.stop()
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -8,18 +8,15 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from app.auth import create_key
 from app.cli import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, cli
-from app.db import make_engine, make_sessionmaker
 from app.settings import get_settings
-from tests.conftest import ROOT, family_csv, free_port, make_settings, start_server
+from tests.conftest import ROOT, family_csv, free_port
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
 SMALL_FLAGS = ["--seeds", "2", "--epochs", "3", "--hidden", "16", "--batch-size", "64"]
@@ -52,22 +49,9 @@ def auxsel(*args: str, **env: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A server with API keys on, as a remote one would be; (url, a valid key)."""
-    root = tmp_path_factory.mktemp("cli")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
-    proc, url = start_server(settings, root / "server.log", AUXSEL_AUTH="on")
-    engine = make_engine(settings.resolved_database_url)
-    key = create_key(make_sessionmaker(engine), "carol").key
-    engine.dispose()
-    yield url, key
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def env(secured: tuple[str, str]) -> dict[str, str]:
+def env(secured_server: tuple[str, str]) -> dict[str, str]:
     """Where the commands find the server and the key (AUXSEL_URL, AUXSEL_API_KEY)."""
-    return {"AUXSEL_URL": secured[0], "AUXSEL_API_KEY": secured[1]}
+    return {"AUXSEL_URL": secured_server[0], "AUXSEL_API_KEY": secured_server[1]}
 
 
 def get(env: dict[str, str], path: str) -> httpx.Response:

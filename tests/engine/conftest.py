@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from engine import Budget, TaskSpec, make_task_family, prepare, splits_for
+from engine.probe import ProbeBatch, ProbeSpec
 from engine.training import TrainingData
 
 
@@ -29,3 +30,16 @@ def small_data():
     budget = Budget(seeds=2, epochs=6, batch_size=64, lr=3e-3, hidden=(24, 12), patience=3)
     splits = splits_for(problem, budget, seed=0)
     return problem, budget, TrainingData(problem, splits, torch.device("cpu"))
+
+
+def probe_batch(problem, budget, data, specs: list[ProbeSpec], seed: int = 0) -> ProbeBatch:
+    """The engine's batch of ``specs`` for ``small_data``'s problem, on CPU."""
+    return ProbeBatch(
+        specs,
+        n_features=problem.features.n_features,
+        hidden=budget.hidden,
+        main_outputs=problem.main.n_outputs,
+        aux_outputs=data.aux_outputs,
+        seed=seed,
+        device=torch.device("cpu"),
+    )

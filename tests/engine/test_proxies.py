@@ -15,23 +15,15 @@ from engine import (
     pairwise_plan,
     screen,
 )
-from engine.probe import ProbeBatch
 from engine.proxies import _MainRows, _Meter
 from engine.training import ProbeObjective
+from tests.engine.conftest import probe_batch
 
 
 def _screen_batch(problem, budget, data, seed=0):
     n = len(problem.candidates)
     specs = [ProbeSpec(r, tuple(range(n))) for r in range(budget.seeds)]
-    batch = ProbeBatch(
-        specs,
-        n_features=problem.features.n_features,
-        hidden=budget.hidden,
-        main_outputs=problem.main.n_outputs,
-        aux_outputs=data.aux_outputs,
-        seed=seed,
-        device=torch.device("cpu"),
-    )
+    batch = probe_batch(problem, budget, data, specs, seed=seed)
     return batch, ProbeObjective(data, batch)
 
 
@@ -80,15 +72,7 @@ def test_batched_measurement_equals_a_loop_over_candidates(small_data, chunk):
 def test_per_probe_rows_are_each_probes_own_trunk(small_data):
     problem, budget, data = small_data
     specs = pairwise_plan(len(problem.candidates), 2)  # 2 groups of K = 4 probes
-    batch = ProbeBatch(
-        specs,
-        n_features=problem.features.n_features,
-        hidden=budget.hidden,
-        main_outputs=1,
-        aux_outputs=data.aux_outputs,
-        seed=0,
-        device=torch.device("cpu"),
-    )
+    batch = probe_batch(problem, budget, data, specs)
     width = budget.hidden[0]
     flat = batch.per_probe(batch.shared_parameters())  # [P, S]
     for p in range(batch.n_probes):

@@ -18,9 +18,9 @@ from engine import (
     train_probes,
 )
 from engine import run_probes as run_chunked
-from engine.probe import ProbeBatch
 from engine.reference import train_sequential
 from engine.training import ProbeObjective, TrainingData
+from tests.engine.conftest import probe_batch
 
 
 def _close(a, b, tol=1e-4):
@@ -70,15 +70,7 @@ def test_order_and_chunking_do_not_change_results(small_data):
 def test_baseline_and_pairings_share_initialisation(small_data):
     problem, budget, data = small_data
     specs = [ProbeSpec(0), ProbeSpec(0, (1,)), ProbeSpec(1), ProbeSpec(1, (2,))]
-    batch = ProbeBatch(
-        specs,
-        n_features=problem.features.n_features,
-        hidden=budget.hidden,
-        main_outputs=1,
-        aux_outputs=data.aux_outputs,
-        seed=0,
-        device=torch.device("cpu"),
-    )
+    batch = probe_batch(problem, budget, data, specs)
     h = budget.hidden[0]
     first = batch.first_w[0]  # replicate 0: [F, 2*H]
     torch.testing.assert_close(first[:, :h], first[:, h:])
@@ -91,15 +83,7 @@ def test_masked_labels_are_ignored_by_the_loss(small_data):
     problem, budget, data = small_data
     sparse = [c.name for c in problem.candidates].index("rel_1_0.30")
     assert problem.candidates[sparse].n_labelled < 0.35 * problem.n_rows
-    batch = ProbeBatch(
-        [ProbeSpec(0, (sparse,))],
-        n_features=problem.features.n_features,
-        hidden=budget.hidden,
-        main_outputs=1,
-        aux_outputs=data.aux_outputs,
-        seed=0,
-        device=torch.device("cpu"),
-    )
+    batch = probe_batch(problem, budget, data, [ProbeSpec(0, (sparse,))])
     objective = ProbeObjective(data, batch)
     rows = data.pool[:1, :200]
     main_loss, aux_loss = objective.losses(rows)
