@@ -175,7 +175,8 @@ def test_a_hundred_thousand_columns_are_refused_quickly_with_the_exact_count(cli
     body = _problem(
         client.post("/api/v1/datasets", files={"file": ("wide.csv", content)}), 422, "file"
     )
-    assert time.monotonic() - start < 10
+    # Generous for a loaded CI machine; parsing every cell would take minutes.
+    assert time.monotonic() - start < 60
     assert "100,000 columns; the limit is 2,000" in body["detail"]
     assert _stored(client) == []
 
@@ -201,7 +202,8 @@ def test_a_million_unique_strings_upload_fast_and_are_refused_as_a_label(client)
     start = time.monotonic()
     dataset = _upload(client, "ids.csv", content)
     took = time.monotonic() - start
-    assert took < 60, took
+    # A bound against quadratic work, generous for a loaded CI machine (idle: ~5 s).
+    assert took < 180, took
     profile = {c["name"]: c for c in dataset["profile"]}
     assert profile["s"]["unique"] == rows
     assert dataset["rows"] == rows

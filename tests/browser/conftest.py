@@ -88,6 +88,16 @@ def live_server(live: tuple[str, Settings]) -> str:
     return live[0]
 
 
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """`auxsel serve --no-worker` on SQLite: jobs stay queued until a test moves them."""
+    root = tmp_path_factory.mktemp("idle")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
+    proc, url = start_server(settings, root / "server.log", worker=False)
+    yield url, settings
+    proc.stop()
+
+
 def screenshot(page: Any, name: str) -> None:
     """Full-page screenshots at desktop and phone width (CI keeps them as artefacts)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

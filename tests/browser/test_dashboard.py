@@ -11,20 +11,26 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker, write_transaction
 from app.models import CandidateScore
+from app.repositories import jobs as repo
+from app.settings import Settings
 from tests.browser.conftest import screenshot
 from tests.conftest import family_csv
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
-# A job long enough (a few seconds) for the progress bar to be seen part-way.
+# A job of a few seconds, long enough to watch; the tests never assume how long.
 WATCHABLE = {"seeds": 2, "epochs": 40, "hidden": [16], "batch_size": 64, "patience": 0}
 SMALL = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
 FINISHED = ("succeeded", "failed", "canceled")
 
 PROGRESS_JS = "el => ({value: el.value, max: el.max})"
+FULL_BAR_JS = (
+    "sel => { const el = document.querySelector(sel); return !!el && el.value === el.max; }"
+)
 PAINTED_PIXELS_JS = """id => {
   const canvas = document.getElementById(id);
   const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -69,7 +75,7 @@ def _submit(
     return str(response.json()["id"])
 
 
-def _wait(url: str, job_id: str, timeout: float = 90) -> dict[str, Any]:
+def _wait(url: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()
@@ -79,20 +85,30 @@ def _wait(url: str, job_id: str, timeout: float = 90) -> dict[str, Any]:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def _watch_progress(page: Any, selector: str, until: Any, timeout: float = 90) -> list[float]:
-    """Fractions the progress bar showed, read every 100 ms until ``until()``."""
+def _follow_to_end(page: Any, bar: str, status: str, timeout: float = 120) -> list[float]:
+    """Fractions the progress bar showed while the page followed a job to its end.
+
+    Nothing here depends on how fast the machine is: the loop only samples until the
+    status says the job ended, and the final value is read after that, by waiting for
+    the bar to be full (the job page reloads itself when the job ends)."""
     seen: list[float] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            bar = page.eval_on_selector(selector, PROGRESS_JS)
-            seen.append(bar["value"] / bar["max"])
-            if until():
-                return seen
+            value = page.eval_on_selector(bar, PROGRESS_JS)
+            seen.append(value["value"] / value["max"])
+            if page.locator(status).inner_text() in FINISHED:
+                break
         except Exception:  # the page reloads itself when the job ends
             pass
         page.wait_for_timeout(100)
-    raise AssertionError(f"gave up waiting; progress seen: {seen}")
+    else:
+        raise AssertionError(f"gave up waiting for the job to end; progress seen: {seen}")
+    expect(page.locator(status)).to_have_text("succeeded", timeout=30_000)
+    page.wait_for_function(FULL_BAR_JS, arg=bar, timeout=timeout * 1000)
+    final = page.eval_on_selector(bar, PROGRESS_JS)
+    seen.append(final["value"] / final["max"])
+    return seen
 
 
 def _select_role(page: Any, column: str, role: str, kind: str | None = None) -> None:
@@ -123,15 +139,11 @@ def test_submit_watch_progress_and_read_the_ranking(page: Any, live_server: str,
     job_id = page.url.rsplit("/", 1)[1]
     assert page.inner_text("h1").startswith("browser study")
 
-    # The bar moves while the page stays put, then the page shows the finished job.
-    def done() -> bool:
-        return page.locator("#job h1 [data-field=status]").inner_text() == "succeeded"
-
-    seen = _watch_progress(page, "#job [data-field=progress]", done)
-    partway = [f for f in seen if 0 < f < 1]
-    assert partway, f"the bar never showed a job part-way: {seen}"
+    # The page follows the job to its end (part-way values are checked step by step in
+    # test_pages_follow_a_running_job_step_by_step, where the test sets the pace).
+    seen = _follow_to_end(page, "#job [data-field=progress]", "#job h1 [data-field=status]")
     assert seen[-1] == 1.0
-    assert seen == sorted(seen), "progress went backwards"
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
 
     # Ranking: the API's order, with verdict badges and intervals.
     rows = page.locator("#ranking tbody tr")
@@ -191,21 +203,78 @@ def test_jobs_page_follows_jobs_without_reloading(page: Any, live_server: str):
     job_id = _submit(url, dataset_id, {**WATCHABLE, "epochs": 60}, name="followed live")
     page.goto(f"{url}/")
     page.evaluate("() => { window.notReloaded = true; }")
-    row = page.locator(f'tr[data-job-id="{job_id}"]')
-
-    def done() -> bool:
-        return row.locator("[data-field=status]").inner_text() == "succeeded"
-
-    seen = _watch_progress(page, f'tr[data-job-id="{job_id}"] [data-field=progress]', done)
-    assert any(0 < f < 1 for f in seen), seen
+    selector = f'tr[data-job-id="{job_id}"]'
+    row = page.locator(selector)
+    seen = _follow_to_end(
+        page, f"{selector} [data-field=progress]", f"{selector} [data-field=status]"
+    )
     assert seen[-1] == 1.0
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
     assert row.locator("[data-field=ranking-csv]").is_visible()
 
     # A job submitted elsewhere shows up on its own, at the top.
     other = _submit(url, dataset_id, SMALL, name="submitted elsewhere")
-    page.locator(f'tr[data-job-id="{other}"]').wait_for(timeout=15_000)
+    page.locator(f'tr[data-job-id="{other}"]').wait_for(timeout=60_000)
     assert page.locator("#jobs tbody tr").first.get_attribute("data-job-id") == other
     assert page.evaluate("() => window.notReloaded") is True
+
+
+def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Settings]):
+    """Part-way progress, shown live without a reload, on the job page and the jobs list.
+
+    The server runs no worker: the test plays the worker's part through the same
+    repository calls a worker makes (claim, total, progress, cancel check, finish), so
+    every state the pages must show is set by the test and waited for, however fast or
+    slow the machine is."""
+    url, settings = idle
+    job_id = _submit(url, _upload(url, rows=400), SMALL, name="held part-way")
+    engine = make_engine(settings.resolved_database_url)
+    factory = make_sessionmaker(engine)
+    total = 40
+
+    def report(done: int) -> bool | None:
+        with write_transaction(factory) as session:
+            return repo.renew(session, claim, lease_s=600, progress=done)
+
+    page.goto(f"{url}/jobs/{job_id}")
+    page.evaluate("() => { window.notReloaded = true; }")
+    status = page.locator("#job h1 [data-field=status]")
+    text = page.locator("#job [data-field=progress-text]")
+    expect(status).to_have_text("queued")
+
+    with write_transaction(factory) as session:
+        claim = repo.claim(session, "browser-test", lease_s=600)
+        assert claim is not None
+        assert claim.job_id == job_id
+        assert repo.set_total(session, claim, total, 0)
+    for done in (10, 25):
+        assert report(done) is False  # no cancel asked for
+        expect(text).to_have_text(f"{done} / {total}", timeout=30_000)
+        expect(status).to_have_text("running")
+        bar = page.eval_on_selector("#job [data-field=progress]", PROGRESS_JS)
+        assert bar["value"] / bar["max"] == pytest.approx(done / total)
+    assert page.evaluate("() => window.notReloaded") is True
+    screenshot(page, "job-running")
+
+    # The jobs list shows the same job part-way and follows it too.
+    page.goto(f"{url}/")
+    page.evaluate("() => { window.notReloaded = true; }")
+    row = f'tr[data-job-id="{job_id}"]'
+    expect(page.locator(f"{row} [data-field=progress-text]")).to_have_text(f"25 / {total}")
+    assert report(30) is False
+    expect(page.locator(f"{row} [data-field=progress-text]")).to_have_text(
+        f"30 / {total}", timeout=30_000
+    )
+    expect(page.locator(f"{row} [data-field=status]")).to_have_text("running")
+    assert page.evaluate("() => window.notReloaded") is True
+
+    # A cancel from the API reaches the "worker" at its next report; the list follows.
+    assert httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    assert report(31) is True
+    with write_transaction(factory) as session:
+        assert repo.finish(session, claim, status="canceled")
+    engine.dispose()
+    expect(page.locator(f"{row} [data-field=status]")).to_have_text("canceled", timeout=30_000)
 
 
 def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str):
@@ -306,9 +375,9 @@ def test_cancel_a_running_job(page: Any, live_server: str):
     long = {**WATCHABLE, "epochs": 1000}
     job_id = _submit(url, dataset_id, long, name="too long")
     page.goto(f"{url}/jobs/{job_id}")
-    page.wait_for_selector("#job h1 [data-field=status]:has-text('running')", timeout=30_000)
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('running')", timeout=90_000)
     page.click("#cancel")
-    page.wait_for_selector("#job h1 [data-field=status]:has-text('canceled')", timeout=30_000)
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('canceled')", timeout=90_000)
     assert page.locator("#cancel").count() == 0
     assert _wait(url, job_id)["status"] == "canceled"
 
@@ -342,10 +411,11 @@ def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
     assert not any(key in u for u in requested), "the key appeared in a URL"
 
     # The live jobs list calls the API with the cookie.
-    page.goto(f"{url}/")
-    page.wait_for_selector(f'tr[data-job-id="{job_id}"]')
-    page.wait_for_timeout(1700)  # at least one poll of GET /api/v1/jobs
-    assert any("/api/v1/jobs?" in u for u in requested)
+    with page.expect_response(
+        lambda r: "/api/v1/jobs?" in r.url and r.status == 200, timeout=60_000
+    ):  # the list's first poll, with the cookie
+        page.goto(f"{url}/")
+        page.wait_for_selector(f'tr[data-job-id="{job_id}"]')
 
     page.click("text=Sign out")
     page.wait_for_url(f"{url}/signin")

@@ -5,11 +5,14 @@ PostgreSQL restart mid-job loses or duplicates no probe run."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 import app.worker as worker_module
 from app.db import write_transaction
@@ -89,6 +92,17 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
     assert len(runs(api, job_id)) == 4  # the two chunks stored before the outage
 
 
+def _accepts_connections(url: str) -> bool:
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_postgres_restart_under_a_running_worker(tmp_path, pg_url):
     """A worker process trains a job while PostgreSQL stops for 3 s and starts again:
@@ -108,10 +122,18 @@ def test_postgres_restart_under_a_running_worker(tmp_path, pg_url):
         worker = start_worker(settings, tmp_path / "w.log", AUXSEL_CHUNK_PROBES="2")
         try:
             wait_for(lambda: len(runs(api, job_id)) >= 2, 180, 0.05)
+            # Frozen mid-job, the worker cannot finish before the outage however fast the
+            # machine is; it wakes up while the server is down.
+            worker.signal(signal.SIGSTOP)
             before = len(runs(api, job_id))
-            subprocess.run(
-                [str(ROOT / "scripts" / "postgres.sh"), "outage", pg_dir, "3"], check=True
+            outage = subprocess.Popen(
+                [str(ROOT / "scripts" / "postgres.sh"), "outage", pg_dir, "3"]
             )
+            try:
+                wait_for(lambda: not _accepts_connections(pg_url), 120, 0.05)
+            finally:
+                worker.signal(signal.SIGCONT)
+                assert outage.wait(timeout=300) == 0
             wait_for(lambda: jobs(api)[job_id].status in ("succeeded", "failed"), 300, 0.5)
         finally:
             log = worker.output()
