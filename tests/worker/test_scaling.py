@@ -124,8 +124,9 @@ def test_two_workers_share_the_queue_and_run_side_by_side(tmp_path, pg_url, reco
 
 def _most_at_once(batch: Iterable[Any]) -> int:
     """The most jobs of a batch that were running at the same moment."""
+    jobs = list(batch)
     events = sorted(
-        [(job.started_at, 1) for job in batch] + [(job.finished_at, -1) for job in batch],
+        [(job.started_at, 1) for job in jobs] + [(job.finished_at, -1) for job in jobs],
         key=lambda e: (e[0], e[1]),  # an end before a start at the same instant
     )
     running = most = 0
