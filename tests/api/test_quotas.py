@@ -131,7 +131,7 @@ def test_largest_legal_spec_is_refused_with_its_estimate(server):
         assert estimate["flops"] > 1e19 > limits["flops"] == 1e17
         assert estimate["memory_mb"] > limits["memory_mb"] == 8192
         fields = {e["field"]: e["message"] for e in body["errors"]}
-        assert "AUXSEL_MAX_JOB_FLOPS" in fields["budget.epochs"]
+        assert "AUXSEL_MAX_JOB_FLOPS" in fields["budget.hidden"]  # 8 x 4,096 vs 32 wide
         assert "AUXSEL_MAX_JOB_MEMORY_MB" in fields["budget.batch_size"]
         assert f"{estimate['flops']:.2g}" in body["detail"]
         assert _jobs(sessions, "alice") == 0
