@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.auth import create_key
 from app.db import make_engine, make_sessionmaker
+from app.failures import explain
 from app.models import Job
 from app.settings import Settings
 from tests.conftest import family_csv, job_spec, start_server, start_worker
@@ -90,5 +91,6 @@ def test_job_past_time_limit_fails_and_keeps_its_runs(tmp_path, api, settings: S
     body = api.get(f"/api/v1/jobs/{job_id}").json()
     assert body["status"] == "failed"
     assert body["error"]["reason"] == "time_limit"
+    assert "ran longer than this server allows" in explain(body["error"])  # dashboard, CLI
     listed = api.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]
     assert {r["key"] for r in listed} == kept
