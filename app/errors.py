@@ -21,7 +21,8 @@ log = logging.getLogger("auxsel.errors")
 
 class ProblemError(Exception):
     """A problem to report to the client. ``errors`` lists field problems as
-    ``{"field": "budget.seeds", "message": "..."}``."""
+    ``{"field": "budget.seeds", "message": "..."}``; ``extensions`` are further members
+    of the problem object (RFC 9457 section 3.2), e.g. the numbers behind a refusal."""
 
     def __init__(
         self,
@@ -32,6 +33,7 @@ class ProblemError(Exception):
         type_: str = "about:blank",
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -40,6 +42,7 @@ class ProblemError(Exception):
         self.type = type_ if type_ == "about:blank" else TYPE_BASE + type_
         self.errors = errors or []
         self.headers = headers or {}
+        self.extensions = extensions or {}
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -52,7 +55,7 @@ class ProblemError(Exception):
             body["instance"] = instance
         if self.errors:
             body["errors"] = self.errors
-        return body
+        return {**self.extensions, **body}
 
 
 def field_problem(

@@ -14,6 +14,12 @@ REASONS = {
         "the database) too many times, so auxsel gave up on the job. Check the worker's "
         "logs, then submit it again."
     ),
+    "time_limit": (
+        "The job ran longer than this server allows one job to run "
+        "(AUXSEL_JOB_TIME_LIMIT_S) and was stopped. The probe runs it finished are kept "
+        "(see its runs). Submit it again with a smaller budget (fewer seeds or epochs, a "
+        "narrower trunk) or fewer candidates per job."
+    ),
     "internal_error": (
         "auxsel hit an unexpected error while training, most likely a bug or the machine "
         "running out of memory. It was logged; submitting again may help, and if it "

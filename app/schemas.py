@@ -142,6 +142,16 @@ class JobError(BaseModel):
     detail: str | None
 
 
+class JobEstimate(BaseModel):
+    """The job's estimated cost at submission (engine.estimate_cost; order of magnitude)."""
+
+    flops: float = Field(description="Floating-point operations of every planned probe-epoch.")
+    memory_mb: float = Field(description="Peak memory: training data plus the largest chunk.")
+    probe_epochs: int
+    probe_memory_mb: float = Field(description="One probe's training memory.")
+    data_memory_mb: float
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -156,6 +166,9 @@ class JobOut(BaseModel):
     heartbeat_at: datetime | None
     error: JobError | None
     spec: dict[str, Any]
+    estimate: JobEstimate | None = Field(
+        default=None, description="Estimated cost (null for jobs submitted before estimates)."
+    )
     links: dict[str, str]
 
 

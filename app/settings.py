@@ -79,6 +79,20 @@ class Settings(BaseSettings):
     page_size_max: int = 100
     retry_after_s: int = 2
 
+    # Fairness, quotas and cost (docs/security.md, "Round 2: fairness, quotas and
+    # cost"); 0 turns a limit off. Per owner: jobs queued at once (a submission over it
+    # is a 429) and jobs running at once (a worker claims another owner's job instead).
+    max_queued_jobs_per_owner: int = 200
+    max_running_jobs_per_owner: int = 4
+    # A job's estimated cost (engine.estimate_cost), checked at submission (422): its
+    # floating-point operations and its peak memory (the training data plus the
+    # largest chunk; one probe over memory_mb still runs alone, so this bounds it).
+    max_job_flops: float = 1e17
+    max_job_memory_mb: float = 8192.0
+    # Wall-clock seconds one attempt at a job may run; past it the job is stopped at
+    # its next checkpoint and fails as time_limit, keeping its stored probe runs.
+    job_time_limit_s: float = 86_400.0
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -52,6 +52,10 @@ class ShutdownRequested(Exception):  # noqa: N818
     """The worker is stopping (SIGTERM); release the job."""
 
 
+class TimeLimitExceeded(Exception):  # noqa: N818
+    """The attempt ran past AUXSEL_JOB_TIME_LIMIT_S; fail the job as time_limit."""
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10_000}"
 
@@ -122,7 +126,12 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one job; False when the queue is empty."""
         with write_transaction(self.sessions) as session:
-            claim = repo.claim(session, self.worker_id, self.settings.lease_s)
+            claim = repo.claim(
+                session,
+                self.worker_id,
+                self.settings.lease_s,
+                self.settings.max_running_jobs_per_owner,
+            )
         if claim is None:
             return False
         with log_context(job_id=claim.job_id, worker_id=self.worker_id):
@@ -143,6 +152,7 @@ class JobRun:
         self.done_heartbeat = threading.Event()
         self.last_progress_write = 0.0
         self.progress_base = 0
+        self.started = time.monotonic()
 
     def _tx(self) -> Any:
         return write_transaction(self.worker.sessions)
@@ -194,6 +204,19 @@ class JobRun:
             log.info("released %s for another worker", self.claim.job_id)
         except engine.Cancelled:
             self._finish(status="canceled")
+        except TimeLimitExceeded:
+            limit = self.settings.job_time_limit_s
+            self._finish(
+                status="failed",
+                error_reason="time_limit",
+                error_detail=(
+                    f"The job ran {time.monotonic() - self.started:,.1f} s, past the "
+                    f"wall-clock limit of {limit:,g} s per attempt (AUXSEL_JOB_TIME_LIMIT_S), "
+                    "and was stopped; the probe runs it finished are kept (see its runs). "
+                    "Lower budget.seeds, budget.epochs or budget.hidden, or split the "
+                    "candidates over several jobs."
+                ),
+            )
         except engine.EngineError as exc:
             self._finish(status="failed", error_reason="invalid_input", error_detail=str(exc))
         except DatabaseUnavailable:
@@ -251,13 +274,17 @@ class JobRun:
             self.cancel.set()
 
     def check(self) -> None:
-        """Between steps of work: stop for a lost lease, a cancel or a shutdown."""
+        """Between steps of work (epochs, chunks): stop for a lost lease, a cancel, a
+        shutdown or the wall-clock limit."""
         if self.lost.is_set():
             raise LeaseLost
         if self.cancel.is_set():
             raise engine.Cancelled
         if self.worker.stopping.is_set():
             raise ShutdownRequested
+        limit = self.settings.job_time_limit_s
+        if limit > 0 and time.monotonic() - self.started > limit:
+            raise TimeLimitExceeded
 
     def progress(self, done: int, _total: int) -> None:
         now = time.monotonic()

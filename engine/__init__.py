@@ -31,6 +31,7 @@ from engine.advise import (
 )
 from engine.budget import PROXY_NAMES, Budget, ProxyName
 from engine.chem import morgan_fingerprints
+from engine.cost import CostEstimate, JobShape, estimate_cost
 from engine.errors import (
     Cancelled,
     EngineError,
@@ -77,10 +78,12 @@ __all__ = [
     "CandidateAdvice",
     "CandidateVerdict",
     "Confirmation",
+    "CostEstimate",
     "EngineError",
     "FeatureConfig",
     "FeaturisationError",
     "IntervalMethod",
+    "JobShape",
     "LabelError",
     "LocalRunner",
     "Method",
@@ -112,6 +115,7 @@ __all__ = [
     "check_method",
     "choose_confirmations",
     "chunk_plan",
+    "estimate_cost",
     "execute",
     "infer_kind",
     "json_safe",

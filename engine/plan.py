@@ -26,16 +26,44 @@ def pairwise_plan(
 
 
 def probe_bytes(problem: Problem, budget: Budget, n_aux: int) -> int:
+    """Estimated peak training memory of one probe of ``problem`` with ``n_aux``
+    auxiliary heads (see :func:`probe_memory_bytes`)."""
+    return probe_memory_bytes(
+        n_features=problem.features.n_features,
+        hidden=budget.hidden,
+        batch_size=budget.batch_size,
+        main_outputs=problem.main.n_outputs,
+        aux_outputs=max((t.n_outputs for t in problem.candidates), default=1),
+        n_aux=n_aux,
+    )
+
+
+def probe_parameters(
+    n_features: int, hidden: Sequence[int], main_outputs: int, aux_outputs: int, n_aux: int
+) -> int:
+    """Trainable parameters of one probe: the trunk, the main head and ``n_aux``
+    auxiliary heads (at least one slot), each ``aux_outputs`` wide."""
+    sizes = [n_features, *hidden]
+    params = sum(a * b + b for a, b in pairwise(sizes))
+    return params + (sizes[-1] + 1) * (main_outputs + max(1, n_aux) * aux_outputs)
+
+
+def probe_memory_bytes(
+    *,
+    n_features: int,
+    hidden: Sequence[int],
+    batch_size: int,
+    main_outputs: int,
+    aux_outputs: int,
+    n_aux: int,
+) -> int:
     """Estimated peak training memory of one probe with ``n_aux`` auxiliary heads:
     parameters with their gradient and two Adam moments, plus one minibatch's
     activations and their gradients."""
-    sizes = [problem.features.n_features, *budget.hidden]
-    aux_width = max((t.n_outputs for t in problem.candidates), default=1)
     slots = max(1, n_aux)
-    params = sum(a * b + b for a, b in pairwise(sizes))
-    params += (sizes[-1] + 1) * (problem.main.n_outputs + slots * aux_width)
-    activations = budget.batch_size * (
-        sizes[0] + 3 * sum(budget.hidden) + 4 * slots * aux_width + problem.main.n_outputs
+    params = probe_parameters(n_features, hidden, main_outputs, aux_outputs, n_aux)
+    activations = batch_size * (
+        n_features + 3 * sum(hidden) + 4 * slots * aux_outputs + main_outputs
     )
     return _BYTES * (4 * params + 2 * activations)
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
 from app.pagination import Cursor, newest_first
@@ -59,16 +59,47 @@ def count_by_status(session: Session) -> dict[str, int]:
 # --- worker side -------------------------------------------------------------------
 
 
-def claim(session: Session, worker_id: str, lease_s: float) -> Claim | None:
-    """Atomically take the oldest queued job (FOR UPDATE SKIP LOCKED on PostgreSQL; the
-    caller holds SQLite's write lock via BEGIN IMMEDIATE)."""
+CLAIM_LOCK = 0x61757873656C  # "auxsel": the advisory lock that orders claims on PostgreSQL
+
+
+def claim(
+    session: Session, worker_id: str, lease_s: float, max_running_per_owner: int = 0
+) -> Claim | None:
+    """Atomically take the next queued job, fairly across owners (round-robin): a job
+    of the owner with the fewest running jobs; among those, of the owner whose last job
+    started longest ago (or never); then the oldest job. Jobs without an owner (keys
+    off) share one owner. An owner already running ``max_running_per_owner`` jobs
+    (0 = no limit) is skipped until one of them ends.
+
+    PostgreSQL: claims take a transaction-scoped advisory lock, so each one counts the
+    running jobs every earlier claim committed (else two concurrent claims could both
+    see an owner below its limit), and the job row is taken FOR UPDATE SKIP LOCKED.
+    SQLite: the caller holds the write lock (BEGIN IMMEDIATE)."""
     now = utcnow()
-    oldest = select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id).limit(1)
-    if session.get_bind().dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    mine = aliased(Job)  # the owner's jobs (ix_jobs_owner_status, ix_jobs_owner_started_at)
+    running = (
+        select(func.count())
+        .where(mine.owner == Job.owner, mine.status == "running")
+        .scalar_subquery()
+    )
+    last_start = select(func.max(mine.started_at)).where(mine.owner == Job.owner).scalar_subquery()
+    candidate = (
+        select(Job.id)
+        .where(Job.status == "queued")
+        .order_by(running, last_start.asc().nulls_first(), Job.created_at, Job.id)
+        .limit(1)
+        .correlate(None)  # its own scan of jobs, not the UPDATE's row
+    )
+    if max_running_per_owner > 0:
+        candidate = candidate.where(running < max_running_per_owner)
+    if postgres:
+        candidate = candidate.with_for_update(skip_locked=True, of=Job)
     row = session.execute(
         update(Job)
-        .where(Job.id == oldest.scalar_subquery(), Job.status == "queued")
+        .where(Job.id == candidate.scalar_subquery(), Job.status == "queued")
         .values(
             status="running",
             attempt=Job.attempt + 1,
@@ -81,6 +112,20 @@ def claim(session: Session, worker_id: str, lease_s: float) -> Claim | None:
         .execution_options(synchronize_session=False)
     ).first()
     return Claim(row[0], row[1]) if row else None
+
+
+def count_owned(session: Session, owner: str, status: str) -> int:
+    """How many of ``owner``'s jobs are in ``status``."""
+    query = select(func.count()).where(Job.owner == owner, Job.status == status)
+    return int(session.scalar(query) or 0)
+
+
+def lock_owner(session: Session, owner: str) -> None:
+    """On PostgreSQL, serialise one owner's submissions until the transaction ends, so
+    two concurrent submissions cannot both pass the queued-job quota (SQLite's write
+    transaction already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"owner:{owner}"))))
 
 
 def renew(

@@ -32,8 +32,12 @@ def _unfinished_headers(job: Any, settings: Any) -> dict[str, str]:
     dependencies=[Depends(limit_submissions)],
     responses={
         409: {"description": "Duplicate request in progress", **PROBLEM},
-        422: {"description": "Invalid job spec", **PROBLEM},
-        429: {"description": "Rate limit (AUXSEL_RATE_SUBMIT_PER_MIN); see Retry-After", **PROBLEM},
+        422: {"description": "Invalid job spec, or over the cost limits", **PROBLEM},
+        429: {
+            "description": "Rate limit (AUXSEL_RATE_SUBMIT_PER_MIN) or queued-job quota "
+            "(AUXSEL_MAX_QUEUED_JOBS_PER_OWNER); see Retry-After",
+            **PROBLEM,
+        },
     },
 )
 def create_job(

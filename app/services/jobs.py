@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from fastapi import Request
@@ -255,6 +257,151 @@ def planned_cost(spec: JobCreate, budget: engine.Budget) -> int:
     return engine.planned_epochs(spec.method, budget, len(spec.candidates))
 
 
+QUOTA_RETRY_AFTER_S = 30
+"""Retry-After of a queued-job quota refusal: about how soon a queued job may start."""
+
+
+def check_queue_quota(session: Session, settings: Settings, owner: str) -> None:
+    """429 when the owner already has AUXSEL_MAX_QUEUED_JOBS_PER_OWNER jobs queued."""
+    limit = settings.max_queued_jobs_per_owner
+    if limit <= 0:
+        return
+    repo.lock_owner(session, owner)
+    queued = repo.count_owned(session, owner, "queued")
+    if queued < limit:
+        return
+    running = repo.count_owned(session, owner, "running")
+    raise ProblemError(
+        429,
+        "Queued-job quota reached",
+        f"You have {queued} jobs queued, the most one owner may have waiting at once "
+        f"({limit}, setting AUXSEL_MAX_QUEUED_JOBS_PER_OWNER); {running} of your jobs are "
+        "running. Submit again once some have started (Retry-After), or cancel queued "
+        "jobs you no longer need; the server's operator can raise the setting.",
+        type_="queued-job-quota",
+        headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+        extensions={
+            "quota": {
+                "setting": "AUXSEL_MAX_QUEUED_JOBS_PER_OWNER",
+                "limit": limit,
+                "queued": queued,
+                "running": running,
+            }
+        },
+    )
+
+
+def _encoded_width(column: dict[str, Any]) -> int:
+    """Columns a feature becomes (engine.features): a number (+ a missing indicator),
+    or one indicator per kept category of a text column; dates are dropped."""
+    dtype = column["dtype"]
+    if dtype == "datetime":
+        return 0
+    if dtype in ("number", "integer", "boolean"):
+        return 1 + (1 if column["missing"] else 0)
+    categories = int(column["unique"]) + (1 if column["missing"] else 0)
+    return min(categories, engine.FeatureConfig().max_categories)
+
+
+def _outputs(column: dict[str, Any] | None, kind: str | None) -> int:
+    """Width of a task's head: its classes when multiclass, else 1."""
+    if column is None:
+        return 1
+    return int(column["unique"]) if (kind or column["kind"]) == "multiclass" else 1
+
+
+def job_shape(spec: JobCreate, main_ds: Dataset, others: dict[str, Dataset]) -> engine.JobShape:
+    """The sizes the cost of a (validated) job depends on, from the stored profiles."""
+    columns = _columns(main_ds)
+
+    def source(task_dataset: str | None) -> Dataset:
+        return main_ds if task_dataset in (None, main_ds.id) else others[str(task_dataset)]
+
+    labels = {spec.main_task.column} | {
+        c.column for c in spec.candidates if source(c.dataset_id) is main_ds
+    }
+    names = [c for c in columns if c not in labels] if spec.features is None else spec.features
+    width = sum(_encoded_width(columns[n]) for n in set(names) if n in columns)
+    aux = [_outputs(_columns(source(c.dataset_id)).get(c.column), c.kind) for c in spec.candidates]
+    return engine.JobShape(
+        rows=main_ds.rows + sum(ds.rows for ds in others.values()),
+        n_features=max(1, width),
+        n_candidates=len(spec.candidates),
+        main_outputs=_outputs(columns.get(spec.main_task.column), spec.main_task.kind),
+        aux_outputs=max(aux, default=1),
+    )
+
+
+def estimate(
+    spec: JobCreate, main_ds: Dataset, others: dict[str, Dataset], settings: Settings
+) -> engine.CostEstimate:
+    """The job's estimated FLOPs and peak memory (engine.estimate_cost)."""
+    budget = engine_budget(spec.budget.model_dump(), settings)
+    return engine.estimate_cost(spec.method, budget, job_shape(spec, main_ds, others))
+
+
+def _largest_factor(spec: JobCreate) -> str:
+    """The budget field furthest above its default, relative to it: the first to lower."""
+    default = engine.Budget()
+    b = spec.budget
+
+    def trunk(hidden: Sequence[int]) -> int:  # weights past the first layer, + widths
+        return sum(a * c for a, c in pairwise(hidden)) + sum(hidden)
+
+    ratios = {
+        "budget.seeds": b.seeds / default.seeds,
+        "budget.epochs": b.epochs / default.epochs,
+        "budget.hidden": trunk(b.hidden) / trunk(default.hidden),
+    }
+    return max(ratios, key=lambda k: ratios[k])
+
+
+def check_cost(cost: engine.CostEstimate, spec: JobCreate, settings: Settings) -> None:
+    """422 when the estimate is over AUXSEL_MAX_JOB_FLOPS or AUXSEL_MAX_JOB_MEMORY_MB,
+    with the numbers and the field to lower."""
+    errors: list[dict[str, str]] = []
+    flops_limit, memory_limit = settings.max_job_flops, settings.max_job_memory_mb
+    if flops_limit > 0 and cost.flops > flops_limit:
+        field = _largest_factor(spec)
+        errors.append(
+            {
+                "field": field,
+                "message": f"The job needs about {cost.flops:.2g} floating-point operations, "
+                f"over the limit of {flops_limit:.2g} (AUXSEL_MAX_JOB_FLOPS): lower {field} "
+                "first (the cost grows with seeds x epochs x probes x trunk size x rows), or "
+                "split the candidates over several jobs.",
+            }
+        )
+    if memory_limit > 0 and cost.memory_mb > memory_limit:
+        probe_mb = cost.probe_bytes / 2**20
+        if cost.data_bytes >= cost.probe_bytes:
+            field, how = "features", "use fewer feature columns (`features`) or fewer rows"
+        else:
+            field = "budget.batch_size" if spec.budget.batch_size > 1024 else "budget.hidden"
+            how = f"lower {field} (one probe alone needs {probe_mb:,.0f} MiB)"
+        errors.append(
+            {
+                "field": field,
+                "message": f"The job needs about {cost.memory_mb:,.0f} MiB at its peak (the "
+                f"training data {cost.data_bytes / 2**20:,.0f} MiB and its largest chunk), "
+                f"over the limit of {memory_limit:,.0f} MiB (AUXSEL_MAX_JOB_MEMORY_MB): {how}.",
+            }
+        )
+    if not errors:
+        return
+    raise ProblemError(
+        422,
+        "Job over the cost limits",
+        errors[0]["message"] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+        type_="job-cost-limit",
+        errors=errors,
+        extensions={
+            "estimate": cost.to_dict(),
+            "limits": {"flops": flops_limit, "memory_mb": memory_limit},
+        },
+    )
+
+
 def request_hash(spec: JobCreate) -> str:
     return hashlib.sha256(
         json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()
@@ -274,7 +421,10 @@ def create(
         existing = repo.find_idempotent(session, owner, idempotency_key)
         if existing is not None:
             return _replay(session, existing, spec), False
-    main_ds, _ = validate(session, settings, owner, spec)
+    check_queue_quota(session, settings, owner)
+    main_ds, others = validate(session, settings, owner, spec)
+    cost = estimate(spec, main_ds, others, settings)
+    check_cost(cost, spec, settings)
     body = spec.model_dump(mode="json")
     name = (
         spec.name
@@ -287,7 +437,8 @@ def create(
         dataset_id=main_ds.id,
         spec=body,
         status="queued",
-        progress_total=planned_cost(spec, engine_budget(spec.budget.model_dump(), settings)),
+        progress_total=cost.probe_epochs,
+        estimate=cost.to_dict(),
         created_at=utcnow(),
     )
     session.add(job)
@@ -372,6 +523,7 @@ def job_view(job: Job, request: Request) -> dict[str, Any]:
         if job.error_reason
         else None,
         "spec": job.spec,
+        "estimate": job.estimate,
         "links": {
             "self": base,
             "ranking": f"{base}/ranking",
