@@ -46,9 +46,8 @@ class WebSecurityMiddleware:
             return
         if self.public is not None:
             scope = self._as_public(scope)
-        headers = Headers(scope=scope)
         if scope["method"] in UNSAFE_METHODS:
-            problem = self._cross_origin(scope, headers)
+            problem = self._cross_origin(scope, Headers(scope=scope))
             if problem is not None:
                 await problem_response(problem)(scope, receive, send)
                 return
