@@ -39,6 +39,11 @@ class WebSecurityMiddleware:
     def __init__(self, app: ASGIApp, public_url: str | None = None) -> None:
         self.app = app
         self.public = urlsplit(public_url) if public_url else None
+        if self.public is not None:  # worked out once: this runs on every request
+            default = 443 if self.public.scheme == "https" else 80
+            self.public_origin = f"{self.public.scheme}://{self.public.netloc}"
+            self.public_host = self.public.netloc.encode("latin-1")
+            self.public_server = (self.public.hostname or "", self.public.port or default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,20 +75,18 @@ class WebSecurityMiddleware:
 
     def _as_public(self, scope: Scope) -> Scope:
         assert self.public is not None
-        host = self.public.netloc.encode("latin-1")
-        port = self.public.port or (443 if self.public.scheme == "https" else 80)
         headers = [(k, v) for k, v in scope.get("headers", []) if k != b"host"]
-        headers.append((b"host", host))
+        headers.append((b"host", self.public_host))
         return {
             **scope,
             "scheme": self.public.scheme,
-            "server": (self.public.hostname or "", port),
+            "server": self.public_server,
             "headers": headers,
         }
 
     def _own_origin(self, scope: Scope, headers: Headers) -> str:
         if self.public is not None:
-            return f"{self.public.scheme}://{self.public.netloc}"
+            return self.public_origin
         return f"{scope.get('scheme', 'http')}://{headers.get('host', '').lower()}"
 
     def _cross_origin(self, scope: Scope, headers: Headers) -> ProblemError | None:
