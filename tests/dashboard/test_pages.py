@@ -3,6 +3,8 @@ pure helpers behind the charts. (tests/browser drives the pages in Chromium.)"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,24 @@ def test_pages_are_kept_out_of_the_api_schema(open_client: TestClient):
     assert open_client.get("/jobs/job_missing").status_code == 404
     assert open_client.get("/static/vendor/chart-4.6.1.umd.min.js").status_code == 200
     assert (STATIC / "vendor" / "chart.js-LICENSE.md").read_text().startswith("The MIT License")
+
+
+def test_vendored_files_match_the_hashes_in_their_readme():
+    """Swagger UI and Chart.js are served from this package, pinned: each file listed in
+    vendor/README.md with a sha256 has exactly that content."""
+    vendor = STATIC / "vendor"
+    readme = (vendor / "README.md").read_text()
+    entries = re.split(r"^\s*- `([^`]+)`", readme, flags=re.M)[1:]
+    listed = [
+        (name, digest.group(1))
+        for name, text in zip(entries[::2], entries[1::2], strict=True)
+        if (digest := re.search(r"sha256 ([0-9a-f]{64})", text))
+    ]
+    names = {name for name, _ in listed}
+    assert {"swagger-ui-bundle-5.35.0.js", "swagger-ui-5.35.0.css", "swagger-ui-LICENSE"} <= names
+    assert "chart-4.6.1.umd.min.js" in names
+    for name, digest in listed:
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(secured):
