@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import sessions as web_sessions
 from app.db import write_transaction
 from app.errors import ProblemError
 from app.models import ApiKey, utcnow
@@ -28,7 +29,6 @@ from app.settings import Settings
 
 log = logging.getLogger("auxsel.auth")
 PREFIX = "auxsel_"
-COOKIE = "auxsel_key"  # the dashboard keeps the key in an HttpOnly cookie
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,13 @@ def mark_used(sessions: sessionmaker[Session], presented: str) -> None:
 
 
 def presented_key(request: Request) -> str | None:
+    """The bearer key of the request. (The dashboard's cookie holds a session id, not a
+    key: see app/sessions.py.)"""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE)
+    return None
 
 
 def unauthorized(detail: str) -> ProblemError:
@@ -153,6 +155,9 @@ def owner_of(request: Request) -> str:
         return "local"
     key = presented_key(request)
     if key is None:
+        signed_in = web_sessions.cookie_owner(request)  # 403 without its CSRF token
+        if signed_in is not None:
+            return signed_in
         raise unauthorized(
             "This server needs an API key: send 'Authorization: Bearer <key>' "
             "(create one with 'auxsel keys create --owner NAME')."

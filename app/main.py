@@ -19,6 +19,7 @@ from app.routes import datasets, health, jobs
 from app.services.datasets import sweep_orphans
 from app.settings import Settings, get_settings
 from app.storage import make_storage
+from app.websec import WebSecurityMiddleware
 
 log = logging.getLogger("auxsel.app")
 
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         summary="Which auxiliary tasks help your main task? Paired multi-task probes "
         "with confidence intervals.",
         lifespan=lifespan,
+        # /openapi.json and /docs are served by app/dashboard/docs.py (AUXSEL_DOCS).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
     # JSON bodies are capped while they stream; uploads have their own streamed limit.
@@ -81,4 +86,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     dashboard.mount(app)
+    # Outermost: public URL, origin checks and security headers before anything else.
+    app.add_middleware(WebSecurityMiddleware, public_url=settings.public_url)
     return app

@@ -1,7 +1,8 @@
 """The OpenAPI document, made to tell the truth about errors: every error answer is
 ``application/problem+json`` (RFC 9457) with the Problem schema, and each operation lists
-the statuses it can really give (401 with API keys on, 404 for ids, 413 for bodies, 422,
-429 where rate-limited, 500). Checked by schemathesis (tests/api/test_schema_fuzz.py)."""
+the statuses it can really give (401 with API keys on, 403 for cross-site changes, 404
+for ids, 413 for bodies, 422, 429 where rate-limited, 500). Checked by schemathesis
+(tests/api/test_schema_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 DESCRIPTIONS = {
     "400": "Bad request",
     "401": "API key missing or invalid (when API keys are on)",
+    "403": "Cross-site request refused (a browser change from another origin, or made "
+    "with the dashboard's cookie but without its CSRF token)",
     "404": "Not found (or another owner's)",
     "413": "Request body too large",
     "422": "Invalid request",
@@ -74,7 +77,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
                 if "{" in path:
                     wanted.add("404")
                 if method in ("post", "put", "patch", "delete"):
-                    wanted.add("413")
+                    wanted |= {"403", "413"}
                 if operation.get("requestBody"):
                     wanted.add("400")  # a body that cannot be decoded at all
                 if operation.get("parameters") or operation.get("requestBody"):

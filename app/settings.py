@@ -6,8 +6,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +93,31 @@ class Settings(BaseSettings):
     # Wall-clock seconds one attempt at a job may run; past it the job is stopped at
     # its next checkpoint and fails as time_limit, keeping its stored probe runs.
     job_time_limit_s: float = 86_400.0
+
+    # Round 2: sessions, CSRF and docs (docs/security.md).
+    # How long a dashboard sign-in lasts (the cookie holds a session id, not the key).
+    session_hours: float = Field(default=12.0, gt=0)
+    # Who may read /docs and /openapi.json: everyone, callers with a key / signed-in
+    # users (with API keys off that is everyone who can connect), or nobody.
+    docs: Literal["public", "authenticated", "off"] = "authenticated"
+    # The server's public origin (e.g. https://auxsel.example.org) when it runs behind a
+    # proxy: links and Location headers use it instead of the request's Host header, and
+    # browser requests that change something must come from it.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("AUXSEL_PUBLIC_URL must be an http(s) URL such as https://host")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(
+                "AUXSEL_PUBLIC_URL must be an origin (scheme://host[:port]) without a path"
+            )
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @property
     def resolved_database_url(self) -> str:

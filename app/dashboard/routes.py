@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app import auth, failures
+from app import sessions as web_sessions
 from app.dashboard import views
+from app.errors import ProblemError
 from app.pagination import decode_cursor, encode_cursor
 from app.repositories import datasets as dataset_repo
 from app.repositories import jobs as repo
@@ -27,6 +29,8 @@ TEMPLATES.env.filters.update(signed=views.signed, number=views.number, percent=v
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+# The sign-in form: an API key (~56 characters) and a next path.
+SIGNIN_MAX_BYTES = 8 * 1024
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 # Everything the pages load comes from this origin; data for the charts travels in
 # <script type="application/json"> blocks, which the policy does not execute.
@@ -42,27 +46,42 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _owner(request: Request) -> str | None:
-    """The signed-in owner, ``local`` without keys, None when sign-in is needed."""
+def viewer(request: Request) -> str | None:
+    """The owner reading a page: ``local`` without keys, else the owner of the bearer key
+    or of the sign-in session; None when sign-in is needed."""
     if not auth.auth_enabled(_settings(request)):
         return "local"
     key = auth.presented_key(request)
-    if not key:
+    token = request.cookies.get(web_sessions.COOKIE)
+    if not key and not token:
         return None
     with request.app.state.sessions() as session:
-        return auth.verify(session, key)
+        return (
+            auth.verify(session, key) if key else web_sessions.owner_of_token(session, token or "")
+        )
 
 
-def _to_sign_in(request: Request) -> RedirectResponse:
+def _forget_cookies(response: Response, request: Request) -> None:
+    for name in (web_sessions.COOKIE, web_sessions.LEGACY_COOKIE):
+        if name in request.cookies:
+            response.delete_cookie(name, path="/", httponly=True, samesite="strict")
+
+
+def to_sign_in(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     response = RedirectResponse(f"/signin?{_query(next=target)}", status_code=303)
-    if request.cookies.get(auth.COOKIE):  # a revoked or stale key: forget it
-        response.delete_cookie(auth.COOKIE, path="/")
+    _forget_cookies(response, request)  # a revoked, expired or pre-session cookie
     return response
 
 
 def _query(**params: str) -> str:
     return urlencode(params)
+
+
+def page_csrf_token(request: Request) -> str | None:
+    """The CSRF token that this page's scripts and forms send back (with a session)."""
+    token = request.cookies.get(web_sessions.COOKIE)
+    return web_sessions.csrf_token(token) if token else None
 
 
 def _render(
@@ -72,7 +91,11 @@ def _render(
     response = TEMPLATES.TemplateResponse(
         request,
         template,
-        {"auth_on": auth.auth_enabled(settings), **context},
+        {
+            "auth_on": auth.auth_enabled(settings),
+            "csrf_token": page_csrf_token(request),
+            **context,
+        },
         status_code=status_code,
     )
     response.headers["Content-Security-Policy"] = CSP
@@ -86,9 +109,9 @@ def _render(
 def jobs_page(
     request: Request, status: str | None = None, page_token: str | None = None
 ) -> Response:
-    owner = _owner(request)
+    owner = viewer(request)
     if owner is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     status = status if status in STATUSES else None
     with request.app.state.sessions() as session:
         rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
@@ -124,9 +147,9 @@ def _dataset_names(session: Any, owner: str, ids: set[str | None]) -> dict[str, 
 
 @router.get("/submit", response_class=HTMLResponse)
 def submit_page(request: Request, dataset: str | None = None) -> Response:
-    owner = _owner(request)
+    owner = viewer(request)
     if owner is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     settings = _settings(request)
     with request.app.state.sessions() as session:
         datasets = [
@@ -151,9 +174,9 @@ def submit_page(request: Request, dataset: str | None = None) -> Response:
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: str) -> Response:
-    owner = _owner(request)
+    owner = viewer(request)
     if owner is None:
-        return _to_sign_in(request)
+        return to_sign_in(request)
     with request.app.state.sessions() as session:
         row = repo.get(session, owner, job_id)
         if row is None:
@@ -206,12 +229,14 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 @router.post("/signin", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
-    """Check the key and keep it in an HttpOnly cookie: page scripts never see it,
-    and SameSite=Strict keeps other sites from sending it along."""
-    form = await request.form()
-    key = str(form.get("key") or "").strip()
-    target = views.safe_next(str(form.get("next") or "/"))
-    if not auth.auth_enabled(_settings(request)):
+    """Check the key and start a session: the HttpOnly, SameSite=Strict cookie holds a
+    session id (never the key), which sign-out revokes. The form is one short,
+    url-encoded field; app/websec.py has refused other origins before this runs."""
+    form = await small_form(request)
+    key = form.get("key", "").strip()
+    target = views.safe_next(form.get("next") or "/")
+    settings = _settings(request)
+    if not auth.auth_enabled(settings):
         return RedirectResponse(target, status_code=303)
     owner = None
     if key:
@@ -227,11 +252,18 @@ async def sign_in(request: Request) -> Response:
             },
             status_code=401,
         )
+    old = request.cookies.get(web_sessions.COOKIE)
+    if old:
+        web_sessions.end(request.app.state.sessions, old)
+    key_id = key[len(auth.PREFIX) :].split("_", 1)[0]
+    token = web_sessions.start(request.app.state.sessions, key_id, settings.session_hours)
     response = RedirectResponse(target, status_code=303)
+    if web_sessions.LEGACY_COOKIE in request.cookies:  # it held a raw key: drop it
+        response.delete_cookie(web_sessions.LEGACY_COOKIE, path="/")
     response.set_cookie(
-        auth.COOKIE,
-        key,
-        max_age=30 * 24 * 3600,
+        web_sessions.COOKIE,
+        token,
+        max_age=int(settings.session_hours * 3600),
         path="/",
         httponly=True,
         samesite="strict",
@@ -241,9 +273,55 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/signout")
-def sign_out(request: Request) -> Response:
+async def sign_out(request: Request) -> Response:
+    """End the session (revoked in the database, so a copied cookie dies with it). A
+    live session's sign-out needs the page's CSRF token: other pages cannot force it."""
+    token = request.cookies.get(web_sessions.COOKIE)
+    if token:
+        with request.app.state.sessions() as session:
+            live = web_sessions.owner_of_token(session, token) is not None
+        if live:
+            form = await small_form(request)
+            if not web_sessions.csrf_matches(token, form.get(web_sessions.CSRF_FIELD)):
+                raise web_sessions.csrf_refused(
+                    "Sign out from the dashboard's own page (its form carries a CSRF token)."
+                )
+            web_sessions.end(request.app.state.sessions, token)
     response = RedirectResponse(
         "/signin" if auth.auth_enabled(_settings(request)) else "/", status_code=303
     )
-    response.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict")
+    _forget_cookies(response, request)
     return response
+
+
+async def small_form(request: Request) -> dict[str, str]:
+    """A short url-encoded form (sign-in, sign-out), read with a hard cap: anything
+    else (multipart, whose file parts would be spooled to disk) is refused before a
+    byte of the body is read, and a body over SIGNIN_MAX_BYTES is cut off with 413."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("", "application/x-www-form-urlencoded"):
+        raise ProblemError(
+            415,
+            "Unsupported form encoding",
+            f"This form takes application/x-www-form-urlencoded, not {media!r}.",
+            type_="unsupported-media-type",
+        )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > SIGNIN_MAX_BYTES:
+        raise _form_too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > SIGNIN_MAX_BYTES:
+            raise _form_too_large()
+    fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=20)
+    return dict(fields)
+
+
+def _form_too_large() -> ProblemError:
+    return ProblemError(
+        413,
+        "Request body too large",
+        f"This form is one short field; its body is limited to {SIGNIN_MAX_BYTES} bytes.",
+        type_="body-too-large",
+    )

@@ -403,11 +403,12 @@ def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
     page.wait_for_url(f"{url}/jobs/{job_id}")
     page.wait_for_selector("#job h1 [data-field=status]:has-text('succeeded')", timeout=60_000)
 
-    cookie = next(c for c in page.context.cookies() if c["name"] == "auxsel_key")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "auxsel_session")
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
     assert cookie["secure"] is False  # plain http here; Secure when the request is https
-    assert "auxsel_key" not in page.evaluate("() => document.cookie")
+    assert key not in cookie["value"]  # a server-side session id, never the key
+    assert "auxsel_session" not in page.evaluate("() => document.cookie")
     assert not any(key in u for u in requested), "the key appeared in a URL"
 
     # The live jobs list calls the API with the cookie.
@@ -419,7 +420,10 @@ def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
 
     page.click("text=Sign out")
     page.wait_for_url(f"{url}/signin")
-    assert not [c for c in page.context.cookies() if c["name"] == "auxsel_key"]
+    assert not [c for c in page.context.cookies() if c["name"] == "auxsel_session"]
+    # Sign-out revoked the session on the server: the old cookie opens nothing.
+    stale = httpx.get(f"{url}/api/v1/jobs", cookies={"auxsel_session": cookie["value"]})
+    assert stale.status_code == 401
     page.goto(f"{url}/")
     assert page.url.startswith(f"{url}/signin")
 

@@ -3,16 +3,19 @@ pure helpers behind the charts. (tests/browser drives the pages in Chromium.)"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import COOKIE, create_key
+from app.auth import create_key
 from app.dashboard import STATIC, views
 from app.failures import explain
 from app.main import create_app
+from app.sessions import COOKIE, csrf_token
 from app.settings import Settings
 from tests.conftest import make_settings
 
@@ -46,22 +49,44 @@ def test_pages_are_kept_out_of_the_api_schema(open_client: TestClient):
     assert (STATIC / "vendor" / "chart.js-LICENSE.md").read_text().startswith("The MIT License")
 
 
+def test_vendored_files_match_the_hashes_in_their_readme():
+    """Swagger UI and Chart.js are served from this package, pinned: each file listed in
+    vendor/README.md with a sha256 has exactly that content."""
+    vendor = STATIC / "vendor"
+    readme = (vendor / "README.md").read_text()
+    entries = re.split(r"^\s*- `([^`]+)`", readme, flags=re.M)[1:]
+    listed = [
+        (name, digest.group(1))
+        for name, text in zip(entries[::2], entries[1::2], strict=True)
+        if (digest := re.search(r"sha256 ([0-9a-f]{64})", text))
+    ]
+    names = {name for name, _ in listed}
+    assert {"swagger-ui-bundle-5.35.0.js", "swagger-ui-5.35.0.css", "swagger-ui-LICENSE"} <= names
+    assert "chart-4.6.1.umd.min.js" in names
+    for name, digest in listed:
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
+
+
 def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(secured):
     client, key = secured
     response = client.get("/jobs/job_x?tab=1", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/signin?next=%2Fjobs%2Fjob_x%3Ftab%3D1"
 
-    wrong = client.post("/signin", data={"key": "auxsel_x_y", "next": "/"})
+    origin = {"Origin": "http://testserver"}
+    wrong = client.post("/signin", data={"key": "auxsel_x_y", "next": "/"}, headers=origin)
     assert wrong.status_code == 401
     assert "not valid" in wrong.text
     assert COOKIE not in wrong.cookies
 
-    right = client.post("/signin", data={"key": key, "next": "/submit"}, follow_redirects=False)
+    right = client.post(
+        "/signin", data={"key": key, "next": "/submit"}, headers=origin, follow_redirects=False
+    )
     assert right.status_code == 303
     assert right.headers["location"] == "/submit"
     cookie = right.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=")
+    assert key not in cookie  # a session id, never the key
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert "Secure" not in cookie  # plain http
@@ -69,7 +94,10 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(secured):
     # The same cookie opens the API to the page scripts.
     assert client.get("/api/v1/jobs").status_code == 200
 
-    out = client.post("/signout", follow_redirects=False)
+    token = csrf_token(client.cookies[COOKIE])
+    out = client.post(
+        "/signout", data={"csrf_token": token}, headers=origin, follow_redirects=False
+    )
     assert out.headers["location"] == "/signin"
     assert f'{COOKIE}=""' in out.headers["set-cookie"]
 
@@ -79,7 +107,10 @@ def test_the_cookie_is_secure_over_https_and_next_stays_on_site(tmp_path: Path):
     with TestClient(app, base_url="https://auxsel.example") as client:
         key = create_key(client.app.state.sessions, "bob").key  # type: ignore[attr-defined]
         response = client.post(
-            "/signin", data={"key": key, "next": "//evil.example/x"}, follow_redirects=False
+            "/signin",
+            data={"key": key, "next": "//evil.example/x"},
+            headers={"Origin": "https://auxsel.example"},
+            follow_redirects=False,
         )
         assert response.headers["location"] == "/"
         assert "Secure" in response.headers["set-cookie"]

@@ -1,5 +1,6 @@
-// Shared helpers of the dashboard pages: API calls (the key travels in the HttpOnly
-// cookie, never in page script), local times, and polling that pauses in hidden tabs.
+// Shared helpers of the dashboard pages: API calls (the session travels in the HttpOnly
+// cookie, never in page script; changes carry the page's CSRF token), local times, and
+// polling that pauses in hidden tabs.
 "use strict";
 
 window.auxsel = (() => {
@@ -10,8 +11,16 @@ window.auxsel = (() => {
     location.assign("/signin?next=" + encodeURIComponent(here));
   }
 
+  // The session's CSRF token, sent back with every change made with the cookie.
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = csrfMeta ? csrfMeta.content : null;
+  const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+
   async function api(path, options = {}) {
     const headers = { Accept: "application/json", ...(options.headers || {}) };
+    if (csrfToken && !SAFE.has((options.method || "GET").toUpperCase())) {
+      headers["X-CSRF-Token"] = csrfToken;
+    }
     const response = await fetch(path, { credentials: "same-origin", ...options, headers });
     if (response.status === 401) {
       signIn();
