@@ -27,6 +27,7 @@ import asyncio
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import owner_of
@@ -85,6 +86,13 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
     return b"transfer-encoding" in headers
 
 
+def _routed(scope: Scope) -> bool:
+    """Whether some route of the app serves this method and path."""
+    app = scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", [])
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+
 class BodyLimitMiddleware:
     """Auth before the body, per-route size limits and a body read timeout."""
 
@@ -117,7 +125,9 @@ class BodyLimitMiddleware:
         async def refuse(problem: ProblemError) -> None:
             await problem_response(problem)(scope, receive, guarded_send)
 
-        api_write = path.startswith("/api/") and method in WRITE_METHODS
+        # A write to an API route that exists: other requests get their 404 or 405 from
+        # the app (which reads no body for them).
+        api_write = path.startswith("/api/") and method in WRITE_METHODS and _routed(scope)
         if api_write:
             try:
                 owner = await run_in_threadpool(owner_of, Request(scope))

@@ -224,6 +224,16 @@ def test_anonymous_small_writes_are_401_without_reading_the_body(server: Server)
         _problem(response, 401)
 
 
+def test_writes_to_unknown_routes_are_404_or_405_without_reading_the_body(
+    server: Server,
+) -> None:
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+    response = httpx.put(f"{server.url}/api/v1/datasets", content=b"--x--", headers=multipart)
+    assert response.status_code == 405
+    response = httpx.post(f"{server.url}/api/v1/nothing", content=b"{}")
+    assert response.status_code == 404
+
+
 # --- weakness: header size and header/body read timeouts ------------------------------
 
 
