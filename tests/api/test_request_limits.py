@@ -267,6 +267,19 @@ def test_headers_just_under_the_limit_are_served(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz", headers=headers).status_code == 200
 
 
+def test_a_kept_alive_connection_serves_many_requests(server: Server) -> None:
+    """The header timer restarts per request: one connection, requests spread over more
+    than the header timeout, all answered."""
+    auth = {"Authorization": f"Bearer {server.key}"}
+    with httpx.Client(base_url=server.url, headers=auth) as client:
+        started = time.monotonic()
+        while time.monotonic() - started < HEADER_TIMEOUT_S * 1.5:
+            assert client.get("/api/v1/jobs").status_code == 200
+            bad = client.post("/api/v1/jobs", json={"dataset_id": "ds_missing"})
+            assert bad.status_code in (404, 422), bad.text
+            time.sleep(0.3)
+
+
 def test_slow_and_silent_connections_are_closed_after_the_header_timeout(
     server: Server,
 ) -> None:
