@@ -74,6 +74,7 @@ def serve(
     _configure_logging(settings)
     app = create_app(settings, run_worker=worker)
     from app.logging_setup import uvicorn_log_config
+    from app.server import uvicorn_options
 
     uvicorn.run(
         app,
@@ -81,6 +82,7 @@ def serve(
         port=settings.port,
         log_level="info",
         log_config=uvicorn_log_config(settings.log_format),
+        **uvicorn_options(settings),
     )
 
 
@@ -208,11 +210,18 @@ def demo(
     from app.client import Client
     from app.demo import DEMO_BUDGET, DEMO_NAME, demo_family
     from app.main import create_app
+    from app.server import uvicorn_options
 
     settings = _settings(host, port)
     app = create_app(settings, run_worker=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            **uvicorn_options(settings),
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth import owner_of
+from app.bodylimit import OWNER_STATE
 from app.db import session_scope
 from app.ratelimit import enforce
 from app.settings import Settings
@@ -35,8 +36,10 @@ def get_storage(request: Request) -> Storage:
 
 def get_owner(request: Request) -> str:
     """The caller's identity: the owner of its API key when auth is on. Without keys
-    (the embedded default on loopback) everything belongs to the local user."""
-    return owner_of(request)
+    (the embedded default on loopback) everything belongs to the local user. Writes to
+    the API were authenticated before their body was read (app/bodylimit.py)."""
+    known: str | None = getattr(request.state, OWNER_STATE, None)
+    return known if known is not None else owner_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

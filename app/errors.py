@@ -58,6 +58,15 @@ class ProblemError(Exception):
         return {**self.extensions, **body}
 
 
+class ProblemHTTPException(StarletteHTTPException):
+    """A ProblemError raised where only an HTTPException passes through (from an ASGI
+    ``receive``: FastAPI turns any other error while reading a body into a 400)."""
+
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(problem.status, problem.detail, headers=problem.headers or None)
+        self.problem = problem
+
+
 def field_problem(
     status: int, title: str, detail: str, fix: str, *, type_: str, field: str = "file"
 ) -> ProblemError:
@@ -141,6 +150,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, ProblemHTTPException):
+            return problem_response(exc.problem, request)
         titles = {
             404: "Not found",
             405: "Method not allowed",

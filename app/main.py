@@ -78,8 +78,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         redoc_url=None,
     )
     install_handlers(app)
-    # JSON bodies are capped while they stream; uploads have their own streamed limit.
-    app.add_middleware(BodyLimitMiddleware, exempt=("/api/v1/datasets",))
+    # API writes are authenticated before their body is read; every body is capped by
+    # what its route accepts while it streams, and a stalled body times out.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     install_openapi(app)
     metrics.install(app)
     app.include_router(health.router)

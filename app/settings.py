@@ -119,6 +119,23 @@ class Settings(BaseSettings):
             )
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
+    # Request size and timeouts (issue 16, round 2; app/bodylimit.py, app/server.py,
+    # docs/deploy.md). Bodies of every route but the upload are capped at max_json_kb;
+    # the upload route at max_upload_mb plus multipart framing.
+    max_json_kb: int = 1024
+    # Parts of an upload form (the file, its name and a few spare ones).
+    max_form_parts: int = 16
+    # Request line and headers of one request; larger ones get 431 and a closed connection.
+    max_header_kb: int = 64
+    # Seconds from the connection opening (or a request's first byte) to its last header.
+    header_timeout_s: float = 10.0
+    # Seconds the server waits for the next piece of a request body before 408.
+    body_timeout_s: float = 30.0
+    # Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive).
+    keep_alive_s: int = 5
+    # Connections plus in-flight requests beyond which new requests get 503 (0 = no cap).
+    limit_concurrency: int = 1000
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

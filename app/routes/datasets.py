@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.bodylimit import upload_body_limit
 from app.db import write_transaction
 from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
 from app.errors import ProblemError, field_problem
@@ -21,6 +22,7 @@ from app.services import datasets as service
 from app.storage import StoredFile, upload_too_large
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+PART_HEADER_BYTES = 8 * 1024  # the headers of one form part
 
 UPLOAD_DOC = {
     "requestBody": {
@@ -64,7 +66,7 @@ class _MultipartUpload:
     """Streams the single file part of a multipart body into storage as it arrives,
     so an oversized upload is refused before it is buffered anywhere."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, max_parts: int) -> None:
         content_type, params = parse_options_header(request.headers.get("content-type", ""))
         if content_type != b"multipart/form-data" or b"boundary" not in params:
             raise field_problem(
@@ -85,11 +87,40 @@ class _MultipartUpload:
         self._pending: list[bytes] = []
         self._value = b""
         self.saw_file = False
+        self.max_parts = max_parts
+        self._parts = 0
+        self._header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > PART_HEADER_BYTES:
+            raise ProblemError(
+                413,
+                "Form part headers too large",
+                f"The headers of a form part exceed {PART_HEADER_BYTES // 1024} KiB.",
+                type_="body-too-large",
+                errors=[{"field": "form", "message": "Send short part headers."}],
+            )
+
+    def _on_part_begin(self) -> None:
+        self._parts += 1
+        self._header_bytes = 0
+        if self._parts > self.max_parts:
+            raise ProblemError(
+                413,
+                "Too many form parts",
+                f"The form has more than {self.max_parts} parts (AUXSEL_MAX_FORM_PARTS); "
+                "an upload takes a `file` part and an optional `name`.",
+                type_="too-many-parts",
+                errors=[{"field": "form", "message": "Send only `file` and `name`."}],
+            )
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_field += data[start:end]
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._headers[self._header_field.lower()] = (
             self._headers.get(self._header_field.lower(), b"") + data[start:end]
         )
@@ -135,6 +166,7 @@ class _MultipartUpload:
         parser = MultipartParser(
             self.boundary,
             {
+                "on_part_begin": self._on_part_begin,
                 "on_header_field": self._on_header_field,
                 "on_header_value": self._on_header_value,
                 "on_header_end": self._on_header_end,
@@ -185,11 +217,13 @@ async def upload_dataset(
     owner: OwnerDep,
 ) -> dict[str, Any]:
     """Upload a CSV or Parquet table; returns its id, row count and column profile."""
+    # Every byte of the body, form fields and framing included, counts against
+    # upload_body_limit (app/bodylimit.py); the file part alone against the upload limit.
     declared = request.headers.get("content-length")
     limit = int(settings.max_upload_mb * 2**20)
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared and declared.isdigit() and int(declared) > upload_body_limit(settings):
         raise upload_too_large(limit)
-    upload = _MultipartUpload(request)
+    upload = _MultipartUpload(request, settings.max_form_parts)
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
 
