@@ -16,6 +16,9 @@ from app.retry import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
+# A problem lists at most this many field errors, then how many more there were: a
+# request with 300,000 bad list items must not be answered with 30 MiB of errors.
+MAX_ERRORS = 20
 log = logging.getLogger("auxsel.errors")
 
 
@@ -32,6 +35,7 @@ class ProblemError(Exception):
         type_: str = "about:blank",
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        errors_omitted: int = 0,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -39,6 +43,7 @@ class ProblemError(Exception):
         self.detail = detail
         self.type = type_ if type_ == "about:blank" else TYPE_BASE + type_
         self.errors = errors or []
+        self.errors_omitted = errors_omitted
         self.headers = headers or {}
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -51,7 +56,10 @@ class ProblemError(Exception):
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = self.errors
+            body["errors"] = self.errors[:MAX_ERRORS]
+            omitted = self.errors_omitted + max(0, len(self.errors) - MAX_ERRORS)
+            if omitted:
+                body["errors_omitted"] = omitted
         return body
 
 
@@ -118,7 +126,8 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
-        for err in exc.errors():
+        found = exc.errors()
+        for err in found[:MAX_ERRORS]:
             field = _field_path(tuple(err.get("loc", ())))
             message = str(err.get("msg", "invalid value"))
             if err.get("type") == "extra_forbidden":
@@ -133,6 +142,7 @@ def install_handlers(app: FastAPI) -> None:
             f"{first['field']}: {first['message']}",
             type_="validation-error",
             errors=errors,
+            errors_omitted=len(found) - len(errors),
         )
         return problem_response(problem, request)
 

@@ -14,6 +14,7 @@ from app.auth import auth_enabled
 from app.bodylimit import BodyLimitMiddleware
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
+from app.nulguard import NulGuardMiddleware
 from app.openapi import install_openapi
 from app.routes import datasets, health, jobs
 from app.services.datasets import sweep_orphans
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     install_handlers(app)
     # JSON bodies are capped while they stream; uploads have their own streamed limit.
     app.add_middleware(BodyLimitMiddleware, exempt=("/api/v1/datasets",))
+    # A NUL in the URL cannot reach the database (PostgreSQL refuses it: a 500).
+    app.add_middleware(NulGuardMiddleware)
     install_openapi(app)
     metrics.install(app)
     app.include_router(health.router)

@@ -11,6 +11,7 @@ import io
 import json
 import time
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -312,6 +313,65 @@ def test_formula_cells_in_the_ranking_csv_are_escaped(client, worker):
         c["name"] for c in client.get(f"/api/v1/jobs/{job['id']}/ranking").json()["candidates"]
     }
     assert "@SUM(A1:A9)" in names
+
+
+SEPARATOR_ATTACKS = [
+    "x;=cmd|' /C calc'!A0",  # issue 16: a spreadsheet splitting on ; saw =cmd...
+    "y\t=1+1",
+    "z,@SUM(1)",
+    "w; -2+3",
+    "v|=HYPERLINK(0)",
+]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+@SQLITE_ONLY
+def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worker):
+    """OWASP CSV injection: a cell that holds a separator followed by a trigger is a
+    formula for a program that splits on that separator. Every text cell is quoted and
+    such cells prefixed, so no way of splitting the file yields a cell starting with a
+    trigger."""
+    names = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
+    dataset = _upload(client, "f.csv", family_csv())
+    candidates = [
+        {"column": column, "name": name}
+        for column, name in zip(names, SEPARATOR_ATTACKS, strict=False)
+    ]
+    job = client.post("/api/v1/jobs", json=job_spec(dataset["id"], candidates=candidates))
+    assert job.status_code == 202, job.text
+    assert worker.run_one()
+    response = client.get(f"/api/v1/jobs/{job.json()['id']}/ranking", params={"format": "csv"})
+    assert response.status_code == 200
+    text = response.text
+    names_out = [row["name"] for row in csv.DictReader(io.StringIO(text))]
+    assert sorted(names_out) == sorted("'" + n for n in SEPARATOR_ATTACKS[:3])
+    for delimiter in (",", ";", "\t", "|"):
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            for cell in row:
+                assert _is_number(cell) or not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (
+                    delimiter,
+                    cell,
+                )
+
+
+def test_csv_cells_with_a_hidden_formula_are_prefixed_and_quoted():
+    from app.tables import csv_bytes
+
+    frame = pd.DataFrame({"name": [*SEPARATOR_ATTACKS, "plain, text", "-1"], "x": range(7)})
+    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode())))
+    assert [r[0] for r in rows[1:]] == [
+        *("'" + n for n in SEPARATOR_ATTACKS),
+        "plain, text",
+        "'-1",
+    ]
+    assert csv_bytes(frame).decode().splitlines()[1].startswith("\"'x;=cmd")
 
 
 @pytest.mark.parametrize(
