@@ -487,15 +487,17 @@ def _jsonable(value: Any) -> Any:
 
 # OWASP's CSV injection guidance: a cell that starts with one of these is a formula...
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# ...and so is the part after a separator, for a program that splits on ; or tab.
-_HIDDEN_FORMULA = re.compile(r"[,;\t\r\n|]\s*[=+\-@]")
+# ...and so is the text after a separator inside a cell, for a program that splits on
+# that separator (a spreadsheet in a locale that splits on ; reads x;=cmd as x and =cmd).
+_HIDDEN_FORMULA = re.compile(r"([,;\t\r\n|]\s*)([=+\-@])")
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV text of a frame with spreadsheet formula injection neutralised (OWASP): a text
-    cell that starts with = + - @ tab or CR, or holds a separator (, ; tab | newline)
-    followed by one, is prefixed with a quote; every text cell is enclosed in double
-    quotes (inner ones doubled), so no separator inside a cell splits it in any locale."""
+    """CSV text of a frame with spreadsheet formula injection neutralised (OWASP): a
+    quote is put before a formula trigger (= + - @, or tab / CR) that starts a text
+    cell, and before one (= + - @) that follows a separator inside it (, ; tab | or a
+    line break), so however a program splits the file no cell starts a formula; every
+    text cell is enclosed in double quotes (inner ones doubled)."""
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
@@ -506,8 +508,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _escape_cell(value: Any) -> Any:
-    if isinstance(value, str) and (
-        value.startswith(FORMULA_TRIGGERS) or _HIDDEN_FORMULA.search(value)
-    ):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = _HIDDEN_FORMULA.sub(r"\1'\2", value)
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value

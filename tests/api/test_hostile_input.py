@@ -315,13 +315,16 @@ def test_formula_cells_in_the_ranking_csv_are_escaped(client, worker):
     assert "@SUM(A1:A9)" in names
 
 
-SEPARATOR_ATTACKS = [
-    "x;=cmd|' /C calc'!A0",  # issue 16: a spreadsheet splitting on ; saw =cmd...
-    "y\t=1+1",
-    "z,@SUM(1)",
-    "w; -2+3",
-    "v|=HYPERLINK(0)",
-]
+SEPARATOR_ATTACKS = {  # sent: exported
+    "x;=cmd|' /C calc'!A0": "x;'=cmd|' /C calc'!A0",  # issue 16: split on ;, =cmd ran
+    "y\t=1+1": "y\t'=1+1",
+    "z,@SUM(1)": "z,'@SUM(1)",
+    "w; -2+3": "w; '-2+3",
+    "v|=HYPERLINK(0)": "v|'=HYPERLINK(0)",
+    "=a;+b": "'=a;'+b",
+    "-1": "'-1",
+    "plain, text - fine": "plain, text - fine",
+}
 
 
 def _is_number(cell: str) -> bool:
@@ -340,10 +343,8 @@ def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worke
     trigger."""
     names = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
     dataset = _upload(client, "f.csv", family_csv())
-    candidates = [
-        {"column": column, "name": name}
-        for column, name in zip(names, SEPARATOR_ATTACKS, strict=False)
-    ]
+    sent = list(SEPARATOR_ATTACKS)[:3]
+    candidates = [{"column": c, "name": n} for c, n in zip(names, sent, strict=True)]
     job = client.post("/api/v1/jobs", json=job_spec(dataset["id"], candidates=candidates))
     assert job.status_code == 202, job.text
     assert worker.run_one()
@@ -351,7 +352,7 @@ def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worke
     assert response.status_code == 200
     text = response.text
     names_out = [row["name"] for row in csv.DictReader(io.StringIO(text))]
-    assert sorted(names_out) == sorted("'" + n for n in SEPARATOR_ATTACKS[:3])
+    assert sorted(names_out) == sorted(SEPARATOR_ATTACKS[n] for n in sent)
     for delimiter in (",", ";", "\t", "|"):
         for row in csv.reader(io.StringIO(text), delimiter=delimiter):
             for cell in row:
@@ -361,17 +362,14 @@ def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worke
                 )
 
 
-def test_csv_cells_with_a_hidden_formula_are_prefixed_and_quoted():
+def test_csv_cells_with_a_hidden_formula_are_escaped_and_quoted():
     from app.tables import csv_bytes
 
-    frame = pd.DataFrame({"name": [*SEPARATOR_ATTACKS, "plain, text", "-1"], "x": range(7)})
-    rows = list(csv.reader(io.StringIO(csv_bytes(frame).decode())))
-    assert [r[0] for r in rows[1:]] == [
-        *("'" + n for n in SEPARATOR_ATTACKS),
-        "plain, text",
-        "'-1",
-    ]
-    assert csv_bytes(frame).decode().splitlines()[1].startswith("\"'x;=cmd")
+    frame = pd.DataFrame({"name": list(SEPARATOR_ATTACKS), "x": range(len(SEPARATOR_ATTACKS))})
+    text = csv_bytes(frame).decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [r[0] for r in rows[1:]] == list(SEPARATOR_ATTACKS.values())
+    assert text.splitlines()[1].startswith("\"x;'=cmd")
 
 
 @pytest.mark.parametrize(
