@@ -108,7 +108,7 @@ def _zeros_bomb(columns: int, rows: int = 1_000_000) -> bytes:
 
 @cache
 def _text_bomb(rows: int = 20_000, width: int = 100_000) -> bytes:
-    """One 100 kB string repeated per row: a 60 kB file that decodes to 2 GB of text."""
+    """One 100 kB string repeated per row: a 1 KiB file that decodes to 2 GB of text."""
     values = pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["a" * width])
     )
@@ -248,7 +248,7 @@ REJECTIONS = {
 
 def test_parquet_bombs_are_refused_before_they_decode(live: Live) -> None:
     """The attack of issue 16 at 100 columns: a 450 KiB zstd file of a million rows of
-    zeros (763 MiB once decoded, twice that through pandas), and a 60 kB file whose one
+    zeros (763 MiB once decoded, twice that through pandas), and a 1 KiB file whose one
     100 kB string repeats on 20,000 rows (2 GB decoded)."""
     # First in this module: the server has decoded nothing large yet.
     assert live.upload("warm.csv", family_csv(n_rows=80, seed=9)).status_code == 201
