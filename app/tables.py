@@ -503,7 +503,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(_escape_cell)
     buffer = io.StringIO()
-    safe.to_csv(buffer, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    # The header as before (rank,name,...), escaped like a cell; the rows quoted.
+    csv.writer(buffer, lineterminator="\n").writerow([_escape_cell(str(c)) for c in safe.columns])
+    safe.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_NONNUMERIC)
     return buffer.getvalue().encode("utf-8")
 
 
