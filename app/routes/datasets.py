@@ -21,9 +21,6 @@ from app.services import datasets as service
 from app.storage import StoredFile, upload_too_large
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
-# All non-file form fields together (the form has one: `name`); 60,000 fields of 4 KB
-# each were held in memory before this cap.
-MAX_FIELD_BYTES = 16 * 1024
 
 UPLOAD_DOC = {
     "requestBody": {
@@ -103,7 +100,6 @@ class _MultipartUpload:
         self._pending: list[bytes] = []
         self._value = b""
         self.saw_file = False
-        self._field_bytes = 0
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -138,14 +134,6 @@ class _MultipartUpload:
             self._pending.append(data[start:end])
         else:
             self._value += data[start:end]
-            self._field_bytes += end - start
-            if self._field_bytes > MAX_FIELD_BYTES:
-                raise ProblemError(
-                    422,
-                    "Invalid upload",
-                    f"The form's fields other than the file exceed {MAX_FIELD_BYTES // 1024} KiB.",
-                    errors=[{"field": "form", "message": "Send the file and a short name only."}],
-                )
             if len(self._value) > 4096:
                 raise ProblemError(
                     422,
