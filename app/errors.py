@@ -16,6 +16,9 @@ from app.retry import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://auxsel.dev/problems/"
+# A problem lists at most this many field errors, then how many more there were: a
+# request with 300,000 bad list items must not be answered with 30 MiB of errors.
+MAX_ERRORS = 20
 log = logging.getLogger("auxsel.errors")
 
 
@@ -34,6 +37,7 @@ class ProblemError(Exception):
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         extensions: dict[str, Any] | None = None,
+        errors_omitted: int = 0,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -41,6 +45,7 @@ class ProblemError(Exception):
         self.detail = detail
         self.type = type_ if type_ == "about:blank" else TYPE_BASE + type_
         self.errors = errors or []
+        self.errors_omitted = errors_omitted
         self.headers = headers or {}
         self.extensions = extensions or {}
 
@@ -54,7 +59,10 @@ class ProblemError(Exception):
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = self.errors
+            body["errors"] = self.errors[:MAX_ERRORS]
+            omitted = self.errors_omitted + max(0, len(self.errors) - MAX_ERRORS)
+            if omitted:
+                body["errors_omitted"] = omitted
         return {**self.extensions, **body}
 
 
@@ -130,7 +138,8 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
-        for err in exc.errors():
+        found = exc.errors()
+        for err in found[:MAX_ERRORS]:
             field = _field_path(tuple(err.get("loc", ())))
             message = str(err.get("msg", "invalid value"))
             if err.get("type") == "extra_forbidden":
@@ -145,6 +154,7 @@ def install_handlers(app: FastAPI) -> None:
             f"{first['field']}: {first['message']}",
             type_="validation-error",
             errors=errors,
+            errors_omitted=len(found) - len(errors),
         )
         return problem_response(problem, request)
 

@@ -14,6 +14,7 @@ from app.auth import auth_enabled
 from app.bodylimit import BodyLimitMiddleware
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_handlers
+from app.nulguard import NulGuardMiddleware
 from app.openapi import install_openapi
 from app.routes import datasets, health, jobs
 from app.services.datasets import sweep_orphans
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     # API writes are authenticated before their body is read; every body is capped by
     # what its route accepts while it streams, and a stalled body times out.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    # A NUL in the URL cannot reach the database (PostgreSQL refuses it: a 500).
+    app.add_middleware(NulGuardMiddleware)
     install_openapi(app)
     metrics.install(app)
     app.include_router(health.router)

@@ -26,17 +26,33 @@ def encode_cursor(created_at: datetime, ident: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A token is base64 of ["<iso time>", "<id>"]: about 100 characters. A longer one is
+# refused before it is parsed (deeply nested JSON must not reach the parser's
+# recursion), and anything but that flat pair after.
+MAX_TOKEN_CHARS = 256
+
+
 def decode_cursor(token: str | None) -> Cursor | None:
     if not token:
         return None
+    problem = invalid(
+        "page_token", "Invalid page token; use the next_page_token of a previous page."
+    )
+    if len(token) > MAX_TOKEN_CHARS:
+        raise problem
     try:
         padded = token + "=" * (-len(token) % 4)
-        created, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return Cursor(datetime.fromisoformat(created), str(ident))
-    except (ValueError, TypeError) as exc:
-        raise invalid(
-            "page_token", "Invalid page token; use the next_page_token of a previous page."
-        ) from exc
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, str) and "\x00" not in v for v in value)
+        ):
+            raise problem
+        created, ident = value
+        return Cursor(datetime.fromisoformat(created), ident)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise problem from exc
 
 
 def clamp_page_size(size: int | None, default: int, maximum: int) -> int:

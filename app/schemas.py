@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import engine
 
@@ -21,6 +21,17 @@ class Strict(BaseModel):
     # Unknown fields are errors (a typo must not be silently ignored), and JSON types
     # are not coerced ("3" is not an int, true is not an int).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No NUL in any name, column or id (PostgreSQL cannot store one in text)."""
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            if isinstance(item, str) and "\x00" in item:
+                where = f" (item {i})" if isinstance(value, list) else ""
+                raise ValueError(f"Holds a NUL character{where}; remove control characters.")
+        return value
 
 
 class TaskIn(Strict):
@@ -113,7 +124,7 @@ class ColumnProfile(BaseModel):
     examples: list[Any]
 
 
-class DatasetOut(BaseModel):
+class DatasetSummary(BaseModel):
     id: str
     name: str
     filename: str
@@ -123,11 +134,16 @@ class DatasetOut(BaseModel):
     size_bytes: int
     sha256: str
     created_at: datetime
+
+
+class DatasetOut(DatasetSummary):
     profile: list[ColumnProfile]
 
 
 class DatasetList(BaseModel):
-    items: list[DatasetOut]
+    items: list[DatasetSummary] = Field(
+        description="Summaries: GET /api/v1/datasets/{id} has a data set's column profile."
+    )
     next_page_token: str | None
 
 

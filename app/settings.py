@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     # Connections plus in-flight requests beyond which new requests get 503 (0 = no cap).
     limit_concurrency: int = 1000
 
+    # Uploads and inputs (security round 2, docs/security.md): what a table may take in
+    # memory once decoded (a Parquet file's compressed pages can expand a thousandfold),
+    # and the longest column name.
+    max_decoded_mb: float = 1024.0
+    max_column_name_chars: int = 255
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -6,6 +6,7 @@ instead of being half-read."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -33,10 +34,20 @@ MAX_HEADER_BYTES = 16 * 2**20
 HUGE = 1e30
 
 
+# Parquet is read in batches of at most this many decoded bytes (of fixed-width columns).
+BATCH_BYTES = 64 * 2**20
+READ_CHUNK = 1 << 20
+NEWLINE = b"\n"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 @dataclass(frozen=True)
 class TableLimits:
     max_rows: int
     max_columns: int
+    # What the table may take in memory once decoded (Arrow's buffers), in bytes.
+    max_decoded_bytes: int = 1024 * 2**20
+    max_column_name_chars: int = 255
 
 
 def clean_filename(name: str | None) -> str:
@@ -97,7 +108,8 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
     header = next(csv.reader([header_line], delimiter=delimiter))
     if len(header) > limits.max_columns:
         raise _over_limit(len(header), limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
-    _check_header(header)
+    _check_header(header, limits)
+    _check_utf8(path)
     try:
         table = pacsv.read_csv(
             path,
@@ -109,7 +121,80 @@ def _read_csv(path: Path, limits: TableLimits) -> pd.DataFrame:
         )
     except pa.ArrowInvalid as exc:
         raise _bad_file(_arrow_message(str(exc))) from exc
+    # A CSV decodes to at most a few times its size (a 2-byte field "0," becomes 8
+    # bytes); checked anyway, so the limit means the same for both formats.
+    _check_decoded(table.nbytes, limits)
+    _check_big_integers(path, table, delimiter)
     return _to_pandas(table)
+
+
+def _check_utf8(path: Path) -> None:
+    """The whole file must be UTF-8 (pyarrow reads a column with invalid bytes as binary
+    instead of refusing it). Streamed in 1 MiB chunks: memory stays bounded."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, line = 0, 1
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = max(0, exc.start - (len(exc.object) - len(chunk)))
+                where = line + chunk[:at].count(NEWLINE)
+                raise _bad_file(
+                    f"The file is not UTF-8 text (invalid byte at position {offset + at:,}, "
+                    f"line {where:,}).",
+                    hint="Save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet) and upload again.",
+                ) from exc
+            line += chunk.count(NEWLINE)
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise _bad_file(
+            "The file is not UTF-8 text (it ends inside a character).",
+            hint="Save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet) and upload again.",
+        ) from exc
+
+
+INTEGER_PATTERN = r"^\s*[-+]?\d+\s*$"
+
+
+def _check_big_integers(path: Path, table: pa.Table, delimiter: str) -> None:
+    """pyarrow reads a column of integers that overflow 64 bits as floating point,
+    silently rounding them; such a column is refused, naming it. Only a float column
+    with a value beyond 2**63 is read again (as text) to tell 1e19 from 10000000000000000000."""
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if not pa.types.is_floating(column.type):
+            continue
+        biggest = pc.max(pc.abs(column)).as_py()
+        if biggest is None or biggest < 2.0**63:
+            continue
+        text = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[name], column_types={name: pa.string()}
+            ),
+        ).column(0)
+        integers = pc.filter(text, pc.match_substring_regex(text, INTEGER_PATTERN))
+        long = pc.filter(
+            integers, pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(integers)), 19)
+        )
+        for value in long.to_pylist():
+            if not INT64_MIN <= int(value) <= INT64_MAX:
+                shown = value.strip()
+                raise field_problem(
+                    422,
+                    "Integer out of range",
+                    f"Column {name!r} holds an integer beyond the 64-bit range "
+                    f"({shown[:40]}{'...' if len(shown) > 40 else ''}); it would be rounded "
+                    "to a floating-point number.",
+                    f"Column {name!r}: write such values with an exponent (e.g. 1.2e20) if "
+                    "approximate numbers are fine, or prefix them with a letter to keep "
+                    "them as text identifiers.",
+                    type_="integer-out-of-range",
+                )
 
 
 def _header_line(path: Path, sample: str) -> str:
@@ -129,17 +214,108 @@ def _header_line(path: Path, sample: str) -> str:
 
 
 def _read_parquet(path: Path, limits: TableLimits) -> pd.DataFrame:
+    """Checked from the metadata before anything is decoded (counts, flat columns, the
+    decoded size of fixed-width columns, the pages' uncompressed size), then read in
+    batches, text columns as dictionaries whose decoded size is counted before they are
+    expanded: a small file that decodes to gigabytes is refused within the limit."""
     try:
         meta = pq.read_metadata(path)
         if meta.num_columns > limits.max_columns:
             raise _over_limit(meta.num_columns, limits.max_columns, "columns", "AUXSEL_MAX_COLUMNS")
         if meta.num_rows > limits.max_rows:
             raise _over_limit(meta.num_rows, limits.max_rows, "rows", "AUXSEL_MAX_ROWS")
-        table = pq.read_table(path)
+        schema = pq.read_schema(path)
+        _check_header([str(n) for n in schema.names], limits)
+        _check_flat(schema)
+        row_width = sum(_fixed_width(field.type) for field in schema)
+        _check_decoded(meta.num_rows * row_width, limits)
+        _check_decoded(_uncompressed_size(meta), limits, what="its compressed pages expand")
+        text = [f.name for f in schema if _is_binary_like(f.type)]
+        parquet = pq.ParquetFile(path, read_dictionary=text)
+        batch_rows = max(1024, min(65_536, BATCH_BYTES // max(1, row_width)))
+        batches, decoded = [], 0
+        for batch in parquet.iter_batches(batch_size=batch_rows, use_pandas_metadata=True):
+            decoded += sum(_decoded_size(column) for column in batch.columns)
+            _check_decoded(decoded, limits)
+            batches.append(_expand(batch, schema))
+        table = (
+            pa.Table.from_batches(batches) if batches else schema.empty_table()
+        ).replace_schema_metadata(schema.metadata)
+        del batches
     except (pa.ArrowException, OSError) as exc:
         raise _bad_file(f"The Parquet file could not be read: {exc}") from exc
-    _check_header([str(n) for n in table.column_names])
     return _to_pandas(table)
+
+
+def _check_flat(schema: pa.Schema) -> None:
+    nested = [f.name for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        shown = ", ".join(repr(n) for n in nested[:5]) + (", ..." if len(nested) > 5 else "")
+        raise _bad_file(
+            f"Column(s) {shown} hold nested values (lists, structs or maps), which cannot "
+            "be features or labels.",
+            hint="Flatten them into one column per value, or drop them, and upload again.",
+        )
+
+
+def _is_binary_like(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+def _fixed_width(kind: pa.DataType) -> int:
+    """Decoded bytes per row of a column (offsets only, for text; at least 1)."""
+    if pa.types.is_dictionary(kind):
+        return _fixed_width(kind.index_type)
+    try:
+        return max(1, int(kind.bit_width) // 8)
+    except ValueError:  # variable width: its offsets
+        return 8 if pa.types.is_large_string(kind) or pa.types.is_large_binary(kind) else 4
+
+
+def _uncompressed_size(meta: pq.FileMetaData) -> int:
+    return sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
+
+
+def _decoded_size(column: pa.Array) -> int:
+    """Bytes the column takes once expanded (a dictionary's values repeated per row)."""
+    if isinstance(column, pa.DictionaryArray) and _is_binary_like(column.dictionary.type):
+        lengths = pc.binary_length(column.dictionary)
+        total = pc.sum(pc.take(lengths, column.indices)).as_py() or 0
+        return int(total) + 4 * len(column)
+    return int(column.nbytes)
+
+
+def _expand(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch with text columns read as dictionaries turned back into plain columns."""
+    columns = [
+        column.dictionary_decode()
+        if isinstance(column, pa.DictionaryArray) and not pa.types.is_dictionary(field.type)
+        else column
+        for column, field in zip(batch.columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema.remove_metadata())
+
+
+def _check_decoded(size: int, limits: TableLimits, what: str = "it decodes") -> None:
+    if size > limits.max_decoded_bytes:
+        limit_mb = limits.max_decoded_bytes / 2**20
+        raise field_problem(
+            422,
+            "Table too large",
+            f"The table is too large once decoded: {what} to more than {size / 2**20:,.0f} "
+            f"MiB in memory; the limit is {limit_mb:,.0f} MiB. Nothing was stored.",
+            "Raise AUXSEL_MAX_DECODED_MB, or upload fewer rows or columns.",
+            type_="limit-exceeded",
+        )
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -156,11 +332,26 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
-def _check_header(header: list[str]) -> None:
+def _check_header(header: list[str], limits: TableLimits) -> None:
     names = [h.strip() for h in header]
     if any(not n for n in names):
         position = next(i for i, n in enumerate(names) if not n) + 1
         raise _bad_file(f"Column {position} has an empty name.", hint="Name every column.")
+    for position, name in enumerate(names, start=1):
+        if "\x00" in name:
+            raise _bad_file(
+                f"Column {position}'s name holds a NUL character.",
+                hint="Remove control characters from the column names.",
+            )
+        if len(name) > limits.max_column_name_chars:
+            raise field_problem(
+                422,
+                "Column name too long",
+                f"Column {position}'s name has {len(name):,} characters; the limit is "
+                f"{limits.max_column_name_chars:,}.",
+                "Shorten the column names, or raise AUXSEL_MAX_COLUMN_NAME_CHARS.",
+                type_="limit-exceeded",
+            )
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -294,19 +485,32 @@ def _jsonable(value: Any) -> Any:
     return str(value)[:80]
 
 
+# OWASP's CSV injection guidance: a cell that starts with one of these is a formula...
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# ...and so is the text after a separator inside a cell, for a program that splits on
+# that separator (a spreadsheet in a locale that splits on ; reads x;=cmd as x and =cmd).
+_HIDDEN_FORMULA = re.compile(r"([,;\t\r\n|]\s*)([=+\-@])")
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV text of a frame with spreadsheet formula injection neutralised: a text cell
-    starting with = + - @ (or a tab / carriage return) is prefixed with a quote."""
+    """CSV text of a frame with spreadsheet formula injection neutralised (OWASP): a
+    quote is put before a formula trigger (= + - @, or tab / CR) that starts a text
+    cell, and before one (= + - @) that follows a separator inside it (, ; tab | or a
+    line break), so however a program splits the file no cell starts a formula; every
+    text cell is enclosed in double quotes (inner ones doubled)."""
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(_escape_cell)
     buffer = io.StringIO()
-    safe.to_csv(buffer, index=False)
+    # The header as before (rank,name,...), escaped like a cell; the rows quoted.
+    csv.writer(buffer, lineterminator="\n").writerow([_escape_cell(str(c)) for c in safe.columns])
+    safe.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_NONNUMERIC)
     return buffer.getvalue().encode("utf-8")
 
 
 def _escape_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = _HIDDEN_FORMULA.sub(r"\1'\2", value)
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value

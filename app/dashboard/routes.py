@@ -153,8 +153,8 @@ def submit_page(request: Request, dataset: str | None = None) -> Response:
     settings = _settings(request)
     with request.app.state.sessions() as session:
         datasets = [
-            {"id": d.id, "name": d.name, "rows": d.rows, "columns": len(d.profile)}
-            for d in dataset_repo.page(session, owner, None, 200)[:200]
+            {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
+            for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
         ]
     return _render(
         request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,6 +26,26 @@ def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Data
 def page(session: Session, owner: str, cursor: Cursor | None, size: int) -> list[Dataset]:
     query = select(Dataset).where(Dataset.owner == owner)
     return list(session.scalars(newest_first(query, Dataset, cursor, size)))
+
+
+SUMMARY = (
+    Dataset.id,
+    Dataset.name,
+    Dataset.filename,
+    Dataset.format,
+    Dataset.rows,
+    Dataset.size_bytes,
+    Dataset.sha256,
+    Dataset.created_at,
+)
+
+
+def page_summaries(session: Session, owner: str, cursor: Cursor | None, size: int) -> list[Any]:
+    """A page of data sets without their column profiles (which can be megabytes each):
+    the number of columns is counted in SQL, the profile is never loaded."""
+    columns = func.json_array_length(Dataset.profile).label("columns")
+    query = select(*SUMMARY, columns).where(Dataset.owner == owner)
+    return list(session.execute(newest_first(query, Dataset, cursor, size)))
 
 
 def active_jobs(session: Session, dataset_id: str) -> int:

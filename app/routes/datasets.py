@@ -47,6 +47,21 @@ UPLOAD_DOC = {
 }
 
 
+def summary_view(row: Any) -> dict[str, Any]:
+    """A data set in a list: everything but its column profile (GET /datasets/{id})."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "filename": row.filename,
+        "format": row.format,
+        "rows": row.rows,
+        "columns": row.columns,
+        "size_bytes": row.size_bytes,
+        "sha256": row.sha256,
+        "created_at": row.created_at,
+    }
+
+
 def dataset_view(dataset: Dataset) -> dict[str, Any]:
     return {
         "id": dataset.id,
@@ -228,6 +243,8 @@ async def upload_dataset(
     sessions = request.app.state.sessions
 
     def finish() -> dict[str, Any]:
+        # Whatever refuses the upload (or fails) past this point, the stored file goes
+        # with it: a rejected upload leaves neither a row nor a file.
         try:
             if not upload.saw_file:
                 raise ProblemError(
@@ -236,15 +253,15 @@ async def upload_dataset(
                     "The form has no `file` part.",
                     errors=[{"field": "file", "message": "Attach the table."}],
                 )
+            name = service.check_name(upload.fields.get("name"))
             # Parse outside any transaction: a large file must not hold the write lock.
             parsed = service.parse_upload(storage, stored, upload.filename, settings)
-        except ProblemError:
-            with sessions() as session:
-                service.discard_upload(session, storage, stored)
+            with write_transaction(sessions) as session:
+                dataset = service.create(session, owner, parsed, name)
+                return dataset_view(dataset)
+        except BaseException:
+            service.discard_quietly(sessions, storage, stored)
             raise
-        with write_transaction(sessions) as session:
-            dataset = service.create(session, owner, parsed, upload.fields.get("name"))
-            return dataset_view(dataset)
 
     body = await run_in_threadpool(finish)
     response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body["id"]))
@@ -261,10 +278,11 @@ def list_datasets(
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
-    """Data sets, newest first, with cursor pagination."""
+    """Data sets, newest first, with cursor pagination. Each item is a summary (its
+    column count, not its column profile): GET /api/v1/datasets/{id} has the profile."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
-    rows = repo.page(session, owner, decode_cursor(page_token), size)
-    return page_body(request, response, rows, size, dataset_view)
+    rows = repo.page_summaries(session, owner, decode_cursor(page_token), size)
+    return page_body(request, response, rows, size, summary_view)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,12 @@ def new_id(prefix: str) -> str:
 
 
 def limits(settings: Settings) -> TableLimits:
-    return TableLimits(max_rows=settings.max_rows, max_columns=settings.max_columns)
+    return TableLimits(
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
+        max_decoded_bytes=int(settings.max_decoded_mb * 2**20),
+        max_column_name_chars=settings.max_column_name_chars,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,13 +61,14 @@ async def store_upload(
 def parse_upload(
     storage: Storage, stored: StoredFile, filename: str | None, settings: Settings
 ) -> ParsedUpload:
-    """Read and profile a stored upload; a file that fails is removed again unless
-    another data set already holds the same content."""
+    """Read and profile a stored upload, or raise a 422 ProblemError (the caller then
+    discards the file)."""
     name = clean_filename(filename)
     path = storage.path(stored.key)
     try:
         fmt = detect_format(path, name)
         frame = read_table(path, fmt, limits(settings))
+        columns = profile(frame)
     except ProblemError:
         raise
     except Exception as exc:  # a parser failure we did not anticipate is still the file's
@@ -74,12 +80,36 @@ def parse_upload(
             "Upload a CSV (UTF-8) or Parquet file.",
             type_="unreadable-table",
         ) from exc
-    return ParsedUpload(stored, name, fmt, len(frame), profile(frame))
+    return ParsedUpload(stored, name, fmt, len(frame), columns)
 
 
 def discard_upload(session: Session, storage: Storage, stored: StoredFile) -> None:
     if repo.storage_users(session, stored.key) == 0:
         storage.delete(stored.key)
+
+
+def discard_quietly(sessions: Callable[[], Session], storage: Storage, stored: StoredFile) -> None:
+    """discard_upload for a request that is failing anyway: if the database cannot say
+    whether another data set holds the file, it stays for sweep_orphans to remove."""
+    try:
+        with sessions() as session:
+            discard_upload(session, storage, stored)
+    except Exception:
+        log.warning("could not discard upload %s; the janitor will", stored.key, exc_info=True)
+
+
+def check_name(name: str | None) -> str | None:
+    """The form's display name: a NUL cannot be stored (PostgreSQL refuses it)."""
+    if name is not None and "\x00" in name:
+        raise field_problem(
+            422,
+            "Invalid upload",
+            "The data set name holds a NUL character.",
+            "Remove control characters from the name.",
+            type_="validation-error",
+            field="name",
+        )
+    return name
 
 
 def create(session: Session, owner: str, parsed: ParsedUpload, name: str | None) -> Dataset:

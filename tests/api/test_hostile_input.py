@@ -11,6 +11,7 @@ import io
 import json
 import time
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -314,6 +315,63 @@ def test_formula_cells_in_the_ranking_csv_are_escaped(client, worker):
         c["name"] for c in client.get(f"/api/v1/jobs/{job['id']}/ranking").json()["candidates"]
     }
     assert "@SUM(A1:A9)" in names
+
+
+SEPARATOR_ATTACKS = {  # sent: exported
+    "x;=cmd|' /C calc'!A0": "x;'=cmd|' /C calc'!A0",  # issue 16: split on ;, =cmd ran
+    "y\t=1+1": "y\t'=1+1",
+    "z,@SUM(1)": "z,'@SUM(1)",
+    "w; -2+3": "w; '-2+3",
+    "v|=HYPERLINK(0)": "v|'=HYPERLINK(0)",
+    "=a;+b": "'=a;'+b",
+    "-1": "'-1",
+    "plain, text - fine": "plain, text - fine",
+}
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+@SQLITE_ONLY
+def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worker):
+    """OWASP CSV injection: a cell that holds a separator followed by a trigger is a
+    formula for a program that splits on that separator. Every text cell is quoted and
+    such cells prefixed, so no way of splitting the file yields a cell starting with a
+    trigger."""
+    names = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
+    dataset = _upload(client, "f.csv", family_csv())
+    sent = list(SEPARATOR_ATTACKS)[:3]
+    candidates = [{"column": c, "name": n} for c, n in zip(names, sent, strict=True)]
+    job = client.post("/api/v1/jobs", json=job_spec(dataset["id"], candidates=candidates))
+    assert job.status_code == 202, job.text
+    assert worker.run_one()
+    response = client.get(f"/api/v1/jobs/{job.json()['id']}/ranking", params={"format": "csv"})
+    assert response.status_code == 200
+    text = response.text
+    names_out = [row["name"] for row in csv.DictReader(io.StringIO(text))]
+    assert sorted(names_out) == sorted(SEPARATOR_ATTACKS[n] for n in sent)
+    for delimiter in (",", ";", "\t", "|"):
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            for cell in row:
+                assert _is_number(cell) or not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (
+                    delimiter,
+                    cell,
+                )
+
+
+def test_csv_cells_with_a_hidden_formula_are_escaped_and_quoted():
+    from app.tables import csv_bytes
+
+    frame = pd.DataFrame({"name": list(SEPARATOR_ATTACKS), "x": range(len(SEPARATOR_ATTACKS))})
+    text = csv_bytes(frame).decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [r[0] for r in rows[1:]] == list(SEPARATOR_ATTACKS.values())
+    assert text.splitlines()[1].startswith("\"x;'=cmd")
 
 
 @pytest.mark.parametrize(
