@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     page_size_max: int = 100
     retry_after_s: int = 2
 
+    # Hot path and serving (issue 16, status polls). Owners of API keys that verified
+    # are kept this many seconds in each process (0 = off): a key revoked by another
+    # process (`auxsel keys revoke`) stops working within this time.
+    auth_cache_s: float = 5.0
+    # `auxsel serve --workers N`: API processes (N > 1 needs PostgreSQL).
+    serve_workers: int = 1
+    # Whether `auxsel serve` runs a worker inside (each of) its API process(es).
+    serve_worker: bool = True
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

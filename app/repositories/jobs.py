@@ -4,12 +4,12 @@ was taken over matches no row and learns it has lost the job."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Dialect, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,6 +30,85 @@ class Claim:
 
 def get(session: Session, owner: str, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
+
+
+class StatusRow(NamedTuple):
+    """What the status poll shows of a job: every column but the (large) result."""
+
+    id: str
+    name: str
+    dataset_id: str | None
+    status: str
+    progress_done: int
+    progress_total: int
+    attempt: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    error_reason: str | None
+    error_detail: str | None
+    spec: dict[str, Any]
+
+
+_STATUS_QUERY = select(*(getattr(Job, name) for name in StatusRow._fields)).where(
+    Job.id == bindparam("job_id"), Job.owner == bindparam("owner")
+)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: tuple[str, ...] | None
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+
+_COMPILED: dict[str, _Compiled] = {}
+
+
+def _compiled(dialect: Dialect) -> _Compiled:
+    compiled = _COMPILED.get(dialect.name)
+    if compiled is None:
+        statement = _STATUS_QUERY.compile(dialect=dialect)
+        positional = tuple(statement.positiontup or ()) if statement.positional else None
+        processors = tuple(
+            getattr(Job, name).type.dialect_impl(dialect).result_processor(dialect, None)
+            for name in StatusRow._fields
+        )
+        compiled = _COMPILED[dialect.name] = _Compiled(statement.string, positional, processors)
+    return compiled
+
+
+def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
+    """The status poll's one read: a primary-key lookup of the job's status columns.
+
+    It is the hot path of every client's loop, so it skips SQLAlchemy's per-statement
+    machinery (building the statement, its cache key, events, the result proxy): the
+    query is compiled once per dialect (bound parameters, the same SQL the ORM would
+    send) and run on a pooled DBAPI connection outside any transaction, its columns
+    converted by their own SQLAlchemy types."""
+    compiled = _compiled(engine.dialect)
+    values = {"job_id": job_id, "owner": owner}
+    params: Any = (
+        [values[name] for name in compiled.positional]
+        if compiled.positional is not None
+        else values
+    )
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(compiled.sql, params)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        connection.close()  # back to the pool, which rolls back (ends any read)
+    if row is None:
+        return None
+    converted = zip(compiled.processors, row, strict=True)
+    return StatusRow(*(value if proc is None else proc(value) for proc, value in converted))
 
 
 def get_any(session: Session, job_id: str) -> Job | None:

@@ -348,7 +348,8 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job, request: Request) -> dict[str, Any]:
+def job_view(job: Job | repo.StatusRow, request: Request) -> dict[str, Any]:
+    """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     base = str(request.url_for("get_job", job_id=job.id))
     total = max(job.progress_total, 0)
     done = min(job.progress_done, total) if total else job.progress_done
