@@ -3,6 +3,7 @@ submit, status, ranking and jobs."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -87,10 +88,16 @@ def serve(
     _configure_logging(settings)
     from app.logging_setup import uvicorn_log_config
 
+    processes: dict[str, Any] = {}
+    if settings.serve_workers > 1:
+        processes = {"factory": True, "workers": settings.serve_workers}
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            # uvicorn restarts a process that misses its health check; a busy machine
+            # (a process starting, training beside it) must not count as hung.
+            processes["timeout_worker_healthcheck"] = 60
     uvicorn.run(
         _serve_target(settings),
-        factory=settings.serve_workers > 1,
-        workers=settings.serve_workers,
+        **processes,
         host=settings.host,
         port=settings.port,
         log_level="info",

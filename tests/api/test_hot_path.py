@@ -191,20 +191,27 @@ def test_serve_runs_several_api_processes_on_postgresql(pg_url: str, tmp_path: P
                 break
             time.sleep(0.3)
         assert len(spawned) >= 2, (spawned, proc.output())
-        with httpx.Client(base_url=url, timeout=30) as client:
-            ds = client.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())})
-            assert ds.status_code == 201, ds.text
-            job = client.post("/api/v1/jobs", json=job_spec(ds.json()["id"])).json()
-            for _ in range(10):  # whichever process answers, the same job and ETag
-                got = client.get(f"/api/v1/jobs/{job['id']}")
-                assert got.status_code == 200
-                assert got.json()["status"] == "queued"
-            etag = got.headers["ETag"]
-            for _ in range(10):
-                again = client.get(f"/api/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
-                assert again.status_code == 304
+        _use_the_api(url)
+    except BaseException:
+        print(proc.output())
+        raise
     finally:
         assert proc.stop() is not None
+
+
+def _use_the_api(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        ds = client.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())})
+        assert ds.status_code == 201, ds.text
+        job = client.post("/api/v1/jobs", json=job_spec(ds.json()["id"])).json()
+        for _ in range(10):  # whichever process answers, the same job and ETag
+            got = client.get(f"/api/v1/jobs/{job['id']}")
+            assert got.status_code == 200
+            assert got.json()["status"] == "queued"
+        etag = got.headers["ETag"]
+        for _ in range(10):
+            again = client.get(f"/api/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+            assert again.status_code == 304
 
 
 def _spawned_children(pid: int) -> list[str]:
