@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Dialect, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
@@ -95,7 +96,8 @@ def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
         if compiled.positional is not None
         else values
     )
-    connection = engine.raw_connection()
+    dialect = engine.dialect
+    connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's error
     try:
         cursor = connection.cursor()
         try:
@@ -103,6 +105,20 @@ def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
             row = cursor.fetchone()
         finally:
             cursor.close()
+    except dialect.loaded_dbapi.Error as exc:
+        # What SQLAlchemy would raise (the API answers a lost database with 503), and
+        # a connection that died is dropped from the pool.
+        lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
     finally:
         connection.close()  # back to the pool, which rolls back (ends any read)
     if row is None:
