@@ -98,13 +98,20 @@ def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
     )
     dialect = engine.dialect
     connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's error
+    # One statement needs no transaction: in autocommit PostgreSQL reads it in one
+    # round trip (no BEGIN, no ROLLBACK); SQLite's connections already run that way.
+    autocommit = dialect.name == "postgresql"
     try:
+        if autocommit:
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
         try:
             cursor.execute(compiled.sql, params)
             row = cursor.fetchone()
         finally:
             cursor.close()
+            if autocommit:
+                connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
     except dialect.loaded_dbapi.Error as exc:
         # What SQLAlchemy would raise (the API answers a lost database with 503), and
         # a connection that died is dropped from the pool.

@@ -4,6 +4,7 @@ the status poll's conditional GET (ETag / If-None-Match -> 304)."""
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from app.auth import KeyCache, create_key, revoke_key
 from app.main import create_app
 from app.models import ApiKey
-from tests.conftest import Proc, auxsel_env, family_csv, free_port, job_spec, make_settings
+from tests.conftest import ROOT, Proc, auxsel_env, family_csv, free_port, job_spec, make_settings
 
 TRIES = 3
 BOUND_S = 1.0
@@ -226,3 +227,28 @@ def _spawned_children(pid: int) -> list[str]:
             if b"spawn_main" in cmdline:
                 found.append(child)
     return found
+
+
+def test_status_poll_survives_a_postgres_restart(pg_url: str, tmp_path: Path) -> None:
+    """The status poll reads on a pooled connection of its own: after PostgreSQL
+    restarts (every pooled connection dead) it answers 200 again, and never a 500."""
+    pg_dir = os.environ.get("AUXSEL_TEST_POSTGRES_DIR")
+    if not pg_dir:
+        pytest.skip("needs AUXSEL_TEST_POSTGRES_DIR (scripts/test.sh sets it)")
+    settings = make_settings(tmp_path / "data", pg_url)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+        ds = api.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
+        job = api.post("/api/v1/jobs", json=job_spec(ds["id"])).json()
+        path = f"/api/v1/jobs/{job['id']}"
+        for _ in range(5):  # several pooled connections
+            assert api.get(path).status_code == 200
+        subprocess.run([str(ROOT / "scripts" / "postgres.sh"), "restart", pg_dir], check=True)
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            seen.append(api.get(path).status_code)
+            if seen[-5:] == [200] * 5:
+                break
+            time.sleep(0.1)
+        assert set(seen) <= {200, 503}, seen
+        assert seen[-5:] == [200] * 5, seen
