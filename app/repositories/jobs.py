@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import Dialect, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Dialect, Engine, and_, bindparam, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -33,27 +34,10 @@ def get(session: Session, owner: str, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
 
 
-class StatusRow(NamedTuple):
-    """What the status poll shows of a job: every column but the (large) result."""
-
-    id: str
-    name: str
-    dataset_id: str | None
-    status: str
-    progress_done: int
-    progress_total: int
-    attempt: int
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    error_reason: str | None
-    error_detail: str | None
-    spec: dict[str, Any]
-
-
-_STATUS_QUERY = select(*(getattr(Job, name) for name in StatusRow._fields)).where(
+# What the status poll reads of a job: every column but the (large) result. A column
+# added to Job later is read (and can be shown by job_view) without touching this.
+STATUS_FIELDS = tuple(attr.key for attr in inspect(Job).column_attrs if attr.key != "result")
+_STATUS_QUERY = select(*(getattr(Job, name) for name in STATUS_FIELDS)).where(
     Job.id == bindparam("job_id"), Job.owner == bindparam("owner")
 )
 
@@ -75,13 +59,13 @@ def _compiled(dialect: Dialect) -> _Compiled:
         positional = tuple(statement.positiontup or ()) if statement.positional else None
         processors = tuple(
             getattr(Job, name).type.dialect_impl(dialect).result_processor(dialect, None)
-            for name in StatusRow._fields
+            for name in STATUS_FIELDS
         )
         compiled = _COMPILED[dialect.name] = _Compiled(statement.string, positional, processors)
     return compiled
 
 
-def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
+def status_row(engine: Engine, owner: str, job_id: str) -> SimpleNamespace | None:
     """The status poll's one read: a primary-key lookup of the job's status columns.
 
     It is the hot path of every client's loop, so it skips SQLAlchemy's per-statement
@@ -130,8 +114,8 @@ def status_row(engine: Engine, owner: str, job_id: str) -> StatusRow | None:
         connection.close()  # back to the pool, which rolls back (ends any read)
     if row is None:
         return None
-    converted = zip(compiled.processors, row, strict=True)
-    return StatusRow(*(value if proc is None else proc(value) for proc, value in converted))
+    converted = zip(STATUS_FIELDS, compiled.processors, row, strict=True)
+    return SimpleNamespace(**{k: v if proc is None else proc(v) for k, proc, v in converted})
 
 
 def get_any(session: Session, job_id: str) -> Job | None:

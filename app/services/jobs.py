@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Request
@@ -348,7 +349,7 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job | repo.StatusRow, request: Request) -> dict[str, Any]:
+def job_view(job: Job | SimpleNamespace, request: Request) -> dict[str, Any]:
     """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     base = str(request.url_for("get_job", job_id=job.id))
     total = max(job.progress_total, 0)
