@@ -13,6 +13,10 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +33,8 @@ from app.settings import Settings
 
 log = logging.getLogger("auxsel.auth")
 PREFIX = "auxsel_"
+USE_INTERVAL_S = 60.0  # last_used_at is written at most this often per key
+_state_lock = threading.Lock()  # guards the per-app / per-database objects made lazily
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,78 @@ def revoke_key(sessions: sessionmaker[Session], key_id: str) -> bool:
             .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-        return int(getattr(result, "rowcount", 0)) == 1
+        revoked = int(getattr(result, "rowcount", 0)) == 1
+    cache = _CACHES.get(sessions)
+    if cache is not None:  # this process forgets it now; others within AUTH_CACHE_S
+        cache.forget(key_id)
+    return revoked
+
+
+class KeyCache:
+    """Owners of keys that verified, for ``ttl_s`` seconds, so that a status poll costs
+    one database read (its job), not two. Only keys that verified are kept (a flood of
+    wrong keys cannot grow it) and at most ``max_entries``; entries are found by the
+    SHA-256 of the whole presented key, so a different secret never matches. A key
+    revoked in this process is forgotten at once; one revoked elsewhere (``auxsel keys
+    revoke``) stops working within ``ttl_s`` (AUXSEL_AUTH_CACHE_S; 0 turns it off)."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[bytes, tuple[str, str, float]] = {}  # digest: id, owner, until
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(presented: str) -> bytes:
+        return hashlib.sha256(presented.encode()).digest()
+
+    def get(self, presented: str) -> str | None:
+        if self.ttl_s <= 0:
+            return None
+        entry = self._entries.get(self._digest(presented))
+        if entry is None or entry[2] < self.clock():
+            return None
+        return entry[1]
+
+    def put(self, presented: str, owner: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = self.clock()
+                self._entries = {k: v for k, v in self._entries.items() if v[2] >= now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            until = self.clock() + self.ttl_s
+            self._entries[self._digest(presented)] = (key_id_of(presented), owner, until)
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] != key_id}
+
+
+# One cache per database (sessionmaker), so that revoke_key reaches it.
+_CACHES: weakref.WeakKeyDictionary[sessionmaker[Session], KeyCache] = weakref.WeakKeyDictionary()
+
+
+def key_cache_of(sessions: sessionmaker[Session], ttl_s: float) -> KeyCache:
+    cache = _CACHES.get(sessions)
+    if cache is None:
+        with _state_lock:
+            cache = _CACHES.get(sessions)
+            if cache is None:
+                cache = _CACHES[sessions] = KeyCache(ttl_s)
+    return cache
+
+
+def key_id_of(presented: str) -> str:
+    return presented[len(PREFIX) :].split("_", 1)[0]
 
 
 def verify(session: Session, presented: str) -> str | None:
@@ -108,12 +185,11 @@ def verify(session: Session, presented: str) -> str | None:
     return row.owner
 
 
-def mark_used(sessions: sessionmaker[Session], presented: str) -> None:
-    """Record that a key was used, at most once a minute (so polling does not turn every
-    read into a write). Bookkeeping only: a busy database skips it, never the request."""
-    key_id = presented[len(PREFIX) :].split("_", 1)[0]
+def mark_used(sessions: sessionmaker[Session], key_id: str) -> None:
+    """Record that a key was used (only if its last_used_at is a minute old or more).
+    Bookkeeping only: a busy or unreachable database skips it, never a request."""
     now = utcnow()
-    stale = now - timedelta(seconds=60)
+    stale = now - timedelta(seconds=USE_INTERVAL_S)
     try:
         with write_transaction(sessions) as session:
             session.execute(
@@ -124,8 +200,53 @@ def mark_used(sessions: sessionmaker[Session], presented: str) -> None:
                 )
                 .values(last_used_at=now)
             )
-    except OperationalError:
-        log.info("could not record the use of key %s (database busy)", key_id)
+    except (OperationalError, OSError):
+        log.info("could not record the use of key %s (database busy or down)", key_id)
+
+
+class KeyUse:
+    """When keys were used, kept off the request path: at most once a minute per key
+    and process a short-lived thread writes ``last_used_at`` on its own connection. A
+    request never writes it, so it never waits for a write lock (on SQLite the request
+    may itself hold it: waiting there was a self-deadlock until the busy timeout)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        interval_s: float = USE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, key_id: str) -> threading.Thread | None:
+        """Note a use of ``key_id``; the thread that records it, if one was started."""
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key_id)
+            if last is not None and now - last < self.interval_s:
+                return None
+            self._last[key_id] = now
+        thread = threading.Thread(
+            target=mark_used, args=(self.sessions, key_id), name="auxsel-key-use", daemon=True
+        )
+        thread.start()
+        return thread
+
+
+def key_use_of(request: Request) -> KeyUse:
+    """The app's key-use recorder (one per application object, made on first use)."""
+    state = request.app.state
+    recorder: KeyUse | None = getattr(state, "key_use", None)
+    if recorder is None:
+        with _state_lock:
+            recorder = getattr(state, "key_use", None)
+            if recorder is None:
+                recorder = state.key_use = KeyUse(state.sessions)
+    return recorder
 
 
 def presented_key(request: Request) -> str | None:
@@ -148,6 +269,21 @@ def unauthorized(detail: str) -> ProblemError:
     )
 
 
+def cached_owner(request: Request) -> str | None:
+    """The caller's owner when it is known without a database read (keys off, or a key
+    that verified in the last AUXSEL_AUTH_CACHE_S seconds); None otherwise."""
+    settings: Settings = request.app.state.settings
+    if not auth_enabled(settings):
+        return "local"
+    key = presented_key(request)
+    if key is None:
+        return None
+    owner = key_cache_of(request.app.state.sessions, settings.auth_cache_s).get(key)
+    if owner is not None:
+        key_use_of(request).touch(key_id_of(key))
+    return owner
+
+
 def owner_of(request: Request) -> str:
     """The caller's owner name: from its API key when auth is on, else ``local``."""
     settings: Settings = request.app.state.settings
@@ -162,9 +298,16 @@ def owner_of(request: Request) -> str:
             "This server needs an API key: send 'Authorization: Bearer <key>' "
             "(create one with 'auxsel keys create --owner NAME')."
         )
-    with request.app.state.sessions() as session:
-        owner = verify(session, key)
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    cache = key_cache_of(sessions, settings.auth_cache_s)
+    owner = cache.get(key)
     if owner is None:
-        raise unauthorized("The API key is not valid or was revoked.")
-    mark_used(request.app.state.sessions, key)
+        # Its own short read. No transaction of the request's is open yet: the
+        # request's session takes SQLite's write lock at its first statement, later.
+        with sessions() as session:
+            owner = verify(session, key)
+        if owner is None:
+            raise unauthorized("The API key is not valid or was revoked.")
+        cache.put(key, owner)
+    key_use_of(request).touch(key_id_of(key))
     return owner

@@ -3,8 +3,10 @@ submit, status, ranking and jobs."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -63,27 +65,90 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
 def serve(
     host: str | None = typer.Option(None, help="Bind address (AUXSEL_HOST)."),
     port: int | None = typer.Option(None, help="Port (AUXSEL_PORT)."),
-    worker: bool = typer.Option(True, help="Run a worker inside the server process."),
+    worker: bool | None = typer.Option(
+        None, help="Run a worker inside the server process (AUXSEL_SERVE_WORKER, default on)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="API processes (AUXSEL_SERVE_WORKERS, default 1). More than 1 needs "
+        "PostgreSQL; with --worker each process runs its own worker.",
+    ),
 ) -> None:
     """Run the API (and, by default, an in-process worker)."""
     import uvicorn
 
-    from app.main import create_app
-
     settings = _settings(host, port)
+    settings = settings.model_copy(
+        update={
+            "serve_worker": settings.serve_worker if worker is None else worker,
+            "serve_workers": settings.serve_workers if workers is None else workers,
+        }
+    )
     _configure_logging(settings)
-    app = create_app(settings, run_worker=worker)
     from app.logging_setup import uvicorn_log_config
     from app.server import uvicorn_options
 
+    processes: dict[str, Any] = {}
+    if settings.serve_workers > 1:
+        processes = {"factory": True, "workers": settings.serve_workers}
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            # uvicorn restarts a process that misses its health check; a busy machine
+            # (a process starting, training beside it) must not count as hung.
+            processes["timeout_worker_healthcheck"] = 60
     uvicorn.run(
-        app,
+        _serve_target(settings),
+        **processes,
         host=settings.host,
         port=settings.port,
         log_level="info",
         log_config=uvicorn_log_config(settings.log_format),
         **uvicorn_options(settings),
     )
+
+
+def _serve_target(settings: Settings) -> Any:
+    """The app for one process; for N processes, the import string of a factory that
+    each of them calls (with the settings handed down in AUXSEL_* variables)."""
+    from app.main import create_app
+
+    if settings.serve_workers == 1:
+        return create_app(settings, run_worker=settings.serve_worker)
+    if settings.is_sqlite:
+        typer.secho(
+            f"--workers {settings.serve_workers} needs PostgreSQL (AUXSEL_DATABASE_URL): "
+            "SQLite has one writer and a cache per process, and the embedded default is "
+            "one process by design. Use --workers 1, or PostgreSQL.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.serve_worker:
+        log.warning(
+            "each of the %d API processes runs its own worker; for training capacity run "
+            "'auxsel serve --no-worker' beside separate 'auxsel worker' processes",
+            settings.serve_workers,
+        )
+    from app import migrate
+
+    migrate.upgrade(settings.resolved_database_url)  # once, before the processes race
+    os.environ.update(
+        {
+            "AUXSEL_HOST": settings.host,
+            "AUXSEL_PORT": str(settings.port),
+            "AUXSEL_SERVE_WORKER": "true" if settings.serve_worker else "false",
+        }
+    )
+    return "app.cli:served_app"
+
+
+def served_app() -> Any:
+    """One API process of ``auxsel serve --workers N`` (a uvicorn app factory)."""
+    from app.main import create_app
+
+    settings = get_settings()
+    _configure_logging(settings)
+    return create_app(settings, run_worker=settings.serve_worker)
 
 
 @cli.command("worker")

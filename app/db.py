@@ -3,6 +3,7 @@ keys on; write transactions that must not race (job claims) use BEGIN IMMEDIATE.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -11,11 +12,20 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections kept open per process. The API runs sync routes in a pool of 40 threads:
+# a smaller pool closed and reopened connections under load (each reopened SQLite
+# connection re-ran its PRAGMAs and re-read the schema; a PostgreSQL one forks a
+# backend), which cost more than the status poll's query. PostgreSQL's default of 100
+# connections still allows three API processes with full pools plus workers.
+SQLITE_POOL = {"pool_size": 40, "max_overflow": 20}
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20}
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **SQLITE_POOL
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -35,21 +45,39 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # Connections that died with the server (a PostgreSQL restart) are replaced.
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **POSTGRES_POOL)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+_IMMEDIATE: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _immediate(engine: Engine) -> Engine:
+    """``engine`` whose transactions begin with BEGIN IMMEDIATE (same pool)."""
+    bound = _IMMEDIATE.get(engine)
+    if bound is None:
+        bound = _IMMEDIATE[engine] = engine.execution_options(sqlite_begin="IMMEDIATE")
+    return bound
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session], *, immediate: bool = False) -> Iterator[Session]:
-    """A session committed on success and rolled back on error. ``immediate`` takes
-    SQLite's write lock up front (BEGIN IMMEDIATE): a read-then-write transaction that
-    meets another writer in between would otherwise fail at once instead of waiting."""
-    with factory() as session:
-        if immediate and session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    """A session committed on success and rolled back on error. ``immediate`` makes
+    SQLite's transaction a write transaction from its first statement (BEGIN IMMEDIATE):
+    a read-then-write transaction that meets another writer in between would otherwise
+    fail at once instead of waiting. The lock is taken lazily, at the first statement,
+    not when the session is made: a request's session exists before its caller is
+    authenticated, and nothing may hold the write lock while that (or anything else
+    that could wait on another connection) runs."""
+    bind = factory.kw.get("bind")
+    if immediate and isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+        scope = factory(bind=_immediate(bind))
+    else:
+        scope = factory()
+    with scope as session:
         try:
             yield session
             session.commit()

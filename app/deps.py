@@ -8,38 +8,51 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.auth import owner_of
+from app.auth import cached_owner, owner_of
 from app.bodylimit import OWNER_STATE
 from app.db import session_scope
 from app.ratelimit import enforce
 from app.settings import Settings
 from app.storage import Storage
 
+# The cheap dependencies are ``async``: a plain ``def`` one costs a trip through the
+# thread pool on every request (they add up on the status poll).
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, committed when the request succeeds."""
+    """One session per request, committed when the request succeeds. For a write
+    (POST, DELETE) on SQLite the transaction takes the write lock at its first
+    statement, in the route, after the caller is authenticated (see session_scope)."""
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
     with session_scope(request.app.state.sessions, immediate=writes) as session:
         yield session
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
 
-def get_owner(request: Request) -> str:
+async def get_owner(request: Request) -> str:
     """The caller's identity: the owner of its API key when auth is on. Without keys
     (the embedded default on loopback) everything belongs to the local user. Writes to
-    the API were authenticated before their body was read (app/bodylimit.py)."""
+    the API were authenticated before their body was read (app/bodylimit.py); a key seen
+    in the last seconds is answered from memory; otherwise the database is read in the
+    thread pool."""
     known: str | None = getattr(request.state, OWNER_STATE, None)
-    return known if known is not None else owner_of(request)
+    if known is not None:
+        return known
+    owner = cached_owner(request)
+    if owner is not None:
+        return owner
+    return await run_in_threadpool(owner_of, request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

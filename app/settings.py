@@ -142,6 +142,15 @@ class Settings(BaseSettings):
     max_decoded_mb: float = 1024.0
     max_column_name_chars: int = 255
 
+    # Hot path and serving (issue 16, status polls). Owners of API keys that verified
+    # are kept this many seconds in each process (0 = off): a key revoked by another
+    # process (`auxsel keys revoke`) stops working within this time.
+    auth_cache_s: float = 5.0
+    # `auxsel serve --workers N`: API processes (N > 1 needs PostgreSQL).
+    serve_workers: int = 1
+    # Whether `auxsel serve` runs a worker inside (each of) its API process(es).
+    serve_worker: bool = True
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,8 +1,16 @@
 """Bounded load on job-status polls: N concurrent clients GET /api/v1/jobs/{id} for a
 fixed time against a server this script starts on 127.0.0.1 (embedded default: SQLite,
-in-process worker). Reports requests per second and latency percentiles.
+in-process worker), side by side with GET /healthz in the same run (the same process,
+middleware and event loop, no database), so that the ratio of the two is comparable
+across machines and loads. Reports requests per second, latency percentiles and errors.
 
-    python -m benchmarks.load_status --clients 50 --seconds 20 [--wrk]
+    python -m benchmarks.load_status --clients 50 --seconds 10 --wrk [--no-httpx]
+        [--auth] [--etag] [--workers 2 --database-url postgresql+psycopg://...]
+
+``--wrk`` measures with wrk (a C client; on 2 cores the Python client is the
+bottleneck, not the server). ``--etag`` adds polls that send ``If-None-Match`` with the
+job's current ETag (answered 304 without a body). ``--auth`` turns API keys on and polls
+with a key.
 """
 
 from __future__ import annotations
@@ -24,30 +32,53 @@ import numpy as np
 from engine import make_task_family
 
 
-def start_server(data_dir: Path, port: int, database_url: str | None) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, database_url: str | None, auth: bool, workers: int
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "AUXSEL_DATA_DIR": str(data_dir), "AUXSEL_LOG_LEVEL": "WARNING"}
     if database_url:
         env["AUXSEL_DATABASE_URL"] = database_url
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    if auth:
+        env["AUXSEL_AUTH"] = "on"
+    args = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def create_key(data_dir: Path, database_url: str | None) -> str:
+    env = {**os.environ, "AUXSEL_DATA_DIR": str(data_dir)}
+    if database_url:
+        env["AUXSEL_DATABASE_URL"] = database_url
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "keys", "create", "--owner", "bench"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
 
 
 async def poll(
-    client: httpx.AsyncClient, path: str, stop_at: float, latencies: list[float], errors: list[int]
+    client: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str],
+    stop_at: float,
+    latencies: list[float],
+    errors: list[int],
 ) -> None:
     while time.monotonic() < stop_at:
         start = time.perf_counter()
-        response = await client.get(path)
+        response = await client.get(path, headers=headers)
         latencies.append(time.perf_counter() - start)
-        if response.status_code != 200:
+        if response.status_code not in (200, 304):
             errors.append(response.status_code)
 
 
-async def run(url: str, job_id: str, clients: int, seconds: float) -> dict[str, float]:
+async def run(
+    url: str, path: str, headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, float]:
     latencies: list[float] = []
     errors: list[int] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -55,10 +86,7 @@ async def run(url: str, job_id: str, clients: int, seconds: float) -> dict[str, 
         stop_at = time.monotonic() + seconds
         started = time.monotonic()
         await asyncio.gather(
-            *(
-                poll(client, f"/api/v1/jobs/{job_id}", stop_at, latencies, errors)
-                for _ in range(clients)
-            )
+            *(poll(client, path, headers, stop_at, latencies, errors) for _ in range(clients))
         )
         elapsed = time.monotonic() - started
     ms = np.array(latencies) * 1000
@@ -72,11 +100,14 @@ async def run(url: str, job_id: str, clients: int, seconds: float) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=10, help="Per measured target.")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--workers", type=int, default=1, help="`auxsel serve --workers N`.")
+    parser.add_argument("--auth", action="store_true", help="API keys on; poll with a key.")
+    parser.add_argument("--etag", action="store_true", help="Also poll with If-None-Match (304s).")
     parser.add_argument(
         "--busy",
         action="store_true",
@@ -88,10 +119,21 @@ def main() -> None:
         help="Also measure with wrk (a C client, 2 threads): on 2 cores the Python client "
         "is the bottleneck, not the server.",
     )
+    parser.add_argument("--no-httpx", action="store_true", help="Only measure with wrk.")
     args = parser.parse_args()
-    wrk_lines: list[str] = []
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), args.port, args.database_url)
+        headers: dict[str, str] = {}
+        if args.auth:
+            subprocess.run(
+                [sys.executable, "-m", "app.cli", "db", "upgrade"],
+                env={**os.environ, "AUXSEL_DATA_DIR": tmp}
+                | ({"AUXSEL_DATABASE_URL": args.database_url} if args.database_url else {}),
+                capture_output=True,
+                check=True,
+            )
+            headers["Authorization"] = f"Bearer {create_key(Path(tmp), args.database_url)}"
+        server = start_server(Path(tmp), args.port, args.database_url, args.auth, args.workers)
         url = f"http://127.0.0.1:{args.port}"
         try:
             for _ in range(300):
@@ -99,11 +141,13 @@ def main() -> None:
                     if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    time.sleep(0.2)
+                    pass
+                time.sleep(0.2)
             frame = make_task_family(n_rows=2000, n_features=16, seed=0).frame
             ds = httpx.post(
                 f"{url}/api/v1/datasets",
                 files={"file": ("d.csv", frame.to_csv(index=False).encode())},
+                headers=headers,
             ).json()
             epochs = 400 if args.busy else 2
             spec = {
@@ -112,36 +156,60 @@ def main() -> None:
                 "candidates": [{"column": "rel_0_0.95"}],
                 "budget": {"seeds": 2, "epochs": epochs},
             }
-            job = httpx.post(f"{url}/api/v1/jobs", json=spec).json()
-            result = asyncio.run(run(url, job["id"], args.clients, args.seconds))
-            if args.wrk:
-                wrk_lines = run_wrk(f"{url}/api/v1/jobs/{job['id']}", args.clients, args.seconds)
-            state = httpx.get(f"{url}/api/v1/jobs/{job['id']}").json()["status"]
+            job = httpx.post(f"{url}/api/v1/jobs", json=spec, headers=headers).json()
+            status_path = f"/api/v1/jobs/{job['id']}"
+            if not args.busy:  # poll a job that no longer changes
+                for _ in range(600):
+                    got = httpx.get(f"{url}{status_path}", headers=headers)
+                    if got.json()["status"] in ("succeeded", "failed", "canceled"):
+                        break
+                    time.sleep(0.2)
+            targets: list[tuple[str, str, dict[str, str]]] = [
+                ("GET /healthz", "/healthz", {}),
+                ("GET /api/v1/jobs/{id}", status_path, headers),
+            ]
+            if args.etag:
+                etag = httpx.get(f"{url}{status_path}", headers=headers).headers.get("etag")
+                if etag:
+                    conditional = headers | {"If-None-Match": etag}
+                    targets.append(("  with If-None-Match (304)", status_path, conditional))
+                else:
+                    lines.append("  (the server sends no ETag: no If-None-Match run)")
+            for name, path, extra in targets:
+                lines.append(f"{name}:")
+                if not args.no_httpx:
+                    result = asyncio.run(run(url, path, extra, args.clients, args.seconds))
+                    lines.append(
+                        f"  httpx: requests {result['requests']}, errors {result['errors']}, "
+                        f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, "
+                        f"p99 {result['p99_ms']:.1f} ms"
+                    )
+                if args.wrk:
+                    measured = run_wrk(f"{url}{path}", extra, args.clients, args.seconds)
+                    lines.extend(f"  wrk: {line}" for line in measured)
+            state = httpx.get(f"{url}{status_path}", headers=headers).json()["status"]
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
     print(
-        f"GET /api/v1/jobs/{{id}}: {args.clients} clients x {args.seconds:.0f} s "
-        f"({'job training meanwhile' if args.busy else 'idle worker'}; job ended {state})"
+        f"{args.clients} connections x {args.seconds:.0f} s per target "
+        f"({'job training meanwhile' if args.busy else 'idle worker'}; job ended {state}; "
+        f"{'keys on' if args.auth else 'keys off'}; {args.workers} API process(es); "
+        f"{'PostgreSQL' if args.database_url else 'SQLite'}); load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
-    print(
-        f"  requests {result['requests']}, errors {result['errors']}, "
-        f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
-    )
-    for line in wrk_lines:
-        print(f"  wrk: {line}")
+    for line in lines:
+        print(line)
 
 
-def run_wrk(url: str, connections: int, seconds: float) -> list[str]:
+def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float) -> list[str]:
     """wrk's throughput, latency percentiles and error lines for ``url``."""
     if shutil.which("wrk") is None:
         return ["not installed (apt-get install wrk)"]
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     keep = ("Requests/sec", " 50% ", " 99% ", "requests in", "Non-2xx", "Socket errors")
     return [line.strip() for line in out.splitlines() if any(k in line for k in keep)]
 

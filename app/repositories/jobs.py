@@ -4,14 +4,16 @@ was taken over matches no row and learns it has lost the job."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Dialect, Engine, and_, bindparam, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
@@ -30,6 +32,90 @@ class Claim:
 
 def get(session: Session, owner: str, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
+
+
+# What the status poll reads of a job: every column but the (large) result. A column
+# added to Job later is read (and can be shown by job_view) without touching this.
+STATUS_FIELDS = tuple(attr.key for attr in inspect(Job).column_attrs if attr.key != "result")
+_STATUS_QUERY = select(*(getattr(Job, name) for name in STATUS_FIELDS)).where(
+    Job.id == bindparam("job_id"), Job.owner == bindparam("owner")
+)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: tuple[str, ...] | None
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+
+_COMPILED: dict[str, _Compiled] = {}
+
+
+def _compiled(dialect: Dialect) -> _Compiled:
+    compiled = _COMPILED.get(dialect.name)
+    if compiled is None:
+        statement = _STATUS_QUERY.compile(dialect=dialect)
+        positional = tuple(statement.positiontup or ()) if statement.positional else None
+        processors = tuple(
+            getattr(Job, name).type.dialect_impl(dialect).result_processor(dialect, None)
+            for name in STATUS_FIELDS
+        )
+        compiled = _COMPILED[dialect.name] = _Compiled(statement.string, positional, processors)
+    return compiled
+
+
+def status_row(engine: Engine, owner: str, job_id: str) -> SimpleNamespace | None:
+    """The status poll's one read: a primary-key lookup of the job's status columns.
+
+    It is the hot path of every client's loop, so it skips SQLAlchemy's per-statement
+    machinery (building the statement, its cache key, events, the result proxy): the
+    query is compiled once per dialect (bound parameters, the same SQL the ORM would
+    send) and run on a pooled DBAPI connection outside any transaction, its columns
+    converted by their own SQLAlchemy types."""
+    compiled = _compiled(engine.dialect)
+    values = {"job_id": job_id, "owner": owner}
+    params: Any = (
+        [values[name] for name in compiled.positional]
+        if compiled.positional is not None
+        else values
+    )
+    dialect = engine.dialect
+    connection = engine.raw_connection()  # a failure to connect is SQLAlchemy's error
+    # One statement needs no transaction: in autocommit PostgreSQL reads it in one
+    # round trip (no BEGIN, no ROLLBACK); SQLite's connections already run that way.
+    autocommit = dialect.name == "postgresql"
+    try:
+        if autocommit:
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+        cursor = connection.cursor()
+        try:
+            cursor.execute(compiled.sql, params)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+            if autocommit:
+                connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+    except dialect.loaded_dbapi.Error as exc:
+        # What SQLAlchemy would raise (the API answers a lost database with 503), and
+        # a connection that died is dropped from the pool.
+        lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    finally:
+        connection.close()  # back to the pool, which rolls back (ends any read)
+    if row is None:
+        return None
+    converted = zip(STATUS_FIELDS, compiled.processors, row, strict=True)
+    return SimpleNamespace(**{k: v if proc is None else proc(v) for k, proc, v in converted})
 
 
 def get_any(session: Session, job_id: str) -> Job | None:

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Sequence
 from itertools import pairwise
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Request
@@ -499,7 +500,8 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job, request: Request) -> dict[str, Any]:
+def job_view(job: Job | SimpleNamespace, request: Request) -> dict[str, Any]:
+    """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     base = str(request.url_for("get_job", job_id=job.id))
     total = max(job.progress_total, 0)
     done = min(job.progress_done, total) if total else job.progress_done
