@@ -43,7 +43,7 @@ def assign(
             key=lambda f: _digest(f, salt),
         )
         for family in new:
-            count = {h: 0 for h in HALVES}
+            count = dict.fromkeys(HALVES, 0)
             for other, half in placed.items():
                 if kinds.get(other) == kind:
                     count[half] += 1
