@@ -199,7 +199,8 @@ def test_metrics(out: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, floa
     regression loss is the MSE of the standardised target, as in auxsel."""
     if kind == "regression":
         loss = float(np.mean((out[:, 0] - y) ** 2))
-        return loss, 1 - loss * len(y) / float(np.sum((y - y.mean()) ** 2))
+        spread = float(np.sum((y - y.mean()) ** 2))  # 0 when every test label is equal
+        return loss, 1 - loss * len(y) / spread if spread > 0 else math.nan
     if kind == "binary":
         logit = out[:, 0]
         loss = float(np.mean(np.logaddexp(0, logit) - y * logit))

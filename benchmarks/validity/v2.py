@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -239,6 +240,8 @@ def run_half(config: BenchConfig, log: Log = _stderr) -> list[FamilyResult]:
             results.append(run_family(family, half, config, log))
         except NotCachedError:
             log(f"[{family.name}] no cached reference: left out")
+        except Exception:  # one broken family must not lose the others' hours
+            log(f"[{family.name}] FAILED, left out:\n{traceback.format_exc()}")
     return results
 
 

@@ -564,3 +564,11 @@ def test_every_family_loads_from_the_project_within_the_issue_bounds(name):
     small = shrink(scenario)
     assert len(small.frame) <= 300
     assert len(small.candidates) <= 5
+
+
+def test_reference_metrics_survive_a_test_set_with_one_label_value():
+    from benchmarks.validity.truth import test_metrics
+
+    loss, r2 = test_metrics(np.array([[0.5], [0.0]]), np.array([0.0, 0.0]), "regression")
+    assert loss == pytest.approx(0.125)
+    assert math.isnan(r2)
