@@ -458,8 +458,12 @@ def summarise_truth(runs: pd.DataFrame, candidates: list[str]) -> pd.DataFrame:
 
 def split_half_reliability(runs: pd.DataFrame, candidates: list[str], draws: int = 200) -> float:
     """How well the reference agrees with itself: Spearman between the mean gains of two
-    random halves of its replicates, Spearman-Brown corrected to the full count (the
-    ceiling on any method's Spearman with this noisy reference), averaged over draws."""
+    random halves of its replicates, averaged over draws, then Spearman-Brown corrected
+    to the full count (the ceiling on any method's Spearman with this noisy reference).
+
+    The correction is applied to the mean correlation, not averaged over draws: the
+    correction is concave, so averaging corrected values biases the estimate down (and
+    for a reference without signal, far below zero)."""
     per = gains(runs, candidates).to_numpy()
     n = per.shape[0]
     if n < 4:
@@ -471,6 +475,9 @@ def split_half_reliability(runs: pd.DataFrame, candidates: list[str], draws: int
         a, b = per[order[: n // 2]].mean(0), per[order[n // 2 :]].mean(0)
         rho = stats.spearmanr(a, b).statistic
         if np.isfinite(rho):
-            # Spearman-Brown, kept within [-1, 1] (it explodes for strongly negative rho).
-            values.append(max(-1.0, 2 * rho / (1 + rho)) if rho > -1 else -1.0)
-    return float(np.mean(values)) if values else math.nan
+            values.append(rho)
+    if not values:
+        return math.nan
+    rho = float(np.mean(values))
+    # Spearman-Brown, kept within [-1, 1] (it explodes for strongly negative rho).
+    return max(-1.0, 2 * rho / (1 + rho)) if rho > -1 else -1.0
