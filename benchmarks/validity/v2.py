@@ -266,7 +266,8 @@ def per_family(results: Sequence[FamilyResult]) -> pd.DataFrame:
             for name in ("spearman", "kendall", "top3", "ceiling", "seconds", "compute_ratio"):
                 row[name] = float(jobs[name].mean())
             for name in (*COUNTS, "claims", "null_claims", "severe_wrong_sign"):
-                row[name] = float(jobs[name].sum()) if name in jobs else math.nan
+                # NaN for a method without verdicts (the baselines)
+                row[name] = float(jobs[name].sum(min_count=1)) if name in jobs else math.nan
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -317,10 +318,10 @@ def summarise_half(
                 "helpful precision": ratio(counts.helpful_right, counts.helpful_called),
                 "helpful recall": ratio(counts.helpful_right, counts.truly_helpful),
                 "harmful precision": ratio(counts.harmful_right, counts.harmful_called),
-                "severe wrong-sign per job": (rows.severe_wrong_sign / rows.jobs).sum(),
+                "severe wrong-sign per job": (rows.severe_wrong_sign / rows.jobs).sum(min_count=1),
                 "null-family claims per job": (
                     rows[rows["class"] == "null"].null_claims / rows.jobs
-                ).sum(),
+                ).sum(min_count=1),
                 "CPU s per family": rows.seconds.mean(),
                 "compute ratio": rows.compute_ratio.mean(),
             }

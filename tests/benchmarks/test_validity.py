@@ -494,7 +494,11 @@ def test_half_summary_and_paired_bootstrap():
                     "severe_wrong_sign": 1.0 if i == 0 else 0.0,
                 }
             )
-    means, diffs = summarise_half(pd.DataFrame(rows), previous="probe", resamples=999)
+    table = pd.DataFrame(rows)
+    verdict_columns = ["harmful_called", "harmful_right", "truly_harmful", "wrong_direction"]
+    verdict_columns += ["claims", "null_claims", "severe_wrong_sign"]
+    table.loc[table.method == "correlation", verdict_columns] = math.nan  # no verdicts
+    means, diffs = summarise_half(table, previous="probe", resamples=999)
     probe = means.set_index("method").loc["probe"]
     assert probe["reliable families"] == 5
     assert probe["families"] == 6
@@ -503,6 +507,9 @@ def test_half_summary_and_paired_bootstrap():
     assert probe["helpful recall"] == pytest.approx(0.25)
     assert probe["severe wrong-sign per job"] == pytest.approx(0.5)
     assert probe["null-family claims per job"] == pytest.approx(1.5)
+    baseline = means.set_index("method").loc["correlation"]
+    assert math.isnan(baseline["helpful precision"])  # a baseline makes no claims
+    assert math.isnan(baseline["severe wrong-sign per job"])
     row = diffs.set_index(["method", "minus"]).loc[("probe", "correlation")]
     assert row["mean difference"] == pytest.approx(0.42)
     assert row["95% low"] > 0
