@@ -5,7 +5,9 @@ Replicates are added ``step`` at a time (each replicate draws its own split,
 initialisation and batch order from (seed, replicate)) until the split-half
 reliability (Spearman-Brown corrected) reaches ``target`` or ``max_replicates`` is
 spent: that cap is the stated cost. The reference is then *reliable* (>= target),
-*noisy* (below it) or *null* (below ``null_below``).
+*noisy* (below it) or *null* (below ``null_below``); one read from a partly built cache
+(``cached_only``) that reached neither the target nor the cap is *incomplete*, and
+counts like a noisy one (false claims only).
 
 Every batch is cached content-addressed on (data, tasks, recipe, seed, replicates) in
 ``cache`` (an artifact directory, not part of the repository): a rerun reads it, and
@@ -58,7 +60,7 @@ class Reference:
     summary: pd.DataFrame  # per candidate: gain, se, ci_low, ci_high, p_value, sign
     replicates: int
     reliability: float
-    label: str  # reliable / noisy / null
+    label: str  # reliable / noisy / null, or incomplete (cached_only, cap not reached)
     seconds: float  # CPU seconds of every batch used
     cached: int  # batches read from the cache
 
@@ -113,6 +115,7 @@ def build_reference(
     batches: list[pd.DataFrame] = []
     seconds, cached, done = 0.0, 0, 0
     reliability = math.nan
+    incomplete = False
     while done < plan.max_replicates:
         count = min(plan.first if done == 0 else plan.step, plan.max_replicates - done)
         key = batch_key(data, recipe, seed, done, count)
@@ -120,6 +123,7 @@ def build_reference(
         if cached_only and (path is None or not path.exists()):
             if not batches:
                 raise NotCachedError(scenario.name)
+            incomplete = True
             break
         if path is not None and path.exists() and not rebuild:
             runs = pd.read_csv(path, dtype={"config": str})
@@ -153,7 +157,7 @@ def build_reference(
         summary=summarise_truth(all_runs, names),
         replicates=done,
         reliability=reliability,
-        label=label_of(reliability, plan),
+        label="incomplete" if incomplete else label_of(reliability, plan),
         seconds=seconds,
         cached=cached,
     )

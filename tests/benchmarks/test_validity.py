@@ -397,6 +397,7 @@ def test_references_grow_in_batches_and_are_cached(tmp_path):
     )
     assert kept.replicates == 6
     assert kept.cached == 3
+    assert kept.label == "incomplete"  # neither the target nor the 10-replicate cap
     with pytest.raises(NotCachedError):
         build_reference(
             scenario, seed=1, recipe=TINY_RECIPE, plan=plan, cache=tmp_path, cached_only=True
