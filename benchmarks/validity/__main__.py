@@ -174,7 +174,8 @@ def main_v2(argv: list[str]) -> int:
     out = args.out or Path("artifacts/validity") / f"v2-{args.half}{'-quick' if args.quick else ''}"
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = v2.run_half(config)
+    failed: list[str] = []
+    results = v2.run_half(config, failed=failed)
     seconds = time.perf_counter() - started
     report = v2.render(results, config, seconds)
     (out / "report.md").write_text(report)
@@ -194,6 +195,9 @@ def main_v2(argv: list[str]) -> int:
     (out / "config.json").write_text(json.dumps(body, indent=2, default=str))
     print(report)
     print(f"results in {out}", file=sys.stderr)
+    if failed:  # CI's smoke run must not pass with a broken family
+        print(f"FAILED families: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

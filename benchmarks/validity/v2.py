@@ -231,9 +231,12 @@ def families_for(config: BenchConfig) -> list[tuple[Family, str]]:
     return chosen
 
 
-def run_half(config: BenchConfig, log: Log = _stderr) -> list[FamilyResult]:
+def run_half(
+    config: BenchConfig, log: Log = _stderr, failed: list[str] | None = None
+) -> list[FamilyResult]:
     """Every family of the half; with ``cached_only`` those without a cached reference
-    are left out (and logged)."""
+    are left out (and logged). A family that fails is logged, named in ``failed`` and
+    left out, so that the others still report."""
     results = []
     for family, half in families_for(config):
         try:
@@ -242,6 +245,8 @@ def run_half(config: BenchConfig, log: Log = _stderr) -> list[FamilyResult]:
             log(f"[{family.name}] no cached reference: left out")
         except Exception:  # one broken family must not lose the others' hours
             log(f"[{family.name}] FAILED, left out:\n{traceback.format_exc()}")
+            if failed is not None:
+                failed.append(family.name)
     return results
 
 

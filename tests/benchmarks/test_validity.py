@@ -580,3 +580,27 @@ def test_reference_metrics_survive_a_test_set_with_one_label_value():
     loss, r2 = test_metrics(np.array([[0.5], [0.0]]), np.array([0.0, 0.0]), "regression")
     assert loss == pytest.approx(0.125)
     assert math.isnan(r2)
+
+
+def test_a_failing_family_is_named_and_the_others_still_run(monkeypatch, tmp_path):
+    from benchmarks.validity import v2
+    from benchmarks.validity.families import Family
+    from benchmarks.validity.references import ReferencePlan
+
+    def broken(**_):
+        raise RuntimeError("no such table")
+
+    good = Family("good", "synthetic", lambda **_: _family_scenario(300))
+    families = [(Family("broken", "synthetic", broken), "tune"), (good, "tune")]
+    monkeypatch.setattr(v2, "families_for", lambda config: families)
+    config = v2.BenchConfig.make(
+        quick=True,
+        recipe=TINY_RECIPE,
+        plan=ReferencePlan(first=4, step=4, max_replicates=4),
+        reference_cache=tmp_path,
+        methods=("correlation",),
+    )
+    failed: list[str] = []
+    results = v2.run_half(config, log=lambda _: None, failed=failed)
+    assert failed == ["broken"]
+    assert [r.family for r in results] == ["good"]
