@@ -1,4 +1,13 @@
-"""python -m benchmarks.validity --seed 0 [--quick] [--scenarios tox21,student] ...
+"""python -m benchmarks.validity --half tune|report [--quick] [--build-references]
+[--reference-cache DIR] [--families a,b] [--recipe hidden=256,64+dropout=0.1] ...
+
+With --half: validity benchmark v2 (benchmarks/validity/v2.py): the families of that
+half (benchmarks/validity/halves.json), references grown to reliability 0.6, the
+engine's default and the baselines scored; writes report.md, scores.csv,
+families.csv, predictions.csv, references.csv and config.json under --out (default
+artifacts/validity/v2-<half>).
+
+Without --half: the v1 study (python -m benchmarks.validity --seed 0 [--quick] ...).
 
 Runs the validity study and writes, under --out (default artifacts/validity/seed<N>):
 report.md (the tables of docs/validity.md), scores.csv (agreement per job),
@@ -27,6 +36,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--half" or a.startswith("--half=") for a in argv):
+        return main_v2(argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.validity", description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few-minute version")
@@ -99,6 +111,93 @@ def main(argv: list[str] | None = None) -> int:
     (out / "config.json").write_text(json.dumps(body, indent=2, default=str))
     print(report)
     print(f"results in {out}", file=sys.stderr)
+    return 0
+
+
+def main_v2(argv: list[str]) -> int:
+    import pandas as pd
+
+    from benchmarks.validity import v2
+    from benchmarks.validity.references import ReferencePlan
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.validity", description=__doc__)
+    parser.add_argument("--half", choices=("tune", "report"), required=True)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--families", type=_names, default=None, help="only these families")
+    parser.add_argument("--sanity", action="store_true", help="also the synthetic family")
+    parser.add_argument("--methods", type=_names, default=None)
+    parser.add_argument("--previous", default="probe", help="the previous default method")
+    parser.add_argument("--jobs", type=int, default=None, help="advise() jobs per family")
+    parser.add_argument("--recipe", default="", help="reference recipe knobs, '+'-joined")
+    parser.add_argument("--max-replicates", type=int, default=None)
+    parser.add_argument("--reference-cache", type=Path, default=v2.DEFAULT_CACHE)
+    parser.add_argument(
+        "--build-references", action="store_true", help="recompute cached references"
+    )
+    parser.add_argument(
+        "--references-only", action="store_true", help="build references, score nothing"
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="score only families with a cached reference, using the batches cached",
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    options = {
+        "cached_only": args.cached_only,
+        "half": args.half,
+        "quick": args.quick,
+        "seed": args.seed,
+        "families": args.families,
+        "sanity": args.sanity,
+        "methods": args.methods,
+        "previous": args.previous,
+        "jobs": args.jobs,
+        "reference_cache": args.reference_cache,
+        "build_references": args.build_references,
+        "references_only": args.references_only,
+    }
+    if args.recipe:
+        base = v2.BenchConfig.make(quick=args.quick).recipe
+        options["recipe"] = v2.parse_recipe(args.recipe, base)
+    if args.max_replicates is not None:
+        base_plan = v2.BenchConfig.make(quick=args.quick).plan
+        options["plan"] = ReferencePlan(
+            **(vars(base_plan) | {"max_replicates": args.max_replicates})
+        )
+    config = v2.BenchConfig.make(**options)
+    out = args.out or Path("artifacts/validity") / f"v2-{args.half}{'-quick' if args.quick else ''}"
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    failed: list[str] = []
+    results = v2.run_half(config, failed=failed)
+    seconds = time.perf_counter() - started
+    report = v2.render(results, config, seconds)
+    (out / "report.md").write_text(report)
+    v2.family_table(results).to_csv(out / "families.csv", index=False)
+    v2.per_family(results).to_csv(out / "per_family.csv", index=False)
+    frames = [r.scores for r in results if not r.scores.empty]
+    if frames:
+        pd.concat(frames).to_csv(out / "scores.csv", index=False)
+        pd.concat([r.predictions for r in results]).to_csv(out / "predictions.csv", index=False)
+    pd.concat(
+        [
+            r.reference.summary.assign(family=r.family).rename_axis("candidate").reset_index()
+            for r in results
+        ]
+    ).to_csv(out / "references.csv", index=False)
+    body = v2.config_dict(config) | {"seconds": seconds, "torch": torch.__version__}
+    (out / "config.json").write_text(json.dumps(body, indent=2, default=str))
+    print(report)
+    print(f"results in {out}", file=sys.stderr)
+    if failed:  # CI's smoke run must not pass with a broken family
+        print(f"FAILED families: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

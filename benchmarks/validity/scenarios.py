@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine import TaskSpec, make_task_family
-from engine.chem import morgan_fingerprints
+from engine import TaskSpec, make_task_family, morgan_fingerprints
 
 DATA = Path(__file__).parent / "data"
 

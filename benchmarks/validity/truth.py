@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,12 +26,16 @@ from scipy import stats
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks.validity.scenarios import Scenario
+if TYPE_CHECKING:  # the reference imports nothing from the engine, even indirectly
+    from benchmarks.validity.scenarios import Scenario
 
 
 @dataclass(frozen=True)
 class TruthConfig:
-    """The full-training recipe: wider and deeper than a probe, trained far longer."""
+    """The full-training recipe: wider and deeper than a probe, trained far longer.
+
+    ``dropout`` (after every hidden layer) and ``weight_decay`` (Adam's L2 term) are off
+    by default, which is the v1 recipe exactly."""
 
     seeds: int = 10
     hidden: tuple[int, ...] = (256, 64)
@@ -41,6 +46,8 @@ class TruthConfig:
     lam: float = 1.0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    dropout: float = 0.0
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -136,12 +143,21 @@ class HardSharingNet(nn.Module):
     """One full-training model: a ReLU MLP trunk shared by the main head and one
     auxiliary head (unused, weight 0, in the main-task-alone configuration)."""
 
-    def __init__(self, n_in: int, hidden: tuple[int, ...], main_out: int, aux_out: int) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        hidden: tuple[int, ...],
+        main_out: int,
+        aux_out: int,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = n_in
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
             width = h
         self.trunk = nn.Sequential(*layers)
         self.main = nn.Linear(width, main_out)
@@ -183,7 +199,8 @@ def test_metrics(out: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, floa
     regression loss is the MSE of the standardised target, as in auxsel."""
     if kind == "regression":
         loss = float(np.mean((out[:, 0] - y) ** 2))
-        return loss, 1 - loss * len(y) / float(np.sum((y - y.mean()) ** 2))
+        spread = float(np.sum((y - y.mean()) ** 2))  # 0 when every test label is equal
+        return loss, 1 - loss * len(y) / spread if spread > 0 else math.nan
     if kind == "binary":
         logit = out[:, 0]
         loss = float(np.mean(np.logaddexp(0, logit) - y * logit))
@@ -222,9 +239,13 @@ def _replicate(enc: Encoded, scenario: Scenario, config: TruthConfig, seed: int,
 
 
 def full_training(
-    scenario: Scenario, *, seed: int, config: TruthConfig | None = None
+    scenario: Scenario, *, seed: int, config: TruthConfig | None = None, first: int = 0
 ) -> TruthResult:
     """Train every configuration of every replicate; summarise gains per candidate.
+
+    The replicates are ``first, ..., first + config.seeds - 1``: replicate r's split,
+    initialisation and batch order depend only on (seed, r), so references grown in
+    batches are the same as one computed at once.
 
     All models (replicates x configurations) train side by side through
     ``torch.func.vmap`` over one ``HardSharingNet`` definition, each on its own
@@ -236,13 +257,16 @@ def full_training(
     started = time.process_time()
     n_tasks = len(enc.names)
     aux_width = max(enc.outputs[1:])
-    reps = [_replicate(enc, scenario, config, seed, r) for r in range(config.seeds)]
+    replicates = range(first, first + config.seeds)
+    reps = [_replicate(enc, scenario, config, seed, r) for r in replicates]
     # Models: replicate r, configuration k (0 = main alone, k = candidate k).
     models, model_rep, model_task = [], [], []
     for r, rep in enumerate(reps):
         for k in range(n_tasks):
             torch.manual_seed(rep.seed)  # trunk and main head: the same for every k
-            net = HardSharingNet(enc.x.shape[1], config.hidden, enc.outputs[0], aux_width)
+            net = HardSharingNet(
+                enc.x.shape[1], config.hidden, enc.outputs[0], aux_width, config.dropout
+            )
             torch.manual_seed(rep.seed + 1 + k)
             net.aux.reset_parameters()
             models.append(net)
@@ -250,7 +274,9 @@ def full_training(
             model_task.append(k)
     n_models = len(models)
     params, _ = torch.func.stack_module_state(models)  # type: ignore[no-untyped-call]
-    template = HardSharingNet(enc.x.shape[1], config.hidden, enc.outputs[0], aux_width)
+    template = HardSharingNet(
+        enc.x.shape[1], config.hidden, enc.outputs[0], aux_width, config.dropout
+    )
     template = template.to("meta")
     rep_index = torch.as_tensor(model_rep)
 
@@ -295,7 +321,8 @@ def full_training(
     def one_model_out(p, x):
         return torch.func.functional_call(template, p, (x,))[0]
 
-    batched_loss = torch.func.vmap(one_model_loss)
+    # Dropout draws its own mask per model (vmap's "different" randomness).
+    batched_loss = torch.func.vmap(one_model_loss, randomness="different")
     batched_val = torch.func.vmap(one_model_val)
     batched_out = torch.func.vmap(one_model_out)
     generators = [torch.Generator().manual_seed(rep.seed) for rep in reps]
@@ -322,7 +349,7 @@ def full_training(
         "x_test": inputs(test, rep_index),
     }
     leaves = {name: value.detach().requires_grad_(True) for name, value in params.items()}
-    optimizer = torch.optim.Adam(leaves.values(), lr=config.lr)
+    optimizer = torch.optim.Adam(leaves.values(), lr=config.lr, weight_decay=config.weight_decay)
     best = torch.full((n_models,), math.inf)
     best_epoch = torch.zeros(n_models, dtype=torch.long)
     stopped = torch.full((n_models,), config.max_epochs)
@@ -333,6 +360,7 @@ def full_training(
         )[live["rep"]]  # [M, n_pool]: the models of a replicate share its minibatches
         for start in range(0, order.shape[1], config.batch_size):
             rows = order[:, start : start + config.batch_size]
+            template.train()
             losses = batched_loss(
                 leaves,
                 inputs(rows, live["rep"]),
@@ -345,6 +373,7 @@ def full_training(
             optimizer.zero_grad()
             losses.sum().backward()
             optimizer.step()
+        template.eval()
         with torch.no_grad():
             ids = live["id"]
             val_loss = batched_val(leaves, live["x_val"], live["y_val"])
@@ -358,14 +387,15 @@ def full_training(
         if bool(done.all()):
             break
         if bool(done.any()):
-            leaves, optimizer, live = _compact(leaves, optimizer, live, ~done, config.lr)
+            leaves, optimizer, live = _compact(leaves, optimizer, live, ~done, config)
 
     records = []
     y_test = y_eval[rep_index[:, None], test].numpy().astype(np.float64)
     for m in range(n_models):
         out = best_out[m].numpy().astype(np.float64)
         loss, secondary = test_metrics(out, y_test[m], main_kind)
-        records.append((model_rep[m], enc.names[model_task[m]], loss, secondary, int(stopped[m])))
+        name = enc.names[model_task[m]]
+        records.append((first + model_rep[m], name, loss, secondary, int(stopped[m])))
     runs = pd.DataFrame(records, columns=["replicate", "config", "loss", "secondary", "epochs"])
     result = TruthResult(
         runs=runs,
@@ -382,12 +412,12 @@ def _compact(
     optimizer: torch.optim.Adam,
     live: dict[str, torch.Tensor],
     keep: torch.Tensor,
-    lr: float,
+    config: TruthConfig,
 ) -> tuple[dict[str, torch.Tensor], torch.optim.Adam, dict[str, torch.Tensor]]:
     """Keep only the models still training, with their Adam moments (Adam is
     element-wise, so slicing the stacked state is the same as never having stacked)."""
     kept = {name: value.detach()[keep].requires_grad_(True) for name, value in leaves.items()}
-    fresh = torch.optim.Adam(kept.values(), lr=lr)
+    fresh = torch.optim.Adam(kept.values(), lr=config.lr, weight_decay=config.weight_decay)
     for name, value in leaves.items():
         state = optimizer.state[value]
         fresh.state[kept[name]] = {
@@ -428,8 +458,12 @@ def summarise_truth(runs: pd.DataFrame, candidates: list[str]) -> pd.DataFrame:
 
 def split_half_reliability(runs: pd.DataFrame, candidates: list[str], draws: int = 200) -> float:
     """How well the reference agrees with itself: Spearman between the mean gains of two
-    random halves of its replicates, Spearman-Brown corrected to the full count (the
-    ceiling on any method's Spearman with this noisy reference), averaged over draws."""
+    random halves of its replicates, averaged over draws, then Spearman-Brown corrected
+    to the full count (the ceiling on any method's Spearman with this noisy reference).
+
+    The correction is applied to the mean correlation, not averaged over draws: the
+    correction is concave, so averaging corrected values biases the estimate down (and
+    for a reference without signal, far below zero)."""
     per = gains(runs, candidates).to_numpy()
     n = per.shape[0]
     if n < 4:
@@ -441,5 +475,9 @@ def split_half_reliability(runs: pd.DataFrame, candidates: list[str], draws: int
         a, b = per[order[: n // 2]].mean(0), per[order[n // 2 :]].mean(0)
         rho = stats.spearmanr(a, b).statistic
         if np.isfinite(rho):
-            values.append(2 * rho / (1 + rho) if rho > -1 else -1.0)
-    return float(np.mean(values)) if values else math.nan
+            values.append(rho)
+    if not values:
+        return math.nan
+    rho = float(np.mean(values))
+    # Spearman-Brown, kept within [-1, 1] (it explodes for strongly negative rho).
+    return max(-1.0, 2 * rho / (1 + rho)) if rho > -1 else -1.0

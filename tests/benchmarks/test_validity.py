@@ -1,7 +1,12 @@
 """The validity study's code: agreement metrics on hand-made examples, the correlation
 baseline, the reference trainer and the runner end to end on a tiny scenario."""
 
+import json
 import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -274,3 +279,328 @@ def test_screening_methods_are_scored_and_unknown_methods_skipped():
     report = render([result], config, 1.0)
     assert "screen spearman" in report
     assert "screen CPU s/job" in report
+
+
+# ------------------------------------------------------------------ benchmark v2
+
+
+def test_halves_are_stable_when_a_family_is_added():
+    from benchmarks.validity.halves import assign
+
+    kinds = {f"fam{i}": ("a" if i % 3 else "b") for i in range(11)}
+    before = assign(kinds)
+    assert before == assign(kinds)  # deterministic
+    for kind in ("a", "b"):
+        members = [before[f] for f, k in kinds.items() if k == kind]
+        assert abs(members.count("tune") - members.count("report")) <= 1
+    for new, kind in [("zeta", "a"), ("omega", "b"), ("brand-new-kind", "c"), ("fam99", "a")]:
+        after = assign(kinds | {new: kind}, existing=before)
+        assert {f: after[f] for f in before} == before  # nobody moves
+        assert after[new] in ("tune", "report")
+    # Adding several families one by one keeps every earlier placement too.
+    grown = dict(before)
+    for i in range(20, 30):
+        kinds[f"fam{i}"] = "a"
+        placed = assign(kinds, existing=grown)
+        assert {f: placed[f] for f in grown} == grown
+        grown = placed
+    members = [grown[f] for f, k in kinds.items() if k == "a"]
+    assert abs(members.count("tune") - members.count("report")) <= 1
+
+
+def test_committed_halves_cover_every_family_and_nothing_else():
+    from benchmarks.validity import halves
+    from benchmarks.validity.families import FAMILIES, SANITY, kinds
+
+    assignment = halves.load()
+    assert set(assignment) == set(FAMILIES)
+    assert SANITY.name not in assignment  # the synthetic family is in neither half
+    assert halves.assign(kinds(), existing=assignment) == assignment
+    body = json.loads(halves.ASSIGNMENT.read_text())
+    assert {f: e["kind"] for f, e in body["families"].items()} == kinds()
+    for kind in set(kinds().values()):
+        placed = {assignment[f] for f, k in kinds().items() if k == kind}
+        assert placed == {"tune", "report"}
+    assert len(FAMILIES) >= 14
+
+
+REFERENCE_MODULES = ("truth.py", "references.py")
+
+
+def test_the_reference_code_path_imports_nothing_from_the_engine():
+    import ast
+
+    folder = Path(__file__).parents[2] / "benchmarks" / "validity"
+    for name in REFERENCE_MODULES:
+        tree = ast.parse((folder / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                assert module.split(".")[0] != "engine", f"{name} imports {module}"
+    # Not even indirectly: importing the reference modules loads no engine module.
+    code = (
+        "import sys, benchmarks.validity.truth, benchmarks.validity.references; "
+        "bad = [m for m in sys.modules if m == 'engine' or m.startswith('engine.')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+TINY_RECIPE = TruthConfig(hidden=(16,), max_epochs=15, patience=3)
+
+
+def test_references_grow_in_batches_and_are_cached(tmp_path):
+    from benchmarks.validity.references import ReferencePlan, build_reference
+
+    scenario = _family_scenario(300)
+    plan = ReferencePlan(first=2, step=2, max_replicates=6, target=1.01)  # never reached
+    built = build_reference(scenario, seed=0, recipe=TINY_RECIPE, plan=plan, cache=tmp_path)
+    assert built.replicates == 6  # the cap is the stated cost
+    assert sorted(built.runs.replicate.unique()) == list(range(6))
+    assert built.cached == 0
+    assert built.label in ("noisy", "null")
+    assert len(list(tmp_path.glob("*.csv"))) == 3
+    again = build_reference(scenario, seed=0, recipe=TINY_RECIPE, plan=plan, cache=tmp_path)
+    assert again.cached == 3
+    pd.testing.assert_frame_equal(again.runs, built.runs, check_dtype=False)
+    assert again.seconds == pytest.approx(built.seconds)
+    # A batch grown later is the same as replicates computed in one go.
+    whole = full_training(scenario, seed=0, config=replace(TINY_RECIPE, seeds=4))
+    pd.testing.assert_frame_equal(
+        whole.runs.sort_values(["replicate", "config"]).reset_index(drop=True),
+        built.runs[built.runs.replicate < 4]
+        .sort_values(["replicate", "config"])
+        .reset_index(drop=True),
+        check_dtype=False,
+        atol=1e-4,
+        rtol=1e-3,
+    )
+    # Another recipe is another reference; rebuild recomputes.
+    other = replace(TINY_RECIPE, dropout=0.1, weight_decay=1e-4)
+    fresh = build_reference(scenario, seed=0, recipe=other, plan=plan, cache=tmp_path)
+    assert fresh.cached == 0
+    rebuilt = build_reference(
+        scenario, seed=0, recipe=TINY_RECIPE, plan=plan, cache=tmp_path, rebuild=True
+    )
+    assert rebuilt.cached == 0
+    # cached_only uses what is there and computes nothing.
+    from benchmarks.validity.references import NotCachedError
+
+    partial_plan = replace(plan, max_replicates=10)
+    kept = build_reference(
+        scenario, seed=0, recipe=TINY_RECIPE, plan=partial_plan, cache=tmp_path, cached_only=True
+    )
+    assert kept.replicates == 6
+    assert kept.cached == 3
+    assert kept.label == "incomplete"  # neither the target nor the 10-replicate cap
+    with pytest.raises(NotCachedError):
+        build_reference(
+            scenario, seed=1, recipe=TINY_RECIPE, plan=plan, cache=tmp_path, cached_only=True
+        )
+    # Reaching the target stops early.
+    easy = ReferencePlan(first=2, step=2, max_replicates=6, target=-1.0)
+    early = build_reference(scenario, seed=0, recipe=TINY_RECIPE, plan=easy, cache=None)
+    assert early.replicates == 4  # the first split-half needs 4 replicates
+
+
+def test_reference_labels_and_recipe_parsing():
+    from benchmarks.validity.references import ReferencePlan, label_of
+    from benchmarks.validity.v2 import parse_recipe
+
+    plan = ReferencePlan()
+    assert [label_of(v, plan) for v in (0.7, 0.6, 0.4, 0.1, math.nan)] == [
+        "reliable",
+        "reliable",
+        "noisy",
+        "null",
+        "null",
+    ]
+    recipe = parse_recipe("hidden=128,32+dropout=0.1+weight_decay=1e-4+max_epochs=50")
+    assert (recipe.hidden, recipe.dropout, recipe.weight_decay, recipe.max_epochs) == (
+        (128, 32),
+        0.1,
+        1e-4,
+        50,
+    )
+    with pytest.raises(ValueError, match="expected one of"):
+        parse_recipe("widths=3")
+
+
+def test_mutual_information_and_prediction_baselines():
+    from benchmarks.validity.baselines import mutual_information, prediction_correlation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    assert (
+        mutual_information(x, x + 0.1 * rng.normal(size=2000), x_discrete=False, y_discrete=False)
+        > 1.0
+    )
+    assert (
+        abs(mutual_information(x, rng.normal(size=2000), x_discrete=False, y_discrete=False)) < 0.02
+    )
+    labels = (x > 0).astype(float)
+    labels[:100] = np.nan
+    assert mutual_information(x, labels, x_discrete=False, y_discrete=True) > 0.4
+    assert math.isnan(mutual_information(x[:5], x[:5], x_discrete=False, y_discrete=False))
+
+    scenario = _family_scenario(400)
+    scores = prediction_correlation(scenario)
+    assert scores.idxmax() == "rel_0_0.95"
+    assert scores.between(0, 1).all()
+    # A candidate from another table (different rows, same features) is scored too.
+    other = scenario.frame.iloc[::-1].reset_index(drop=True)[[*scenario.features, "rel_0_0.95"]]
+    cross = replace(
+        scenario,
+        candidates=(*scenario.candidates, TaskSpec("rel_0_0.95", "regression", "far", "t")),
+        tables={"t": other.iloc[:200]},
+    )
+    assert prediction_correlation(cross)["far"] > 0.5
+
+
+def test_half_summary_and_paired_bootstrap():
+    from benchmarks.validity.v2 import bootstrap_difference, summarise_half
+
+    rows = []
+    for i in range(6):
+        cls = "reliable" if i < 5 else "null"
+        for method, rho in [("probe", 0.6 + 0.01 * i), ("correlation", 0.2)]:
+            rows.append(
+                {
+                    "family": f"f{i}",
+                    "kind": "k",
+                    "half": "report",
+                    "class": cls,
+                    "method": method,
+                    "jobs": 2,
+                    "spearman": rho,
+                    "kendall": rho / 2,
+                    "top3": 0.5,
+                    "ceiling": 0.9,
+                    "seconds": 2.0,
+                    "compute_ratio": 0.1,
+                    "helpful_called": 2.0 if method == "probe" else math.nan,
+                    "helpful_right": 1.0 if method == "probe" else math.nan,
+                    "truly_helpful": 4.0 if method == "probe" else math.nan,
+                    "harmful_called": 1.0,
+                    "harmful_right": 0.0,
+                    "truly_harmful": 0.0,
+                    "wrong_direction": 0.0,
+                    "claims": 3.0,
+                    "null_claims": 3.0 if cls == "null" else 0.0,
+                    "severe_wrong_sign": 1.0 if i == 0 else 0.0,
+                }
+            )
+    table = pd.DataFrame(rows)
+    verdict_columns = ["harmful_called", "harmful_right", "truly_harmful", "wrong_direction"]
+    verdict_columns += ["claims", "null_claims", "severe_wrong_sign"]
+    table.loc[table.method == "correlation", verdict_columns] = math.nan  # no verdicts
+    means, diffs = summarise_half(table, previous="probe", resamples=999)
+    probe = means.set_index("method").loc["probe"]
+    assert probe["reliable families"] == 5
+    assert probe["families"] == 6
+    assert probe["Spearman"] == pytest.approx(0.62)  # the null family does not count
+    assert probe["helpful precision"] == pytest.approx(0.5)
+    assert probe["helpful recall"] == pytest.approx(0.25)
+    assert probe["severe wrong-sign per job"] == pytest.approx(0.5)
+    assert probe["null-family claims per job"] == pytest.approx(1.5)
+    baseline = means.set_index("method").loc["correlation"]
+    assert math.isnan(baseline["helpful precision"])  # a baseline makes no claims
+    assert math.isnan(baseline["severe wrong-sign per job"])
+    row = diffs.set_index(["method", "minus"]).loc[("probe", "correlation")]
+    assert row["mean difference"] == pytest.approx(0.42)
+    assert row["95% low"] > 0
+    assert row["beats"]
+    assert not row["worse"]
+    mean, low, high, n = bootstrap_difference([1.0, 2.0], [0.0, 0.0])
+    assert (mean, n) == (1.5, 2)
+    assert math.isnan(low)
+    assert math.isnan(high)
+    mean, low, high, n = bootstrap_difference([0.1, -0.2, 0.3, -0.1], [0, 0, 0, 0], resamples=999)
+    assert low < 0 < high
+
+
+def test_benchmark_v2_end_to_end_on_a_tiny_family(tmp_path):
+    from benchmarks.validity.families import Family
+    from benchmarks.validity.references import ReferencePlan
+    from benchmarks.validity.v2 import BenchConfig, per_family, render, run_family
+
+    scenario = _family_scenario(300)
+    family = Family("tiny", "synthetic", lambda **_: scenario)
+    config = BenchConfig.make(
+        quick=True,
+        recipe=TINY_RECIPE,
+        plan=ReferencePlan(first=4, step=4, max_replicates=4),
+        reference_cache=tmp_path,
+        jobs=2,
+        half="report",
+    )
+    result = run_family(family, "report", config, log=lambda _: None)
+    assert result.reference.replicates == 4
+    jobs = result.scores.groupby("method").size().to_dict()
+    assert jobs == {"probe": 2, "correlation": 1, "mutual_info": 1, "prediction": 1}
+    probe = result.scores[result.scores.method == "probe"]
+    assert probe.spearman.between(-1, 1).all()
+    assert (probe.compute_ratio > 0).all()
+    assert {"severe_wrong_sign", "claims", "ceiling"} <= set(probe.columns)
+    table = per_family([result])
+    assert set(table.method) == {"probe", "correlation", "mutual_info", "prediction"}
+    text = render([result], config, 1.0)
+    assert "REPORT half" in text
+    assert "## Families" in text
+
+
+@pytest.mark.parametrize(
+    "name", sorted(__import__("benchmarks.validity.families", fromlist=["FAMILIES"]).FAMILIES)
+)
+def test_every_family_loads_from_the_project_within_the_issue_bounds(name):
+    from benchmarks.validity.families import FAMILIES, shrink
+    from benchmarks.validity.v2 import main_train_labels
+
+    scenario = FAMILIES[name].load()
+    assert 5 <= len(scenario.candidates) <= 15
+    assert len(set(scenario.candidate_names)) == len(scenario.candidates)
+    assert 50 <= main_train_labels(scenario, TruthConfig()) <= 3000
+    for table in [scenario.frame, *scenario.tables.values()]:
+        assert not table[list(scenario.features)].isna().any().any()
+    for task in scenario.candidates:
+        assert task.column in scenario.table_of(task)
+    small = shrink(scenario)
+    assert len(small.frame) <= 300
+    assert len(small.candidates) <= 5
+
+
+def test_reference_metrics_survive_a_test_set_with_one_label_value():
+    from benchmarks.validity.truth import test_metrics
+
+    loss, r2 = test_metrics(np.array([[0.5], [0.0]]), np.array([0.0, 0.0]), "regression")
+    assert loss == pytest.approx(0.125)
+    assert math.isnan(r2)
+
+
+def test_a_failing_family_is_named_and_the_others_still_run(monkeypatch, tmp_path):
+    from benchmarks.validity import v2
+    from benchmarks.validity.families import Family
+    from benchmarks.validity.references import ReferencePlan
+
+    def broken(**_):
+        raise RuntimeError("no such table")
+
+    good = Family("good", "synthetic", lambda **_: _family_scenario(300))
+    families = [(Family("broken", "synthetic", broken), "tune"), (good, "tune")]
+    monkeypatch.setattr(v2, "families_for", lambda config: families)
+    config = v2.BenchConfig.make(
+        quick=True,
+        recipe=TINY_RECIPE,
+        plan=ReferencePlan(first=4, step=4, max_replicates=4),
+        reference_cache=tmp_path,
+        methods=("correlation",),
+    )
+    failed: list[str] = []
+    results = v2.run_half(config, log=lambda _: None, failed=failed)
+    assert failed == ["broken"]
+    assert [r.family for r in results] == ["good"]
