@@ -24,11 +24,20 @@ class DatabaseUnavailable(Exception):  # noqa: N818 - an event, not a programmin
     """The database stayed unreachable for the whole retry budget."""
 
 
+# SQLSTATEs that end the session, not the statement: the server closed an idle claim
+# transaction (repositories/jobs.py, CLAIM_IDLE_TIMEOUT_MS); the next try reconnects.
+SESSION_ENDED = frozenset({"25P03"})  # idle_in_transaction_session_timeout
+
+
 def is_transient(exc: BaseException) -> bool:
     """A failure of the connection or the server, not of the statement."""
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, DBAPIError):
+        return False
+    return bool(exc.connection_invalidated) or (
+        getattr(exc.orig, "sqlstate", None) in SESSION_ENDED
+    )
 
 
 def retry_transient(

@@ -146,6 +146,9 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 
 CLAIM_LOCK = 0x61757873656C  # "auxsel": the advisory lock that orders claims on PostgreSQL
+# A claim transaction left idle this long (its worker paused or hung mid-claim) is ended
+# by the server, releasing CLAIM_LOCK: one stalled worker cannot stop every other claim.
+CLAIM_IDLE_TIMEOUT_MS = 10_000
 
 
 def claim(
@@ -159,11 +162,21 @@ def claim(
 
     PostgreSQL: claims take a transaction-scoped advisory lock, so each one counts the
     running jobs every earlier claim committed (else two concurrent claims could both
-    see an owner below its limit), and the job row is taken FOR UPDATE SKIP LOCKED.
+    see an owner below its limit), and the job row is taken FOR UPDATE SKIP LOCKED. A
+    claim transaction idle for CLAIM_IDLE_TIMEOUT_MS is ended by the server (its worker
+    then sees a transient error and claims again later), so a worker paused while
+    holding the lock does not hold up the others.
     SQLite: the caller holds the write lock (BEGIN IMMEDIATE)."""
     now = utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
+        session.execute(
+            select(
+                func.set_config(
+                    "idle_in_transaction_session_timeout", str(CLAIM_IDLE_TIMEOUT_MS), True
+                )
+            )
+        )
         session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
     mine = aliased(Job)  # the owner's jobs (ix_jobs_owner_status, ix_jobs_owner_started_at)
     running = (

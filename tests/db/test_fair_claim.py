@@ -7,11 +7,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from app import migrate
 from app.db import make_engine, make_sessionmaker, write_transaction
 from app.models import Job, utcnow
 from app.repositories import jobs as repo
+from app.retry import is_transient
 
 
 @pytest.fixture
@@ -114,3 +116,25 @@ def test_concurrent_claims_never_exceed_the_running_quota(sessions):
     assert sorted(got) == ["a0", "a1", "a2", "b0"]
     with sessions() as session:
         assert repo.count_owned(session, "alice", "running") == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_claim_stalled_inside_its_transaction_does_not_block_the_queue(sessions):
+    """A worker paused (or hung) mid-claim holds the claim lock in an idle transaction:
+    the server ends that transaction after CLAIM_IDLE_TIMEOUT_MS, the other workers'
+    claims go on, and the stalled worker's late commit fails and claims nothing."""
+    _queue(sessions, [("a0", "alice"), ("a1", "alice")])
+    stalled = sessions()
+    stalled.begin()
+    first = repo.claim(stalled, "paused", 60)  # the lock is held; the transaction idles
+    assert first is not None
+    assert first.job_id == "a0"
+    assert _claim(sessions) == "a0"  # waited for the server to end the stalled claim
+    with pytest.raises(DBAPIError) as ended:
+        stalled.commit()
+    assert is_transient(ended.value)  # the worker loop waits and claims again
+    stalled.close()
+    with sessions() as session:
+        job = session.get(Job, "a0")
+        assert job.worker_id == "w"
+        assert job.attempt == 1
