@@ -72,19 +72,21 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else math.nan
 
 
+# The per-job verdict counts that precision and recall are pooled from.
+COUNTS = (
+    "helpful_called",
+    "helpful_right",
+    "truly_helpful",
+    "harmful_called",
+    "harmful_right",
+    "truly_harmful",
+    "wrong_direction",
+)
+
+
 def pooled_rates(rows: pd.DataFrame) -> dict[str, float]:
     """Precision / recall of verdicts from summed counts (micro-averaged)."""
-    total = rows[
-        [
-            "helpful_called",
-            "helpful_right",
-            "truly_helpful",
-            "harmful_called",
-            "harmful_right",
-            "truly_harmful",
-            "wrong_direction",
-        ]
-    ].sum()
+    total = rows[list(COUNTS)].sum()
     return {
         "helpful_precision": ratio(total.helpful_right, total.helpful_called),
         "helpful_recall": ratio(total.helpful_right, total.truly_helpful),

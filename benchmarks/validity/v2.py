@@ -28,7 +28,7 @@ from scipy import stats
 
 import engine
 from benchmarks.validity import halves
-from benchmarks.validity.agreement import agreement, ratio
+from benchmarks.validity.agreement import COUNTS, agreement, ratio
 from benchmarks.validity.baselines import BASELINES
 from benchmarks.validity.families import FAMILIES, SANITY, Family
 from benchmarks.validity.references import (
@@ -42,15 +42,6 @@ from benchmarks.validity.truth import TruthConfig
 
 Log = Callable[[str], None]
 METHODS = ("probe", "correlation", "mutual_info", "prediction")
-COUNTS = (
-    "helpful_called",
-    "helpful_right",
-    "truly_helpful",
-    "harmful_called",
-    "harmful_right",
-    "truly_harmful",
-    "wrong_direction",
-)
 DEFAULT_CACHE = Path("artifacts/validity/v2-references")
 
 
