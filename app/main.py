@@ -9,18 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import dashboard, metrics, migrate
-from app.auth import auth_enabled
-from app.bodylimit import BodyLimitMiddleware
-from app.db import make_engine, make_sessionmaker
+from app import dashboard, metrics
+from app.api.openapi import install_openapi
+from app.api.routes import datasets, health, jobs
+from app.data.storage import make_storage
+from app.db import migrate
+from app.db.session import make_engine, make_sessionmaker
 from app.errors import install_handlers
-from app.nulguard import NulGuardMiddleware
-from app.openapi import install_openapi
-from app.routes import datasets, health, jobs
+from app.security.auth import auth_enabled
+from app.security.bodylimit import BodyLimitMiddleware
+from app.security.nulguard import NulGuardMiddleware
+from app.security.websec import WebSecurityMiddleware
 from app.services.datasets import sweep_orphans
 from app.settings import Settings, get_settings
-from app.storage import make_storage
-from app.websec import WebSecurityMiddleware
 
 log = logging.getLogger("auxsel.app")
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
             log.info("removed %d orphaned upload file(s)", removed)
         worker = thread = None
         if run_worker:
-            from app.worker import start_in_process
+            from app.jobs.worker import start_in_process
 
             worker, thread = start_in_process(settings, sessions, storage)
         app.state.worker = worker

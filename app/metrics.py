@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.models import Job, utcnow
+from app.db.models import Job, utcnow
 
 log = logging.getLogger("auxsel.metrics")
 

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # Client side (the CLI's submit/status/ranking/jobs): which server, with which key.
     url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
-    # Per-owner rate limits (per minute, per API replica; 0 = off). See app/ratelimit.py.
+    # Per-owner rate limits (per minute, per API replica; 0 = off). See app/security/ratelimit.py.
     rate_submit_per_min: float = 120.0
     rate_upload_per_min: float = 60.0
 
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
             )
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
-    # Request size and timeouts (issue 16, round 2; app/bodylimit.py, app/server.py,
+    # Request size and timeouts (issue 16, round 2; app/security/bodylimit.py, app/server.py,
     # docs/deploy.md). Bodies of every route but the upload are capped at max_json_kb;
     # the upload route at max_upload_mb plus multipart framing.
     max_json_kb: int = 1024

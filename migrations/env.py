@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from the caller (app.migrate) or AUXSEL settings."""
+"""Alembic environment: the URL comes from the caller (app.db.migrate) or AUXSEL settings."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from app.models import Base
+from app.db.models import Base
 from app.settings import get_settings
 
 config = context.config

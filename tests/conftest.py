@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
+from app.security.auth import create_key
 from app.settings import Settings
 from engine import make_task_family
 

@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import auth
 from app.dashboard.routes import TEMPLATES, page_csrf_token, to_sign_in, viewer
 from app.errors import ProblemError
+from app.security import auth
 from app.settings import Settings
 
 SWAGGER_UI = "5.35.0"  # app/dashboard/static/vendor/README.md lists the files and hashes

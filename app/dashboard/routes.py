@@ -12,14 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import auth, failures
-from app import sessions as web_sessions
+from app.api.pagination import decode_cursor, encode_cursor
+from app.api.schemas import BudgetIn
 from app.dashboard import views
+from app.db.repositories import datasets as dataset_repo
+from app.db.repositories import jobs as repo
 from app.errors import ProblemError
-from app.pagination import decode_cursor, encode_cursor
-from app.repositories import datasets as dataset_repo
-from app.repositories import jobs as repo
-from app.schemas import BudgetIn
+from app.jobs import failures
+from app.security import auth
+from app.security import sessions as web_sessions
 from app.services import jobs as service
 from app.settings import Settings
 
@@ -231,7 +232,7 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 async def sign_in(request: Request) -> Response:
     """Check the key and start a session: the HttpOnly, SameSite=Strict cookie holds a
     session id (never the key), which sign-out revokes. The form is one short,
-    url-encoded field; app/websec.py has refused other origins before this runs."""
+    url-encoded field; app/security/websec.py has refused other origins before this runs."""
     form = await small_form(request)
     key = form.get("key", "").strip()
     target = views.safe_next(form.get("next") or "/")

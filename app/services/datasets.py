@@ -12,12 +12,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from app.errors import ProblemError, field_problem, not_found
-from app.models import Dataset
-from app.repositories import datasets as repo
-from app.settings import Settings
-from app.storage import Storage, StoredFile
-from app.tables import (
+from app.data.storage import Storage, StoredFile
+from app.data.tables import (
     TableFormat,
     TableLimits,
     clean_filename,
@@ -25,6 +21,10 @@ from app.tables import (
     profile,
     read_table,
 )
+from app.db.models import Dataset
+from app.db.repositories import datasets as repo
+from app.errors import ProblemError, field_problem, not_found
+from app.settings import Settings
 
 log = logging.getLogger("auxsel.datasets")
 

@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import engine
+from app.api.schemas import JobCreate
+from app.db.models import CandidateScore, Dataset, IdempotencyKey, Job, ProbeRunRecord, utcnow
+from app.db.repositories import datasets as dataset_repo
+from app.db.repositories import jobs as repo
 from app.errors import ProblemError, not_found
-from app.models import CandidateScore, Dataset, IdempotencyKey, Job, ProbeRunRecord, utcnow
-from app.repositories import datasets as dataset_repo
-from app.repositories import jobs as repo
-from app.schemas import JobCreate
 from app.services.datasets import new_id
 from app.settings import Settings
 

@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from app.jobs.worker import Worker
 from app.main import create_app
 from app.settings import Settings
-from app.worker import Worker
 from tests.conftest import family_csv
 
 

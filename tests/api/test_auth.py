@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.auth import auth_enabled, create_key, revoke_key
+from app.db.models import ApiKey
 from app.main import create_app
-from app.models import ApiKey
+from app.security.auth import auth_enabled, create_key, revoke_key
 from app.settings import Settings
 from tests.conftest import auxsel_env, family_csv, job_spec
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 import engine
-from app.executors import LocalExecutor
-from app.models import Dataset
+from app.data.storage import LocalStorage
+from app.db.models import Dataset
+from app.jobs.executors import LocalExecutor
 from app.services.datasets import sweep_orphans
-from app.storage import LocalStorage
 from tests.conftest import family_csv, job_spec, start_server
 
 
@@ -43,7 +43,7 @@ def test_disk_full_while_writing_an_upload_is_507(client, monkeypatch):
     def full(_fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("app.storage.os.fsync", full)
+    monkeypatch.setattr("app.data.storage.os.fsync", full)
     body = _problem(client.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}), 507)
     assert body["type"].endswith("/insufficient-storage")
     assert "nothing was stored" in body["detail"]
@@ -58,7 +58,7 @@ def test_read_only_storage_is_a_clear_500(client, monkeypatch):
     def read_only(_src, _dst):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("app.storage.os.replace", read_only)
+    monkeypatch.setattr("app.data.storage.os.replace", read_only)
     body = _problem(client.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}), 500)
     assert body["type"].endswith("/storage-unavailable")
     assert _datasets(client) == 0
@@ -221,7 +221,7 @@ def test_database_outage_during_a_request_is_503_with_retry_after(client, monkey
     def down(*_args, **_kwargs):
         raise OperationalError("SELECT", None, Exception("connection refused"))
 
-    monkeypatch.setattr("app.repositories.jobs.page", down)
+    monkeypatch.setattr("app.db.repositories.jobs.page", down)
     raw = TestClient(client.app, raise_server_exceptions=False)
     response = raw.get("/api/v1/jobs")
     body = _problem(response, 503)

@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.auth import create_key
+from app.db.models import Dataset, IdempotencyKey, Job
 from app.main import create_app
-from app.models import Dataset, IdempotencyKey, Job
-from app.ratelimit import RateLimiter
+from app.security.auth import create_key
+from app.security.ratelimit import RateLimiter
 from tests.conftest import family_csv, job_spec
 
 # Checks of the request alone (no SQL difference to see): SQLite only, to keep CI short.
@@ -365,7 +365,7 @@ def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worke
 
 
 def test_csv_cells_with_a_hidden_formula_are_escaped_and_quoted():
-    from app.tables import csv_bytes
+    from app.data.tables import csv_bytes
 
     frame = pd.DataFrame({"name": list(SEPARATOR_ATTACKS), "x": range(len(SEPARATOR_ATTACKS))})
     text = csv_bytes(frame).decode()

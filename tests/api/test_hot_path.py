@@ -17,9 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.auth import KeyCache, create_key, revoke_key
+from app.db.models import ApiKey
 from app.main import create_app
-from app.models import ApiKey
+from app.security.auth import KeyCache, create_key, revoke_key
 from tests.conftest import ROOT, Proc, auxsel_env, family_csv, free_port, job_spec, make_settings
 
 TRIES = 3

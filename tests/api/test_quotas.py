@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
+from app.db.models import Job
+from app.db.session import make_engine, make_sessionmaker
 from app.demo import DEMO_BUDGET, demo_family
-from app.models import Job
+from app.security.auth import create_key
 from tests.conftest import family_csv, job_spec, make_settings, start_server
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
+from app.security.auth import create_key
 from tests.conftest import Proc, family_csv, make_settings, start_server
 
 HEADER_TIMEOUT_S = 2

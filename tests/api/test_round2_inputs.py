@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
-from app.models import Dataset
+from app.db.models import Dataset
 from tests.conftest import Proc, _pg_database, family_csv, job_spec, make_settings, start_server
 
 MAX_ROWS = 1_000_000  # the default
@@ -140,8 +140,8 @@ NESTED = {
 
 
 def _send(live: Live, case: str) -> httpx.Response:
-    """Each way POST /api/v1/datasets refuses an upload (app/routes/datasets.py,
-    app/storage.py, app/tables.py, app/services/datasets.py)."""
+    """Each way POST /api/v1/datasets refuses an upload (app/api/routes/datasets.py,
+    app/data/storage.py, app/data/tables.py, app/services/datasets.py)."""
     multipart = {"Content-Type": "multipart/form-data; boundary=b0und"}
     if case == "not-multipart":
         return live.http.post("/api/v1/datasets", content=CSV_OK)

@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.auth import create_key, revoke_key
-from app.db import make_engine, make_sessionmaker, write_transaction
+from app.db.models import WebSession, utcnow
+from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.main import create_app
-from app.models import WebSession, utcnow
-from app.sessions import COOKIE, csrf_token
+from app.security.auth import create_key, revoke_key
+from app.security.sessions import COOKIE, csrf_token
 from tests.conftest import family_csv, job_spec, make_settings, start_server
 
 

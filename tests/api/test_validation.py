@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Dataset, IdempotencyKey, Job
+from app.db.models import Dataset, IdempotencyKey, Job
 from tests.conftest import family_csv, job_spec
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
+from app.security.auth import create_key
 from tests.conftest import family_csv, job_spec, make_settings, start_server
 
 

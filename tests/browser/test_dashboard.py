@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.db import make_engine, make_sessionmaker, write_transaction
-from app.models import CandidateScore
-from app.repositories import jobs as repo
+from app.db.models import CandidateScore
+from app.db.repositories import jobs as repo
+from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.settings import Settings
 from tests.browser.conftest import screenshot
 from tests.conftest import family_csv

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import create_key
 from app.dashboard import STATIC, views
-from app.failures import explain
+from app.jobs.failures import explain
 from app.main import create_app
-from app.sessions import COOKIE, csrf_token
+from app.security.auth import create_key
+from app.security.sessions import COOKIE, csrf_token
 from app.settings import Settings
 from tests.conftest import make_settings
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from app import migrate
-from app.db import make_engine, make_sessionmaker, write_transaction
-from app.models import Job, utcnow
-from app.repositories import jobs as repo
-from app.retry import is_transient
+from app.db import migrate
+from app.db.models import Job, utcnow
+from app.db.repositories import jobs as repo
+from app.db.retry import is_transient
+from app.db.session import make_engine, make_sessionmaker, write_transaction
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect
 
-from app import migrate
-from app.models import Base
+from app.db import migrate
+from app.db.models import Base
 
 TABLES = {"datasets", "jobs", "probe_runs", "candidate_scores", "idempotency_keys"}
 

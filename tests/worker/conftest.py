@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.db.models import Job, ProbeRunRecord
 from app.main import create_app
-from app.models import Job, ProbeRunRecord
 from app.settings import Settings
 from tests.conftest import family_csv, job_spec
 

@@ -14,9 +14,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-import app.worker as worker_module
-from app.db import write_transaction
-from app.worker import Worker
+import app.jobs.worker as worker_module
+from app.db.session import write_transaction
+from app.jobs.worker import Worker
 from engine import pairwise_plan
 from tests.conftest import ROOT, make_settings, start_worker
 from tests.worker.conftest import jobs, runs, submit, wait_for
@@ -49,7 +49,7 @@ def test_transient_errors_are_retried_without_duplicates(api, settings, monkeypa
             raise _disconnect()
 
     monkeypatch.setattr(worker_module, "write_transaction", flaky)
-    monkeypatch.setattr("app.retry.time.sleep", lambda _s: None)
+    monkeypatch.setattr("app.db.retry.time.sleep", lambda _s: None)
     state = api.app.state
     worker = Worker(settings, state.sessions, state.storage, worker_id="flaky")
     assert worker.run_one()
@@ -80,9 +80,9 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
         return real_store(*args, **kwargs)
 
     monkeypatch.setattr(worker_module.repo, "store_runs", store_then_outage)
-    monkeypatch.setattr("app.retry.time.sleep", lambda _s: None)
+    monkeypatch.setattr("app.db.retry.time.sleep", lambda _s: None)
     clock = iter(range(0, 10_000, 7))
-    monkeypatch.setattr("app.retry.time.monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr("app.db.retry.time.monotonic", lambda: float(next(clock)))
     state = api.app.state
     worker = Worker(settings, state.sessions, state.storage, worker_id="doomed")
     assert worker.run_one()

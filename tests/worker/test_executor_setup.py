@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.executors import ExecutorUnavailableError, LocalExecutor, make_executor
+from app.jobs.executors import ExecutorUnavailableError, LocalExecutor, make_executor
 from app.logging_setup import ContextFilter, JsonFormatter, log_context
 from app.settings import Settings
 from tests.conftest import ROOT, auxsel_env, make_settings

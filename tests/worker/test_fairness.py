@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from app.auth import create_key
-from app.db import make_engine, make_sessionmaker
-from app.failures import explain
-from app.models import Job
+from app.db.models import Job
+from app.db.session import make_engine, make_sessionmaker
+from app.jobs.failures import explain
+from app.security.auth import create_key
 from app.settings import Settings
 from tests.conftest import family_csv, job_spec, start_server, start_worker
 from tests.worker.conftest import jobs, runs, submit, wait_for

@@ -83,7 +83,7 @@ def test_sigkill_mid_job_is_reclaimed_and_resumed(tmp_path, api, settings: Setti
 
     # The same spec, uninterrupted, gives the same ranking.
     with api.app.state.sessions() as session:
-        from app.models import Job
+        from app.db.models import Job
 
         reference = session.get(Job, reference_id)
         reference.status, reference.cancel_requested, reference.finished_at = "queued", False, None

@@ -26,9 +26,9 @@ ray = pytest.importorskip("ray")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from app import metrics  # noqa: E402
-from app.executors import LocalExecutor, RayExecutor  # noqa: E402
+from app.jobs.executors import LocalExecutor, RayExecutor  # noqa: E402
+from app.jobs.worker import Worker  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.worker import Worker  # noqa: E402
 from tests.conftest import family_csv, job_spec, make_settings, start_worker  # noqa: E402
 from tests.worker.conftest import jobs, runs, wait_for  # noqa: E402
 

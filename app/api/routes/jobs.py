@@ -10,13 +10,21 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import OwnerDep, SessionDep, SettingsDep, limit_submissions
+from app.api.deps import OwnerDep, SessionDep, SettingsDep, limit_submissions
+from app.api.pagination import clamp_page_size, decode_cursor, page_body
+from app.api.schemas import (
+    JOB_EXAMPLE,
+    JobCreate,
+    JobList,
+    JobOut,
+    JobStatus,
+    ProbeRunList,
+    RankingOut,
+)
+from app.data.tables import csv_bytes
+from app.db.repositories import jobs as repo
 from app.errors import not_found
-from app.pagination import clamp_page_size, decode_cursor, page_body
-from app.repositories import jobs as repo
-from app.schemas import JOB_EXAMPLE, JobCreate, JobList, JobOut, JobStatus, ProbeRunList, RankingOut
 from app.services import jobs as service
-from app.tables import csv_bytes
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 

@@ -12,7 +12,7 @@ import engine
 from engine.training import TrainingData
 
 if TYPE_CHECKING:
-    from app.executors import JobContext
+    from app.jobs.executors import JobContext
 
 # Per Ray worker process: the last job's tensors, reused by its next shard.
 _DATA_CACHE: dict[str, TrainingData] = {}

@@ -10,16 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.bodylimit import upload_body_limit
-from app.db import write_transaction
-from app.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
+from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
+from app.api.pagination import clamp_page_size, decode_cursor, page_body
+from app.api.schemas import DatasetList, DatasetOut
+from app.data.storage import StoredFile, upload_too_large
+from app.db.models import Dataset
+from app.db.repositories import datasets as repo
+from app.db.session import write_transaction
 from app.errors import ProblemError, field_problem
-from app.models import Dataset
-from app.pagination import clamp_page_size, decode_cursor, page_body
-from app.repositories import datasets as repo
-from app.schemas import DatasetList, DatasetOut
+from app.security.bodylimit import upload_body_limit
 from app.services import datasets as service
-from app.storage import StoredFile, upload_too_large
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 PART_HEADER_BYTES = 8 * 1024  # the headers of one form part
@@ -233,7 +233,7 @@ async def upload_dataset(
 ) -> dict[str, Any]:
     """Upload a CSV or Parquet table; returns its id, row count and column profile."""
     # Every byte of the body, form fields and framing included, counts against
-    # upload_body_limit (app/bodylimit.py); the file part alone against the upload limit.
+    # upload_body_limit (app/security/bodylimit.py); the file part alone against the upload limit.
     declared = request.headers.get("content-length")
     limit = int(settings.max_upload_mb * 2**20)
     if declared and declared.isdigit() and int(declared) > upload_body_limit(settings):

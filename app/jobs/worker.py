@@ -26,17 +26,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import engine
 from app import metrics
-from app.db import write_transaction
-from app.executors import Executor, JobContext, make_executor
+from app.data.storage import Storage
+from app.db.models import Job, ProbeRunRecord
+from app.db.repositories import datasets as dataset_repo
+from app.db.repositories import jobs as repo
+from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
+from app.db.session import write_transaction
+from app.jobs.executors import Executor, JobContext, make_executor
 from app.logging_setup import log_context
-from app.models import Job, ProbeRunRecord
-from app.repositories import datasets as dataset_repo
-from app.repositories import jobs as repo
-from app.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.services.datasets import load_frame
 from app.services.jobs import engine_budget
 from app.settings import Settings
-from app.storage import Storage
 from engine.training import ProgressFn
 
 log = logging.getLogger("auxsel.worker")

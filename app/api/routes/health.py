@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
+from app.api.schemas import Health
 from app.errors import ProblemError
-from app.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -11,7 +11,7 @@ session's CSRF token: in the ``X-CSRF-Token`` header (the dashboard's scripts) o
 token by a one-way hash, so pages can show it without revealing the session, and a
 page on another origin (which cannot read the cookie or our pages) cannot produce it.
 Requests with ``Authorization: Bearer`` carry no ambient credential and need no token.
-Browser origins are checked as well, before any body is read (app/websec.py).
+Browser origins are checked as well, before any body is read (app/security/websec.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from fastapi import Request
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import write_transaction
+from app.db.models import ApiKey, WebSession, utcnow
+from app.db.session import write_transaction
 from app.errors import ProblemError
-from app.models import ApiKey, WebSession, utcnow
 
 COOKIE = "auxsel_session"
 LEGACY_COOKIE = "auxsel_key"  # before round 2 the cookie held the raw key: never read

@@ -10,12 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import cached_owner, owner_of
-from app.bodylimit import OWNER_STATE
-from app.db import session_scope
-from app.ratelimit import enforce
+from app.data.storage import Storage
+from app.db.session import session_scope
+from app.security.auth import cached_owner, owner_of
+from app.security.bodylimit import OWNER_STATE
+from app.security.ratelimit import enforce
 from app.settings import Settings
-from app.storage import Storage
 
 # The cheap dependencies are ``async``: a plain ``def`` one costs a trip through the
 # thread pool on every request (they add up on the status poll).
@@ -43,7 +43,7 @@ async def get_storage(request: Request) -> Storage:
 async def get_owner(request: Request) -> str:
     """The caller's identity: the owner of its API key when auth is on. Without keys
     (the embedded default on loopback) everything belongs to the local user. Writes to
-    the API were authenticated before their body was read (app/bodylimit.py); a key seen
+    the API were authenticated before their body was read (app/security/bodylimit.py); a key seen
     in the last seconds is answered from memory; otherwise the database is read in the
     thread pool."""
     known: str | None = getattr(request.state, OWNER_STATE, None)

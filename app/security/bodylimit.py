@@ -30,10 +30,10 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import owner_of
+from app.data.storage import upload_too_large
 from app.errors import ProblemError, ProblemHTTPException, problem_response
+from app.security.auth import owner_of
 from app.settings import Settings
-from app.storage import upload_too_large
 
 # The upload route's body may exceed the file's limit by the multipart framing: part
 # headers, boundaries and the short form fields (each at most 4 KiB, AUXSEL_MAX_FORM_PARTS).

@@ -25,10 +25,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import sessions as web_sessions
-from app.db import write_transaction
+from app.db.models import ApiKey, utcnow
+from app.db.session import write_transaction
 from app.errors import ProblemError
-from app.models import ApiKey, utcnow
+from app.security import sessions as web_sessions
 from app.settings import Settings
 
 log = logging.getLogger("auxsel.auth")
@@ -251,7 +251,7 @@ def key_use_of(request: Request) -> KeyUse:
 
 def presented_key(request: Request) -> str | None:
     """The bearer key of the request. (The dashboard's cookie holds a session id, not a
-    key: see app/sessions.py.)"""
+    key: see app/security/sessions.py.)"""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Dataset, Job
-from app.pagination import Cursor, newest_first
+from app.api.pagination import Cursor, newest_first
+from app.db.models import Dataset, Job
 
 ACTIVE = ("queued", "running")
 

@@ -1,7 +1,7 @@
 """No NUL character reaches a handler through the URL: PostgreSQL can neither store nor
 compare text that holds one (the driver raises, which was a 500), and no id, name or
 parameter of the API has one. JSON bodies and upload form fields are checked where they
-are validated (app/schemas.py, app/services/datasets.py)."""
+are validated (app/api/schemas.py, app/services/datasets.py)."""
 
 from __future__ import annotations
 

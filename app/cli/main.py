@@ -129,7 +129,7 @@ def _serve_target(settings: Settings) -> Any:
             "'auxsel serve --no-worker' beside separate 'auxsel worker' processes",
             settings.serve_workers,
         )
-    from app import migrate
+    from app.db import migrate
 
     migrate.upgrade(settings.resolved_database_url)  # once, before the processes race
     os.environ.update(
@@ -139,7 +139,7 @@ def _serve_target(settings: Settings) -> Any:
             "AUXSEL_SERVE_WORKER": "true" if settings.serve_worker else "false",
         }
     )
-    return "app.cli:served_app"
+    return "app.cli.main:served_app"
 
 
 def served_app() -> Any:
@@ -154,9 +154,9 @@ def served_app() -> Any:
 @cli.command("worker")
 def worker_command() -> None:
     """Run a standalone worker: claim queued jobs until SIGTERM."""
-    from app.executors import ExecutorUnavailableError
-    from app.storage import make_storage
-    from app.worker import Worker
+    from app.data.storage import make_storage
+    from app.jobs.executors import ExecutorUnavailableError
+    from app.jobs.worker import Worker
 
     settings = get_settings()
     _configure_logging(settings)
@@ -182,7 +182,7 @@ def worker_command() -> None:
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Migrate the database up (to head by default)."""
-    from app import migrate
+    from app.db import migrate
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +193,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 @db_cli.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
     """Migrate the database down."""
-    from app import migrate
+    from app.db import migrate
 
     settings = get_settings()
     migrate.downgrade(settings.resolved_database_url, revision)
@@ -203,14 +203,14 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or '
 @db_cli.command("current")
 def db_current() -> None:
     """Print the database's schema revision."""
-    from app import migrate
+    from app.db import migrate
 
     console.print(migrate.current(get_settings().resolved_database_url) or "empty")
 
 
 def _sessions() -> Any:
-    from app import migrate
-    from app.db import make_engine, make_sessionmaker
+    from app.db import migrate
+    from app.db.session import make_engine, make_sessionmaker
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +221,7 @@ def _sessions() -> Any:
 @keys_cli.command("create")
 def keys_create(owner: str = typer.Option(..., help="Who the key belongs to.")) -> None:
     """Create a key and print it once (only a salted hash is stored)."""
-    from app.auth import create_key
+    from app.security.auth import create_key
 
     created = create_key(_sessions(), owner)
     console.print(
@@ -233,7 +233,7 @@ def keys_create(owner: str = typer.Option(..., help="Who the key belongs to.")) 
 @keys_cli.command("list")
 def keys_list() -> None:
     """List keys (ids and owners, never secrets)."""
-    from app.auth import list_keys
+    from app.security.auth import list_keys
 
     table = Table("id", "owner", "created", "last used", "revoked")
     with _sessions()() as session:
@@ -251,7 +251,7 @@ def keys_list() -> None:
 @keys_cli.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id from 'keys list'.")) -> None:
     """Revoke a key at once."""
-    from app.auth import revoke_key
+    from app.security.auth import revoke_key
 
     if not revoke_key(_sessions(), key_id):
         console.print(f"[red]no active key {key_id!r}[/]")
@@ -272,7 +272,7 @@ def demo(
     a job on it, print the ranking, and keep serving."""
     import uvicorn
 
-    from app.client import Client
+    from app.cli.client import Client
     from app.demo import DEMO_BUDGET, DEMO_NAME, demo_family
     from app.main import create_app
     from app.server import uvicorn_options
@@ -381,7 +381,7 @@ class ListOptionsCommand(TyperCommand):
 @contextmanager
 def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Any, str]]:
     """A client of the configured server; turns its failures into messages and exit codes."""
-    from app.client import ApiError, Client
+    from app.cli.client import ApiError, Client
 
     settings = get_settings()
     base = (url or settings.url).rstrip("/")
@@ -408,7 +408,7 @@ def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Any, str]]:
 
 
 def _print_failure(job: dict[str, Any]) -> None:
-    from app.failures import explain
+    from app.jobs.failures import explain
 
     if job["status"] == "canceled":
         err_console.print(f"job {job['id']} was canceled.")
@@ -590,7 +590,7 @@ def ranking(
     api_key: str | None = ApiKeyOption,
 ) -> None:
     """A finished job's ranking: a table, or JSON / CSV for other tools."""
-    from app.client import ApiError
+    from app.cli.client import ApiError
 
     with _server(url, api_key) as (client, _):
         try:

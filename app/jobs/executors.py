@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import engine
 from app import metrics
-from app.shards import train_shard
+from app.jobs.shards import train_shard
 from engine.training import ProgressFn, TrainingData
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
-from app.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
-from app.pagination import Cursor, newest_first
+from app.api.pagination import Cursor, newest_first
+from app.db.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
 
 FINISHED = ("succeeded", "failed", "canceled")
 

@@ -1,0 +1,1 @@
+"""HTTP shell: routes, schemas, dependencies, pagination, OpenAPI."""

@@ -1,0 +1,1 @@
+"""The auxsel command line: admin commands and the HTTP client."""

@@ -1,0 +1,1 @@
+"""User data: upload storage and table preparation."""

@@ -1,0 +1,1 @@
+"""Job execution: the worker loop, executors (local, Ray), shards, failure classes."""
