@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from benchmarks.validity.scenarios import Scenario
+from engine import TaskSpec
 
 TOP_K = 3
 
@@ -104,25 +105,32 @@ def covered(low: pd.Series, high: pd.Series, target: pd.Series) -> pd.Series:
     return (low <= target) & (target <= high)
 
 
+def label_pair(scenario: Scenario, task: TaskSpec) -> pd.DataFrame | None:
+    """The main task's and one candidate's labels side by side (columns ``main``, ``aux``):
+    the same row, or for a candidate of another table the row matched on
+    ``scenario.match_on`` (keys that match more than one row are dropped); ``None`` for a
+    candidate of another table without a match key."""
+    main = scenario.main.column
+    if task.source is None:
+        return scenario.frame[[main, task.column]].set_axis(["main", "aux"], axis=1)
+    if not scenario.match_on:
+        return None
+    keys = list(scenario.match_on)
+    other = scenario.tables[task.source][[*keys, task.column]]
+    other = other.drop_duplicates(keys, keep=False).set_axis([*keys, "aux"], axis=1)
+    pair = scenario.frame[[*keys, main]].rename(columns={main: "main"})
+    return pair.merge(other, on=keys)[["main", "aux"]]
+
+
 def label_correlation(scenario: Scenario) -> pd.Series:
     """The zero-cost baseline: per candidate, |correlation| of its labels with the main
     task's over rows that carry both (Pearson; the correlation ratio η for a multiclass
     candidate). A candidate from another table is matched row to row on
     ``scenario.match_on``; without a match it gets NaN."""
-    main = scenario.main.column
     scores = {}
     for task in scenario.candidates:
-        if task.source is None:
-            pair = scenario.frame[[main, task.column]].set_axis(["main", "aux"], axis=1)
-        elif scenario.match_on:
-            keys = list(scenario.match_on)
-            other = scenario.tables[task.source][[*keys, task.column]]
-            pair = scenario.frame[[*keys, main]].merge(
-                other.drop_duplicates(keys, keep=False), on=keys, suffixes=("", "_aux")
-            )
-            aux = task.column if task.column != main else f"{main}_aux"
-            pair = pair[[main, aux]].set_axis(["main", "aux"], axis=1)
-        else:
+        pair = label_pair(scenario, task)
+        if pair is None:
             scores[task.label] = math.nan
             continue
         pair = pair.dropna()

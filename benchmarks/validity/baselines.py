@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmarks.validity.agreement import label_correlation
+from benchmarks.validity.agreement import label_correlation, label_pair
 from benchmarks.validity.scenarios import Scenario
 from benchmarks.validity.truth import encode
 
@@ -53,18 +53,10 @@ def mutual_information(x: np.ndarray, y: np.ndarray, *, x_discrete: bool, y_disc
 def _paired_labels(scenario: Scenario) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per candidate, (main labels, candidate labels) over rows that carry both: the
     same row, or for a candidate of another table the row matched on ``match_on``."""
-    main = scenario.main.column
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for task in scenario.candidates:
-        if task.source is None:
-            pair = scenario.frame[[main, task.column]].set_axis(["main", "aux"], axis=1)
-        elif scenario.match_on:
-            keys = list(scenario.match_on)
-            other = scenario.tables[task.source][[*keys, task.column]]
-            other = other.drop_duplicates(keys, keep=False).set_axis([*keys, "aux"], axis=1)
-            pair = scenario.frame[[*keys, main]].rename(columns={main: "main"})
-            pair = pair.merge(other, on=keys)[["main", "aux"]]
-        else:
+        pair = label_pair(scenario, task)
+        if pair is None:
             pairs[task.label] = (np.array([]), np.array([]))
             continue
         codes = {c: pd.factorize(pair[c].astype("string"), sort=True)[0] for c in pair}

@@ -9,19 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from app.db import migrate
 from app.db.models import Job, utcnow
 from app.db.repositories import jobs as repo
 from app.db.retry import is_transient
-from app.db.session import make_engine, make_sessionmaker, write_transaction
-
-
-@pytest.fixture
-def sessions(db_url):
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+from app.db.session import write_transaction
 
 
 def _queue(sessions, jobs: list[tuple[str, str]]) -> None:
