@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from engine import TaskFamily, make_task_family
 
 DEMO_NAME = "demo: which tasks help y?"
@@ -17,7 +15,3 @@ DEMO_BUDGET: dict[str, Any] = {"seeds": 5, "epochs": 30, "main_train_fraction": 
 def demo_family(seed: int = 0) -> TaskFamily:
     """3,000 rows, 32 features; candidates rel_<i>_<cosine> and two pure-noise tasks."""
     return make_task_family(n_rows=3000, n_features=32, seed=seed)
-
-
-def demo_frame(seed: int = 0) -> pd.DataFrame:
-    return demo_family(seed).frame

@@ -1,4 +1,5 @@
-"""All configuration, from ``AUXSEL_*`` environment variables (one settings object)."""
+"""The server's configuration, from ``AUXSEL_*`` environment variables (one settings object;
+the CLI client's own two, server URL and API key, are ClientSettings in app/cli/client.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,9 +70,8 @@ class Settings(BaseSettings):
     # Total probe-epochs of a job: seeds x epochs x (candidates + 1).
     max_probe_epochs: int = 2_000_000
 
-    # Client side (the CLI's submit/status/ranking/jobs): which server, with which key.
-    url: str = "http://127.0.0.1:8000"
-    api_key: SecretStr | None = None
+    # The client side (which server, which key: AUXSEL_URL, AUXSEL_API_KEY) has its own
+    # settings, app/cli/client.py ClientSettings.
     # Per-owner rate limits (per minute, per API replica; 0 = off). See app/security/ratelimit.py.
     rate_submit_per_min: float = 120.0
     rate_upload_per_min: float = 60.0

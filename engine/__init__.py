@@ -5,30 +5,6 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 >>> advice = advise(frame, main="y", candidates=["a", "b"], seeds=3)  # doctest: +SKIP
 """
 
-from engine.advice import (
-    Advice,
-    Agreement,
-    BaselineAdvice,
-    CandidateAdvice,
-    CandidateVerdict,
-    MetricGain,
-    SubsetAdvice,
-    SubsetStep,
-    TaskInfo,
-    json_safe,
-    summarise,
-)
-from engine.advise import (
-    LocalRunner,
-    Runner,
-    advise,
-    build_advice,
-    execute,
-    planned_epochs,
-    resolve_device,
-    run_probes,
-    splits_for,
-)
 from engine.budget import PROXY_NAMES, Budget, ProxyName
 from engine.chem import morgan_fingerprints
 from engine.cost import CostEstimate, JobShape, estimate_cost
@@ -54,21 +30,49 @@ from engine.methods import (
     rank_agreement,
 )
 from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
+from engine.pipeline import (
+    LocalRunner,
+    Runner,
+    advise,
+    build_advice,
+    execute,
+    planned_epochs,
+    resolve_device,
+    run_probes,
+    splits_for,
+    train_chunks,
+)
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
+from engine.ranking import (
+    Advice,
+    Agreement,
+    BaselineAdvice,
+    CandidateAdvice,
+    CandidateVerdict,
+    MetricGain,
+    SubsetAdvice,
+    SubsetStep,
+    TaskInfo,
+    json_safe,
+    summarise,
+)
 from engine.scoring import IntervalMethod, Verdict, benjamini_hochberg, paired_gain
-from engine.splits import Splits, make_splits
+from engine.splits import MIN_LABELLED_ROWS, Splits, make_splits
 from engine.subsets import search_subsets
 from engine.synthetic import TaskFamily, make_task_family
-from engine.tasks import TaskKind, TaskSpec, infer_kind
-from engine.training import ProbeRun, TrainingData, train_probes
+from engine.tasks import MAX_CLASSES, MAX_LABEL_MAGNITUDE, TaskKind, TaskSpec, infer_kind
+from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
 
 __all__ = [
+    "MAX_CLASSES",
+    "MAX_LABEL_MAGNITUDE",
     "METHODS",
     "METRICS_BY_KIND",
     "METRIC_NAMES",
+    "MIN_LABELLED_ROWS",
     "PROXY_NAMES",
     "Advice",
     "Agreement",
@@ -94,6 +98,7 @@ __all__ = [
     "ProbeRun",
     "ProbeSpec",
     "Problem",
+    "ProgressFn",
     "ProxyName",
     "Runner",
     "ScreenResult",
@@ -134,5 +139,6 @@ __all__ = [
     "search_subsets",
     "splits_for",
     "summarise",
+    "train_chunks",
     "train_probes",
 ]

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.advise import planned_epochs
 from engine.budget import Budget
+from engine.pipeline import planned_epochs
 from engine.plan import probe_memory_bytes, probe_parameters
 
 _MIB = 2**20

@@ -18,10 +18,10 @@ from typing import Literal, get_args
 import numpy as np
 from scipy import stats
 
-from engine.advice import Agreement, CandidateAdvice
 from engine.budget import Budget, ProxyName
 from engine.errors import SpecError
 from engine.proxies import ScreenResult
+from engine.ranking import Agreement, CandidateAdvice
 from engine.seeding import derive_seed
 from engine.training import ProgressFn
 

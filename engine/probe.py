@@ -41,12 +41,6 @@ class ProbeSpec:
         body = "+".join(f"c{c}" for c in self.aux) or "base"
         return f"r{self.replicate}:{body}"
 
-    @classmethod
-    def from_key(cls, key: str) -> ProbeSpec:
-        replicate, body = key.split(":")
-        aux = () if body == "base" else tuple(int(part[1:]) for part in body.split("+"))
-        return cls(int(replicate[1:]), aux)
-
 
 def _uniform(shape: tuple[int, ...], fan_in: int, seed: int) -> torch.Tensor:
     """PyTorch's nn.Linear default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""

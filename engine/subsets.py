@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from engine.advice import CandidateAdvice, SubsetAdvice, SubsetStep
 from engine.budget import Budget
 from engine.metrics import MetricName
 from engine.probe import ProbeSpec
+from engine.ranking import CandidateAdvice, SubsetAdvice, SubsetStep
 from engine.scoring import GainStats, IntervalMethod, paired_gain
 from engine.training import ProbeRun
 

@@ -16,6 +16,8 @@ TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
 # More classes than this is rarely a classification label; it is usually an id or a
 # numeric target that should be declared `regression`.
 MAX_CLASSES = 100
+# Regression labels beyond this magnitude (or infinite) cannot be trained on.
+MAX_LABEL_MAGNITUDE = 1e30
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def encode_task(spec: TaskSpec, series: pd.Series) -> EncodedTask:
                 field=column,
                 hint="Declare it binary or multiclass, or clean the column.",
             )
-        if np.isinf(values).any() or np.nanmax(np.abs(values)) > 1e30:
+        if np.isinf(values).any() or np.nanmax(np.abs(values)) > MAX_LABEL_MAGNITUDE:
             raise LabelError(
                 f"Column {column!r} holds infinite or astronomically large values.",
                 field=column,

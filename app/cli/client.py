@@ -1,4 +1,5 @@
-"""A small HTTP client of the auxsel API (httpx), used by the CLI and the demo."""
+"""A small HTTP client of the auxsel API (httpx), used by the CLI and the demo, and the
+client's own settings (which server, which key)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClientSettings(BaseSettings):
+    """What only the client commands need (submit, status, ranking, jobs): the server and
+    the key to use, from AUXSEL_URL and AUXSEL_API_KEY (--url / --api-key override)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUXSEL_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = None
 
 
 class ApiError(Exception):

@@ -1,28 +1,25 @@
-"""Reading uploaded tables (CSV or Parquet) strictly, and profiling their columns.
+"""Reading uploaded tables (CSV or Parquet) strictly.
 
 pyarrow parses: it is fast and strict (a row with too many or too few fields is an
 error, invalid UTF-8 is an error), so a broken file is rejected with its line number
-instead of being half-read."""
+instead of being half-read. Profiling a read table: app/data/profiling.py; writing
+one out as CSV: app/data/export.py."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-import engine
 from app.errors import ProblemError, field_problem
 
 TableFormat = Literal["csv", "parquet"]
@@ -30,8 +27,6 @@ PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 64 * 1024
 # A header line longer than this is refused (about 100k columns of 160-byte names).
 MAX_HEADER_BYTES = 16 * 2**20
-# Regression labels beyond this magnitude cannot be trained on (the engine refuses them).
-HUGE = 1e30
 
 
 # Parquet is read in batches of at most this many decoded bytes (of fixed-width columns).
@@ -388,129 +383,3 @@ def _over_limit(count: int, limit: int, noun: str, setting: str) -> ProblemError
     detail = f"The table has {count:,} {noun}; the limit is {limit:,}."
     fix = f"Raise {setting} or upload fewer {noun}."
     return field_problem(422, title, detail, fix, type_="limit-exceeded")
-
-
-def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per column: dtype, missing and distinct counts, infinite values, and the task
-    kind the engine would infer if it were used as a label (None if it cannot be one)."""
-    columns = []
-    for name in frame.columns:
-        series = frame[name]
-        missing = int(series.isna().sum())
-        unique = int(series.nunique(dropna=True))
-        dtype = _dtype(series)
-        infinite = huge = 0
-        mixed = None
-        if dtype in ("number", "integer"):
-            values = np.abs(series.to_numpy(dtype=float, na_value=np.nan))
-            infinite = int(np.isinf(values).sum())
-            huge = int((np.isfinite(values) & (values > HUGE)).sum())
-        elif dtype == "text":
-            mixed = _mixed_types(series)
-        kind: str | None = None
-        if unique >= 2 and dtype != "datetime":
-            try:
-                kind = engine.infer_kind(series)
-            except engine.EngineError:
-                kind = None
-        columns.append(
-            {
-                "name": str(name),
-                "dtype": dtype,
-                "missing": missing,
-                "unique": unique,
-                "infinite": infinite,
-                "huge": huge,
-                "mixed": mixed,
-                "kind": kind,
-                "examples": [_jsonable(v) for v in _examples(series)],
-            }
-        )
-    return columns
-
-
-NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-
-
-def _mixed_types(series: pd.Series) -> dict[str, Any] | None:
-    """For a text column: whether its distinct values mix numbers and text (a numeric
-    column with stray text, say), with counts of distinct values and an example.
-    Vectorised in Arrow: a million distinct strings take well under a second."""
-    try:
-        values = pa.array(series, from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):
-        return None
-    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
-        return None
-    distinct = pc.drop_null(pc.unique(values))
-    if len(distinct) == 0:
-        return None
-    numeric = pc.match_substring_regex(distinct, NUMBER_PATTERN)
-    n_numbers = int(pc.sum(numeric).as_py() or 0)
-    n_text = len(distinct) - n_numbers
-    if n_numbers == 0 or n_text == 0:
-        return None
-    rarer = numeric if n_numbers < n_text else pc.invert(numeric)
-    example = pc.filter(distinct, rarer)[0].as_py()
-    return {"numbers": n_numbers, "text": n_text, "example": str(example)[:80]}
-
-
-def _examples(series: pd.Series, n: int = 3) -> list[Any]:
-    """The first ``n`` distinct values (looking at the head first: cheap on long columns)."""
-    head = series.head(10_000).dropna().unique()
-    if len(head) >= n:
-        return list(head[:n])
-    return list(series.dropna().unique()[:n])
-
-
-def _dtype(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "integer"
-    if pd.api.types.is_numeric_dtype(series):
-        return "number"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
-    return "text"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, (int, float, bool, str)):
-        return value if not isinstance(value, str) else value[:80]
-    return str(value)[:80]
-
-
-# OWASP's CSV injection guidance: a cell that starts with one of these is a formula...
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# ...and so is the text after a separator inside a cell, for a program that splits on
-# that separator (a spreadsheet in a locale that splits on ; reads x;=cmd as x and =cmd).
-_HIDDEN_FORMULA = re.compile(r"([,;\t\r\n|]\s*)([=+\-@])")
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV text of a frame with spreadsheet formula injection neutralised (OWASP): a
-    quote is put before a formula trigger (= + - @, or tab / CR) that starts a text
-    cell, and before one (= + - @) that follows a separator inside it (, ; tab | or a
-    line break), so however a program splits the file no cell starts a formula; every
-    text cell is enclosed in double quotes (inner ones doubled)."""
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(_escape_cell)
-    buffer = io.StringIO()
-    # The header as before (rank,name,...), escaped like a cell; the rows quoted.
-    csv.writer(buffer, lineterminator="\n").writerow([_escape_cell(str(c)) for c in safe.columns])
-    safe.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_NONNUMERIC)
-    return buffer.getvalue().encode("utf-8")
-
-
-def _escape_cell(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    value = _HIDDEN_FORMULA.sub(r"\1'\2", value)
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value

@@ -10,30 +10,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import engine
 from app import metrics
+from app.jobs.context import JobContext
 from app.jobs.shards import train_shard
-from engine.training import ProgressFn, TrainingData
+from engine import ProgressFn
 
 if TYPE_CHECKING:
     from app.settings import Settings
 
 log = logging.getLogger("auxsel.executors")
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """What any executor needs to train probes of one job (picklable)."""
-
-    problem: engine.Problem
-    splits: engine.Splits
-    budget: engine.Budget
-    seed: int
-    metric: engine.MetricName
-    device: str
 
 
 ChunkDone = Callable[[list[engine.ProbeRun]], None]
@@ -63,26 +51,21 @@ class LocalExecutor:
         on_done: ChunkDone,
         progress: ProgressFn,
     ) -> None:
-        data = TrainingData(context.problem, context.splits, engine.resolve_device(context.device))
-        total = sum(len(c) for c in chunks) * context.budget.epochs
-        offset = 0
-        for chunk in chunks:
-            started = time.perf_counter()
-
-            def chunk_progress(done: int, _total: int, offset: int = offset) -> None:
-                progress(offset + done, total)
-
-            runs = engine.train_probes(
-                data,
-                chunk,
-                context.budget,
-                seed=context.seed,
-                metric=context.metric,
-                progress=chunk_progress,
-            )
+        data = engine.TrainingData(
+            context.problem, context.splits, engine.resolve_device(context.device)
+        )
+        started = time.perf_counter()
+        for chunk, runs in engine.train_chunks(
+            data,
+            chunks,
+            context.budget,
+            seed=context.seed,
+            metric=context.metric,
+            progress=progress,
+        ):
             metrics.record_chunk("local", len(chunk), time.perf_counter() - started)
             on_done(runs)
-            offset += len(chunk) * context.budget.epochs
+            started = time.perf_counter()
 
 
 class ExecutorUnavailableError(RuntimeError):

@@ -4,18 +4,14 @@ that a Ray worker imports only the engine (and torch), not the web stack."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 
 import engine
-from engine.training import TrainingData
-
-if TYPE_CHECKING:
-    from app.jobs.executors import JobContext
+from app.jobs.context import JobContext
 
 # Per Ray worker process: the last job's tensors, reused by its next shard.
-_DATA_CACHE: dict[str, TrainingData] = {}
+_DATA_CACHE: dict[str, engine.TrainingData] = {}
 
 
 def train_shard(
@@ -27,7 +23,9 @@ def train_shard(
     torch.set_num_threads(max(1, threads))
     data = _DATA_CACHE.get(token)
     if data is None:
-        data = TrainingData(context.problem, context.splits, engine.resolve_device(context.device))
+        data = engine.TrainingData(
+            context.problem, context.splits, engine.resolve_device(context.device)
+        )
         _DATA_CACHE.clear()
         _DATA_CACHE[token] = data
     runs = engine.train_probes(

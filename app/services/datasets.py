@@ -12,13 +12,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from app.data.profiling import profile
 from app.data.storage import Storage, StoredFile
 from app.data.tables import (
     TableFormat,
     TableLimits,
     clean_filename,
     detect_format,
-    profile,
     read_table,
 )
 from app.db.models import Dataset

@@ -98,7 +98,7 @@ def _check_label(
             f"Column {name!r} holds {column['huge']} value(s) beyond ±1e30, too large to "
             "train on; rescale the column.",
         )
-    if effective in ("binary", "multiclass") and column["unique"] > engine.tasks.MAX_CLASSES:
+    if effective in ("binary", "multiclass") and column["unique"] > engine.MAX_CLASSES:
         hint = (
             "declare kind regression if it is a number"
             if column["dtype"] in ("number", "integer")
@@ -107,7 +107,7 @@ def _check_label(
         problems.add(
             field,
             f"Column {name!r} has {column['unique']:,} distinct values, more than the "
-            f"{engine.tasks.MAX_CLASSES} classes a label may have; {hint}.",
+            f"{engine.MAX_CLASSES} classes a label may have; {hint}.",
         )
 
 
@@ -136,11 +136,11 @@ def validate(
     else:
         _check_label(problems, "main_task.column", main_col, spec.main_task.kind, main_ds.rows)
         labelled = main_ds.rows - int(main_col["missing"])
-        if labelled < engine.splits.MIN_LABELLED_ROWS:
+        if labelled < engine.MIN_LABELLED_ROWS:
             problems.add(
                 "main_task.column",
                 f"Column {main_col['name']!r} has {labelled} labelled rows; at least "
-                f"{engine.splits.MIN_LABELLED_ROWS} are needed.",
+                f"{engine.MIN_LABELLED_ROWS} are needed.",
             )
         kind = spec.main_task.kind or main_col["kind"]
         if kind and spec.metric not in engine.METRICS_BY_KIND[kind]:

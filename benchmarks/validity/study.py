@@ -42,9 +42,9 @@ from engine import (
     splits_for,
     summarise,
 )
-from engine.advice import Advice
-from engine.advise import holdout_ratio
+from engine.pipeline import holdout_ratio
 from engine.plan import pairwise_plan
+from engine.ranking import Advice
 
 # Budget variants, one knob at a time around the engine's current default (Budget()).
 # A seeds curve needs no variant: it comes from subsets of one budget's replicates.

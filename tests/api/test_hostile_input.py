@@ -365,7 +365,7 @@ def test_formulas_after_a_separator_in_the_ranking_csv_are_escaped(client, worke
 
 
 def test_csv_cells_with_a_hidden_formula_are_escaped_and_quoted():
-    from app.data.tables import csv_bytes
+    from app.data.export import csv_bytes
 
     frame = pd.DataFrame({"name": list(SEPARATOR_ATTACKS), "x": range(len(SEPARATOR_ATTACKS))})
     text = csv_bytes(frame).decode()

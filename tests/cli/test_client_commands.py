@@ -14,7 +14,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from app.cli.main import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, cli
+from app.cli.main import cli
+from app.cli.remote import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE
 from app.settings import get_settings
 from tests.conftest import ROOT, family_csv, free_port
 

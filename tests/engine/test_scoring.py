@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from engine import benjamini_hochberg, make_splits, paired_gain, prepare
-from engine.advise import holdout_ratio
+from engine.pipeline import holdout_ratio
 from engine.scoring import verdict
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from engine import Budget, ProbeRun, ProbeSpec, TaskSpec, advise, search_subsets, train_probes
-from engine.advice import CandidateAdvice
+from engine.ranking import CandidateAdvice
 from engine.reference import train_sequential
 
 NAMES = ["a", "b", "c", "d"]

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+import app.jobs.attempt as attempt_module
 import app.jobs.worker as worker_module
 from app.db.session import write_transaction
 from app.jobs.worker import Worker
@@ -48,7 +49,9 @@ def test_transient_errors_are_retried_without_duplicates(api, settings, monkeypa
             calls["lost_after"] += 1
             raise _disconnect()
 
+    # The claim loop (worker) and the job's attempt each open their transactions.
     monkeypatch.setattr(worker_module, "write_transaction", flaky)
+    monkeypatch.setattr(attempt_module, "write_transaction", flaky)
     monkeypatch.setattr("app.db.retry.time.sleep", lambda _s: None)
     state = api.app.state
     worker = Worker(settings, state.sessions, state.storage, worker_id="flaky")
@@ -71,7 +74,7 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
     settings.chunk_probes = 2
     (job_id,) = submit(api, 1, budget=LONG)
     stores = {"n": 0}
-    real_store = worker_module.repo.store_runs
+    real_store = attempt_module.repo.store_runs
 
     def store_then_outage(*args, **kwargs):
         stores["n"] += 1
@@ -79,7 +82,7 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
             raise _disconnect()
         return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(worker_module.repo, "store_runs", store_then_outage)
+    monkeypatch.setattr(attempt_module.repo, "store_runs", store_then_outage)
     monkeypatch.setattr("app.db.retry.time.sleep", lambda _s: None)
     clock = iter(range(0, 10_000, 7))
     monkeypatch.setattr("app.db.retry.time.monotonic", lambda: float(next(clock)))

@@ -21,7 +21,7 @@ from app.api.schemas import (
     ProbeRunList,
     RankingOut,
 )
-from app.data.tables import csv_bytes
+from app.data.export import csv_bytes
 from app.db.repositories import jobs as repo
 from app.errors import not_found
 from app.services import jobs as service

@@ -1,8 +1,10 @@
-"""The notebook-level entry point: table + spec in, ranked advice out."""
+"""How a job runs: the notebook-level entry point (table + spec in, ranked advice out),
+the ``Runner`` a job's method trains through, and the one loop that trains probes
+chunk by chunk (shared by ``LocalRunner`` and the service's local executor)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
@@ -10,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.advice import Advice, TaskInfo, summarise
 from engine.budget import Budget
 from engine.errors import SpecError
 from engine.features import FeatureConfig
@@ -28,6 +29,7 @@ from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
+from engine.ranking import Advice, TaskInfo, summarise
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
@@ -290,20 +292,36 @@ def run_probes(
     """
     data = data or TrainingData(problem, splits, resolve_device(device))
     chunks = chunk_plan(specs, problem, budget)
-    total = len(specs) * budget.epochs
-    offset = 0
     runs: list[ProbeRun] = []
+    for _chunk, chunk_runs in train_chunks(
+        data, chunks, budget, seed=seed, metric=metric, progress=progress
+    ):
+        runs.extend(chunk_runs)
+    return runs, len(chunks)
+
+
+def train_chunks(
+    data: TrainingData,
+    chunks: Sequence[Sequence[ProbeSpec]],
+    budget: Budget,
+    *,
+    seed: int,
+    metric: MetricName,
+    progress: ProgressFn | None = None,
+) -> Iterator[tuple[Sequence[ProbeSpec], list[ProbeRun]]]:
+    """Train ``chunks`` one after another, yielding each chunk with its runs as soon as
+    it finishes. ``progress`` gets (probe-epochs done, total) over all the chunks."""
+    total = sum(len(c) for c in chunks) * budget.epochs
+    offset = 0
     for chunk in chunks:
 
         def chunk_progress(done: int, _total: int, offset: int = offset) -> None:
             if progress is not None:
                 progress(offset + done, total)
 
-        runs.extend(
-            train_probes(data, chunk, budget, seed=seed, metric=metric, progress=chunk_progress)
-        )
+        runs = train_probes(data, chunk, budget, seed=seed, metric=metric, progress=chunk_progress)
+        yield chunk, runs
         offset += len(chunk) * budget.epochs
-    return runs, len(chunks)
 
 
 def build_advice(

@@ -1,0 +1,83 @@
+"""What the CLI prints: a job's progress bar, a ranking table, timestamps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from app.cli.client import Client
+
+console = Console()
+
+
+def when(value: str | None, short: bool = False) -> str:
+    """An API timestamp (UTC) as 'YYYY-MM-DD HH:MM:SS', or 'MM-DD HH:MM' when short."""
+    if not value:
+        return "-"
+    text = value.replace("T", " ")
+    return text[5:16] if short else text[:19]
+
+
+def follow(client: Client, job_id: str) -> dict[str, Any]:
+    """Show a progress bar until the job ends."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("queued", total=1)
+
+        def update(job: dict[str, Any]) -> None:
+            progress = job["progress"]
+            bar.update(
+                task,
+                completed=progress["done"],
+                total=max(progress["total"], 1),
+                description=job["status"],
+            )
+
+        result: dict[str, Any] = client.wait(job_id, on_update=update)
+        return result
+
+
+def ranking_table(ranking: dict[str, Any]) -> Table:
+    """The ranking as a rich table, the baseline in the title."""
+    baseline = ranking["baseline"]
+    shown = ", ".join(
+        f"{k} {v:.4g}" for k, v in baseline.items() if k != "seeds" and isinstance(v, float)
+    )
+    table = Table(title=f"Baseline (main task alone, {baseline['seeds']} seeds): {shown}")
+    for column in (
+        "rank",
+        "candidate",
+        f"gain ({ranking['metric']})",
+        "95% interval",
+        "q",
+        "verdict",
+    ):
+        table.add_column(
+            column,
+            justify="left" if column == "candidate" else "right",
+            overflow="fold",  # a cut candidate name would be ambiguous
+        )
+    colours = {"helpful": "green", "harmful": "red", "inconclusive": "yellow"}
+    for c in ranking["candidates"]:
+        table.add_row(
+            str(c["rank"]),
+            c["name"],
+            _num(c["gain"], "+.4f"),
+            f"[{_num(c['ci_low'], '+.4f')}, {_num(c['ci_high'], '+.4f')}]",
+            _num(c["q_value"], ".3f"),
+            f"[{colours.get(c['verdict'], 'white')}]{c['verdict']}[/]",
+        )
+    return table
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)

@@ -1,0 +1,379 @@
+"""One attempt at one claimed job: load its spec and data, train its probes through the
+worker's executor (reusing the probe runs stored by earlier attempts), commit every
+finished chunk at once, and end the job with its ranking or the reason it failed.
+
+Every write is fenced by the claim's attempt number; a heartbeat thread renews the
+lease while training (see app/jobs/worker.py for the claim loop, docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+import engine
+from app import metrics
+from app.data.storage import Storage
+from app.db.models import Job, ProbeRunRecord
+from app.db.repositories import datasets as dataset_repo
+from app.db.repositories import jobs as repo
+from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
+from app.db.session import write_transaction
+from app.jobs.context import JobContext
+from app.jobs.rows import SCREEN_KEY, advice_rows, probe_run, run_row, screen_row
+from app.services.datasets import load_frame
+from app.services.jobs import engine_budget
+from app.settings import Settings
+from engine import ProgressFn
+
+if TYPE_CHECKING:
+    from app.jobs.worker import Worker
+
+log = logging.getLogger("auxsel.worker")
+
+T = TypeVar("T")
+
+
+class LeaseLost(Exception):  # noqa: N818 - an event, not an error of the worker
+    """Another worker took the job over; stop without writing."""
+
+
+class ShutdownRequested(Exception):  # noqa: N818
+    """The worker is stopping (SIGTERM); release the job."""
+
+
+class TimeLimitExceeded(Exception):  # noqa: N818
+    """The attempt ran past AUXSEL_JOB_TIME_LIMIT_S; fail the job as time_limit."""
+
+
+class JobRun:
+    """One attempt at one job."""
+
+    def __init__(self, worker: Worker, claim: repo.Claim) -> None:
+        self.worker = worker
+        self.settings = worker.settings
+        self.claim = claim
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self.done_heartbeat = threading.Event()
+        self.last_progress_write = 0.0
+        self.progress_base = 0
+        self.started = time.monotonic()
+
+    def _tx(self) -> Any:
+        return write_transaction(self.worker.sessions)
+
+    def _db(
+        self, what: str, fn: Callable[[Session], T], on_retry: Callable[[], None] | None = None
+    ) -> T:
+        """Run ``fn`` in a write transaction, retrying transient database errors (a
+        PostgreSQL restart) with backoff. Safe because every worker write is fenced by
+        the attempt number and storing a probe run twice is harmless. A lease that
+        expired meanwhile shows up as a fenced write that matches nothing."""
+
+        def attempt() -> T:
+            with self._tx() as session:
+                return fn(session)
+
+        return retry_transient(
+            attempt,
+            what=f"{what} {self.claim.job_id}",
+            budget_s=max(2 * self.settings.lease_s, 30.0),
+            on_retry=on_retry,
+        )
+
+    def run(self) -> None:
+        beat = threading.Thread(  # in this context, so its log lines carry the job's ids
+            target=contextvars.copy_context().run,
+            args=(self._heartbeat,),
+            daemon=True,
+            name="auxsel-heartbeat",
+        )
+        beat.start()
+        try:
+            self._attempt()
+        except DatabaseUnavailable as exc:
+            # Nothing more can be written; the lease runs out and the reaper re-queues
+            # the job, which resumes from its stored probe runs.
+            log.error("job %s: %s; leaving it to its lease", self.claim.job_id, exc)
+        finally:
+            self.done_heartbeat.set()
+            beat.join(timeout=5)
+
+    def _attempt(self) -> None:
+        try:
+            self._run()
+        except LeaseLost:
+            log.warning("lost the lease of %s; stopping without writing", self.claim.job_id)
+        except ShutdownRequested:
+            self._db("release", lambda session: repo.release(session, self.claim))
+            log.info("released %s for another worker", self.claim.job_id)
+        except engine.Cancelled:
+            self._finish(status="canceled")
+        except TimeLimitExceeded:
+            limit = self.settings.job_time_limit_s
+            self._finish(
+                status="failed",
+                error_reason="time_limit",
+                error_detail=(
+                    f"The job ran {time.monotonic() - self.started:,.1f} s, past the "
+                    f"wall-clock limit of {limit:,g} s per attempt (AUXSEL_JOB_TIME_LIMIT_S), "
+                    "and was stopped; the probe runs it finished are kept (see its runs). "
+                    "Lower budget.seeds, budget.epochs or budget.hidden, or split the "
+                    "candidates over several jobs."
+                ),
+            )
+        except engine.EngineError as exc:
+            self._finish(status="failed", error_reason="invalid_input", error_detail=str(exc))
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            if is_transient(exc):  # a database error outside the retried paths
+                raise DatabaseUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+            log.exception("job %s failed", self.claim.job_id)
+            self._finish(
+                status="failed",
+                error_reason="internal_error",
+                error_detail=f"{exc.__class__.__name__}: {exc}",
+            )
+
+    def _finish(self, **kwargs: Any) -> bool:
+        """End the job (fenced). If a COMMIT was lost with the connection and retried,
+        the first one may have landed: a job already in the wanted state at this
+        attempt counts as finished by us."""
+        retried = False
+
+        def note_retry() -> None:
+            nonlocal retried
+            retried = True
+
+        def end(session: Session) -> bool:
+            if repo.finish(session, self.claim, **kwargs):
+                return True
+            return retried and repo.ended_as(session, self.claim, kwargs["status"])
+
+        if self._db("finish", end, on_retry=note_retry):
+            metrics.record_finished(kwargs["status"])
+            return True
+        log.warning("job %s was taken over before it could end", self.claim.job_id)
+        return False
+
+    # --- heartbeat and progress ------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        while not self.done_heartbeat.wait(self.settings.heartbeat_s):
+            self._renew(progress=None)
+
+    def _renew(self, progress: int | None) -> None:
+        try:
+            with self._tx() as session:
+                state = repo.renew(session, self.claim, self.settings.lease_s, progress)
+        except Exception as exc:  # keep training; the next beat retries
+            if not is_transient(exc):
+                raise
+            log.warning("heartbeat failed: %s", exc.__class__.__name__)
+            return
+        metrics.record_heartbeat()
+        if state is None:
+            self.lost.set()
+        elif state:
+            self.cancel.set()
+
+    def check(self) -> None:
+        """Between steps of work (epochs, chunks): stop for a lost lease, a cancel, a
+        shutdown or the wall-clock limit."""
+        if self.lost.is_set():
+            raise LeaseLost
+        if self.cancel.is_set():
+            raise engine.Cancelled
+        if self.worker.stopping.is_set():
+            raise ShutdownRequested
+        limit = self.settings.job_time_limit_s
+        if limit > 0 and time.monotonic() - self.started > limit:
+            raise TimeLimitExceeded
+
+    def progress(self, done: int, _total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_progress_write >= self.settings.progress_interval_s:
+            self.last_progress_write = now
+            self._renew(progress=self.progress_base + done)
+        self.check()
+
+    # --- the job ---------------------------------------------------------------------
+
+    def _load(
+        self, session: Session
+    ) -> tuple[dict[str, Any], list[ProbeRunRecord], dict[str, Any]]:
+        job = session.get(Job, self.claim.job_id)
+        assert job is not None
+        spec: dict[str, Any] = dict(job.spec)
+        stored = repo.stored_runs(session, job.id)
+        datasets = dataset_repo.get_many(
+            session, job.owner, list(dataset_repo.job_dataset_ids(spec))
+        )
+        return spec, stored, dict(datasets)
+
+    def _run(self) -> None:
+        spec, stored, datasets = self._db("load", self._load)
+        self.check()
+        context = build_context(spec, datasets, self.worker.storage, self.settings)
+        method = spec.get("method", "probe")
+        budget = context.budget
+        total = engine.planned_epochs(method, budget, len(context.problem.candidates))
+        if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
+            raise LeaseLost
+        runner = StoredRunner(self, context, stored)
+        log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
+        self.check()
+        advice = engine.execute(
+            context.problem,
+            context.splits,
+            budget,
+            runner,
+            method=method,
+            seed=context.seed,
+            metric=context.metric,
+            progress=self.progress,
+        )
+        self._complete(advice, spec)
+
+    def store(self, rows: list[dict[str, Any]]) -> None:
+        """Commit finished results at once (fenced and idempotent: ON CONFLICT DO
+        NOTHING, so a retry after a lost COMMIT stores nothing twice)."""
+        if not self._db(
+            "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
+        ):
+            raise LeaseLost
+        metrics.record_stored(len(rows))
+        self.check()
+
+    def _complete(self, advice: engine.Advice, spec: dict[str, Any]) -> None:
+        runs = advice.runs
+        if advice.method != "screen" and advice.baseline.seeds == 0:
+            # Without one usable baseline no gain can be measured: fail with the reason
+            # instead of reporting a ranking of nothing.
+            reasons = sorted({r.error for r in runs if r.spec.is_baseline and r.error})
+            self._finish(
+                status="failed",
+                error_reason="diverged",
+                error_detail=(
+                    "Every baseline probe (the main task alone) failed, so no gain can be "
+                    f"measured: {'; '.join(reasons[:3]) or 'no usable result'}. Lower "
+                    "budget.lr or budget.lam, or check the main task's labels for extreme "
+                    "values."
+                ),
+            )
+            return
+        result, scores = advice_rows(advice, spec)
+        # Replicates whose baseline failed are left out of every pairing; say which.
+        result["baseline"]["errors"] = sorted(
+            f"replicate {r.spec.replicate}: {r.error}"
+            for r in runs
+            if r.spec.is_baseline and r.error
+        )
+        if not self._finish(status="succeeded", result=result, scores=scores):
+            raise LeaseLost
+        log.info("job %s succeeded", self.claim.job_id)
+
+
+class StoredRunner:
+    """An engine runner that reuses what this job already stored and commits every new
+    result as soon as it exists, so an attempt that dies costs only unfinished work."""
+
+    def __init__(self, job: JobRun, context: JobContext, stored: list[ProbeRunRecord]) -> None:
+        self.job = job
+        self.context = context
+        self.known = {r.probe_key: probe_run(r) for r in stored if r.probe_key != SCREEN_KEY}
+        screened = [r for r in stored if r.probe_key == SCREEN_KEY]
+        self.screened = engine.ScreenResult.from_dict(screened[0].metrics) if screened else None
+        self.chunks = 0
+
+    def screen(self, progress: ProgressFn) -> engine.ScreenResult:
+        if self.screened is None:
+            data = engine.TrainingData(
+                self.context.problem,
+                self.context.splits,
+                engine.resolve_device(self.context.device),
+            )
+            result = engine.screen(
+                data, self.context.budget, seed=self.context.seed, progress=progress
+            )
+            self.job.store([screen_row(result)])
+            self.screened = result
+        epochs = self.screened.probes * self.screened.epochs
+        progress(epochs, epochs)
+        return self.screened
+
+    def probes(
+        self, specs: Sequence[engine.ProbeSpec], progress: ProgressFn
+    ) -> list[engine.ProbeRun]:
+        epochs = self.context.budget.epochs
+        total = len(specs) * epochs
+        missing = [s for s in specs if s.key not in self.known]
+        done = (len(specs) - len(missing)) * epochs
+        progress(done, total)
+        if missing:
+            chunks = chunk(missing, self.context, self.job.settings.chunk_probes)
+            self.chunks += len(chunks)
+            log.info(
+                "job %s: %d probes (%d stored), %d chunks",
+                self.job.claim.job_id,
+                len(specs),
+                len(specs) - len(missing),
+                len(chunks),
+            )
+
+            def on_done(runs: list[engine.ProbeRun]) -> None:
+                self.job.store([run_row(r) for r in runs])
+                self.known.update((r.spec.key, r) for r in runs)
+
+            self.job.worker.executor.run(
+                self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
+            )
+        return [self.known[s.key] for s in specs]
+
+
+def build_context(
+    spec: dict[str, Any], datasets: dict[str, Any], storage: Storage, settings: Settings
+) -> JobContext:
+    """Load the job's tables and turn its spec into an engine problem and splits."""
+    main_id = spec["dataset_id"]
+    if main_id not in datasets:
+        raise engine.SpecError(f"Data set {main_id!r} no longer exists.", field="dataset_id")
+    frames = {ds_id: load_frame(storage, ds, settings) for ds_id, ds in datasets.items()}
+    main = _task(spec["main_task"], None)
+    candidates = [
+        _task(c, c.get("dataset_id") if c.get("dataset_id") not in (None, main_id) else None)
+        for c in spec["candidates"]
+    ]
+    tables = {ds_id: frame for ds_id, frame in frames.items() if ds_id != main_id}
+    problem = engine.prepare(
+        frames[main_id], main, candidates, features=spec.get("features"), tables=tables
+    )
+    budget = engine_budget(spec["budget"], settings)
+    splits = engine.splits_for(problem, budget, int(spec["seed"]))
+    return JobContext(
+        problem, splits, budget, int(spec["seed"]), spec.get("metric", "loss"), settings.device
+    )
+
+
+def _task(body: dict[str, Any], source: str | None) -> engine.TaskSpec:
+    return engine.TaskSpec(
+        body["column"], kind=body.get("kind"), name=body.get("name"), source=source
+    )
+
+
+def chunk(
+    specs: list[engine.ProbeSpec], context: JobContext, max_probes: int
+) -> list[list[engine.ProbeSpec]]:
+    """Memory-capped chunks (engine.chunk_plan), each at most ``max_probes`` probes."""
+    out: list[list[engine.ProbeSpec]] = []
+    for part in engine.chunk_plan(specs, context.problem, context.budget):
+        out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
+    return out
