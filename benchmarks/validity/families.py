@@ -237,7 +237,8 @@ def cross_table(name: str, *, seed: int = 0, quick: bool = False) -> Scenario:
     sources = dict.fromkeys(t for t, _, _ in others)
     tables = {
         s: _subset(
-            _molecules(s)[["smiles", *features, *{c for t, c, _ in others if t == s}]],
+            # dict, not set: a set's order varies with PYTHONHASHSEED (and so would the cache key)
+            _molecules(s)[["smiles", *features, *dict.fromkeys(c for t, c, _ in others if t == s)]],
             CROSS_TABLE_ROWS,
             i + 1,
         )
