@@ -3,6 +3,7 @@ baseline, the reference trainer and the runner end to end on a tiny scenario."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -572,6 +573,29 @@ def test_every_family_loads_from_the_project_within_the_issue_bounds(name):
     small = shrink(scenario)
     assert len(small.frame) <= 300
     assert len(small.candidates) <= 5
+
+
+def test_every_family_hashes_the_same_in_every_process():
+    """The reference cache is keyed on the family's data hash: a family built in a
+    hash-seed-dependent order (a set of columns) would miss its cache in the next run."""
+    script = (
+        "from benchmarks.validity.families import FAMILIES\n"
+        "from benchmarks.validity.references import data_hash\n"
+        "for name in sorted(FAMILIES): print(name, data_hash(FAMILIES[name].load()))\n"
+    )
+    hashes = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert len(hashes[0].splitlines()) >= 14
+    assert hashes[0] == hashes[1]
 
 
 def test_reference_metrics_survive_a_test_set_with_one_label_value():
