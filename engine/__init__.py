@@ -29,7 +29,7 @@ from engine.advise import (
     run_probes,
     splits_for,
 )
-from engine.budget import PROXY_NAMES, Budget, ProxyName
+from engine.budget import PROXY_NAMES, Bounds, Budget, ProxyName
 from engine.chem import morgan_fingerprints
 from engine.cost import CostEstimate, JobShape, estimate_cost
 from engine.errors import (
@@ -45,6 +45,7 @@ from engine.errors import (
 )
 from engine.features import FeatureConfig
 from engine.methods import (
+    DEFAULT_METHOD,
     METHODS,
     Confirmation,
     Method,
@@ -53,7 +54,7 @@ from engine.methods import (
     proxy_order,
     rank_agreement,
 )
-from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
+from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
@@ -62,17 +63,30 @@ from engine.scoring import IntervalMethod, Verdict, benjamini_hochberg, paired_g
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
 from engine.synthetic import TaskFamily, make_task_family
-from engine.tasks import TaskKind, TaskSpec, infer_kind
+from engine.tasks import (
+    MAX_CLASSES,
+    MAX_LABEL_MAGNITUDE,
+    TASK_KINDS,
+    TaskKind,
+    TaskSpec,
+    infer_kind,
+)
 from engine.training import ProbeRun, TrainingData, train_probes
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_METRIC",
+    "MAX_CLASSES",
+    "MAX_LABEL_MAGNITUDE",
     "METHODS",
     "METRICS_BY_KIND",
     "METRIC_NAMES",
     "PROXY_NAMES",
+    "TASK_KINDS",
     "Advice",
     "Agreement",
     "BaselineAdvice",
+    "Bounds",
     "Budget",
     "Cancelled",
     "CandidateAdvice",

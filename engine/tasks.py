@@ -17,6 +17,9 @@ TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
 # numeric target that should be declared `regression`.
 MAX_CLASSES = 100
 
+MAX_LABEL_MAGNITUDE = 1e30
+"""Regression labels beyond ±this are too large to train on (float32 overflows)."""
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -111,7 +114,7 @@ def encode_task(spec: TaskSpec, series: pd.Series) -> EncodedTask:
                 field=column,
                 hint="Declare it binary or multiclass, or clean the column.",
             )
-        if np.isinf(values).any() or np.nanmax(np.abs(values)) > 1e30:
+        if np.isinf(values).any() or np.nanmax(np.abs(values)) > MAX_LABEL_MAGNITUDE:
             raise LabelError(
                 f"Column {column!r} holds infinite or astronomically large values.",
                 field=column,

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from app.jobs.status import FINISHED
+
 
 class ApiError(Exception):
     """An error answer of the API, with its problem details."""
@@ -103,7 +105,7 @@ class Client:
             job = self.job(job_id)
             if on_update is not None:
                 on_update(job)
-            if job["status"] in ("succeeded", "failed", "canceled"):
+            if job["status"] in FINISHED:
                 return job
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")

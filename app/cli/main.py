@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
+from app.jobs.status import JobStatus
 from app.settings import Settings, get_settings
 
 # alembic and uvicorn are imported inside the commands that need them: the client
@@ -318,7 +319,7 @@ def demo(
             f"Watch it at {url}/jobs/{job['id']}"
         )
         final = follow(client, job["id"])
-        if final["status"] == "succeeded":
+        if final["status"] == JobStatus.SUCCEEDED:
             console.print(ranking_table(client.ranking(job["id"])))
             console.print(f"JSON: {url}/api/v1/jobs/{job['id']}/ranking")
         else:
@@ -410,7 +411,7 @@ def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Any, str]]:
 def _print_failure(job: dict[str, Any]) -> None:
     from app.jobs.failures import explain
 
-    if job["status"] == "canceled":
+    if job["status"] == JobStatus.CANCELED:
         err_console.print(f"job {job['id']} was canceled.")
         return
     err_console.print(f"[red]job {job['id']} failed[/]: {explain(job.get('error'))}")
@@ -540,7 +541,7 @@ def submit(
             console.print(f"follow it with: auxsel status {job['id']} --wait")
             return
         final = follow(client, job["id"])
-        if final["status"] != "succeeded":
+        if final["status"] != JobStatus.SUCCEEDED:
             _print_failure(final)
             raise typer.Exit(EXIT_JOB_FAILED)
         console.print(ranking_table(client.ranking(job["id"])))
@@ -568,9 +569,9 @@ def status(
             table.add_row(field.removesuffix("_at"), _when(job[field]))
         table.add_row("page", f"{base}/jobs/{job['id']}")
         console.print(table)
-        if job["status"] == "failed":
+        if job["status"] == JobStatus.FAILED:
             _print_failure(job)
-        if wait and job["status"] in ("failed", "canceled"):
+        if wait and job["status"] in (JobStatus.FAILED, JobStatus.CANCELED):
             raise typer.Exit(EXIT_JOB_FAILED)
 
 
@@ -602,7 +603,7 @@ def ranking(
             if exc.status != 409:
                 raise
             job = client.job(job_id)
-            if job["status"] in ("failed", "canceled"):
+            if job["status"] in (JobStatus.FAILED, JobStatus.CANCELED):
                 _print_failure(job)
                 raise typer.Exit(EXIT_JOB_FAILED) from exc
             err_console.print(

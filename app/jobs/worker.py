@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import math
 import os
 import signal
 import socket
@@ -27,15 +26,16 @@ from sqlalchemy.orm import Session, sessionmaker
 import engine
 from app import metrics
 from app.data.storage import Storage
-from app.db.models import Job, ProbeRunRecord
+from app.db.models import Dataset, Job, ProbeRunRecord
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.db.session import write_transaction
 from app.jobs.executors import Executor, JobContext, make_executor
+from app.jobs.results import SCREEN_KEY, advice_rows, probe_run, run_row, screen_row
+from app.jobs.spec import JobSpec
+from app.jobs.translate import build_context, planned_epochs
 from app.logging_setup import log_context
-from app.services.datasets import load_frame
-from app.services.jobs import engine_budget
 from app.settings import Settings
 from engine.training import ProgressFn
 
@@ -295,25 +295,21 @@ class JobRun:
 
     # --- the job ---------------------------------------------------------------------
 
-    def _load(
-        self, session: Session
-    ) -> tuple[dict[str, Any], list[ProbeRunRecord], dict[str, Any]]:
+    def _load(self, session: Session) -> tuple[JobSpec, list[ProbeRunRecord], dict[str, Dataset]]:
         job = session.get(Job, self.claim.job_id)
         assert job is not None
-        spec: dict[str, Any] = dict(job.spec)
+        spec = JobSpec.model_validate(job.spec)
         stored = repo.stored_runs(session, job.id)
-        datasets = dataset_repo.get_many(
-            session, job.owner, list(dataset_repo.job_dataset_ids(spec))
-        )
-        return spec, stored, dict(datasets)
+        datasets = dataset_repo.get_many(session, job.owner, sorted(spec.dataset_ids()))
+        return spec, stored, datasets
 
     def _run(self) -> None:
         spec, stored, datasets = self._db("load", self._load)
         self.check()
         context = build_context(spec, datasets, self.worker.storage, self.settings)
-        method = spec.get("method", "probe")
+        method = spec.method
         budget = context.budget
-        total = engine.planned_epochs(method, budget, len(context.problem.candidates))
+        total = planned_epochs(spec, budget)
         if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
             raise LeaseLost
         runner = StoredRunner(self, context, stored)
@@ -341,7 +337,7 @@ class JobRun:
         metrics.record_stored(len(rows))
         self.check()
 
-    def _complete(self, advice: engine.Advice, spec: dict[str, Any]) -> None:
+    def _complete(self, advice: engine.Advice, spec: JobSpec) -> None:
         runs = advice.runs
         if advice.method != "screen" and advice.baseline.seeds == 0:
             # Without one usable baseline no gain can be measured: fail with the reason
@@ -368,10 +364,6 @@ class JobRun:
         if not self._finish(status="succeeded", result=result, scores=scores):
             raise LeaseLost
         log.info("job %s succeeded", self.claim.job_id)
-
-
-SCREEN_KEY = "screen"
-"""The probe_runs key of a job's screening run; its ``metrics`` hold the proxy scores."""
 
 
 class StoredRunner:
@@ -431,36 +423,6 @@ class StoredRunner:
         return [self.known[s.key] for s in specs]
 
 
-def build_context(
-    spec: dict[str, Any], datasets: dict[str, Any], storage: Storage, settings: Settings
-) -> JobContext:
-    """Load the job's tables and turn its spec into an engine problem and splits."""
-    main_id = spec["dataset_id"]
-    if main_id not in datasets:
-        raise engine.SpecError(f"Data set {main_id!r} no longer exists.", field="dataset_id")
-    frames = {ds_id: load_frame(storage, ds, settings) for ds_id, ds in datasets.items()}
-    main = _task(spec["main_task"], None)
-    candidates = [
-        _task(c, c.get("dataset_id") if c.get("dataset_id") not in (None, main_id) else None)
-        for c in spec["candidates"]
-    ]
-    tables = {ds_id: frame for ds_id, frame in frames.items() if ds_id != main_id}
-    problem = engine.prepare(
-        frames[main_id], main, candidates, features=spec.get("features"), tables=tables
-    )
-    budget = engine_budget(spec["budget"], settings)
-    splits = engine.splits_for(problem, budget, int(spec["seed"]))
-    return JobContext(
-        problem, splits, budget, int(spec["seed"]), spec.get("metric", "loss"), settings.device
-    )
-
-
-def _task(body: dict[str, Any], source: str | None) -> engine.TaskSpec:
-    return engine.TaskSpec(
-        body["column"], kind=body.get("kind"), name=body.get("name"), source=source
-    )
-
-
 def chunk(
     specs: list[engine.ProbeSpec], context: JobContext, max_probes: int
 ) -> list[list[engine.ProbeSpec]]:
@@ -469,98 +431,6 @@ def chunk(
     for part in engine.chunk_plan(specs, context.problem, context.budget):
         out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
     return out
-
-
-def screen_row(result: engine.ScreenResult) -> dict[str, Any]:
-    return {
-        "probe_key": SCREEN_KEY,
-        "replicate": -1,
-        "aux": [],
-        "metrics": engine.json_safe(result.to_dict()),
-        "curve": [],
-        "best_epoch": -1,
-        "epochs": result.epochs,
-        "error": None,
-    }
-
-
-def run_row(run: engine.ProbeRun) -> dict[str, Any]:
-    return {
-        "probe_key": run.spec.key,
-        "replicate": run.spec.replicate,
-        "aux": list(run.spec.aux),
-        "metrics": {k: _json_float(v) for k, v in run.metrics.items()},
-        "curve": [_json_float(v) for v in run.curve],
-        "best_epoch": run.best_epoch,
-        "epochs": run.epochs,
-        "error": run.error,
-    }
-
-
-def probe_run(record: ProbeRunRecord) -> engine.ProbeRun:
-    return engine.ProbeRun(
-        spec=engine.ProbeSpec(record.replicate, tuple(record.aux)),
-        metrics={k: math.nan if v is None else float(v) for k, v in record.metrics.items()},
-        curve=tuple(math.nan if v is None else float(v) for v in record.curve),
-        best_epoch=record.best_epoch,
-        epochs=record.epochs,
-        error=record.error,
-    )
-
-
-def _json_float(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def advice_rows(
-    advice: engine.Advice, spec: dict[str, Any]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The job's result summary and its candidate_scores rows."""
-    body = advice.to_dict()
-    main_id = spec["dataset_id"]
-    result = {
-        "method": advice.method,
-        "metric": advice.metric,
-        "interval": advice.interval,
-        "main_task": {
-            "name": advice.main.name,
-            "column": advice.main.column,
-            "kind": advice.main.kind,
-        },
-        "baseline": {**body["baseline"]["metrics"], "seeds": advice.baseline.seeds},
-        "dropped_features": advice.dropped_features,
-        "subset": body.get("subset"),
-        "agreement": body.get("agreement"),
-        "chunks": advice.chunks,
-    }
-    scores = [
-        {
-            "rank": c["rank"],
-            "name": c["name"],
-            "column": c["column"],
-            "kind": c["kind"],
-            "dataset_id": c["source"] or main_id,
-            "gain": c["gain"],
-            "se": c["se"],
-            "ci_low": c["ci_low"],
-            "ci_high": c["ci_high"],
-            "rel_gain": c["rel_gain"],
-            "p_value": c["p_value"],
-            "q_value": c["q_value"],
-            "verdict": c["verdict"],
-            "seeds": c["seeds"],
-            "details": {
-                "secondary": c["secondary"],
-                "disagreement": c["disagreement"],
-                "proxies": c.get("proxies") or {},
-                "metrics": c["metrics"],
-                "per_seed": c["per_seed"],
-                "errors": c["errors"],
-            },
-        }
-        for c in body["candidates"]
-    ]
-    return result, scores
 
 
 def start_in_process(
