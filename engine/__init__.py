@@ -67,9 +67,12 @@ from engine.tasks import (
     MAX_CLASSES,
     MAX_LABEL_MAGNITUDE,
     TASK_KINDS,
+    LabelProblem,
+    LabelStats,
     TaskKind,
     TaskSpec,
     infer_kind,
+    label_problems,
 )
 from engine.training import ProbeRun, TrainingData, train_probes
 
@@ -99,6 +102,8 @@ __all__ = [
     "IntervalMethod",
     "JobShape",
     "LabelError",
+    "LabelProblem",
+    "LabelStats",
     "LocalRunner",
     "Method",
     "MetricGain",
@@ -133,6 +138,7 @@ __all__ = [
     "execute",
     "infer_kind",
     "json_safe",
+    "label_problems",
     "make_splits",
     "make_task_family",
     "morgan_fingerprints",

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import engine
+
 # The job spec and the status vocabulary are defined once, in app/jobs/; the API
 # re-exports them as part of its contract.
 from app.jobs.spec import JOB_EXAMPLE as JOB_EXAMPLE
@@ -28,7 +30,9 @@ class ColumnProfile(BaseModel):
         description="Text columns whose distinct values mix numbers and text: counts of "
         "each and an example of the rarer type.",
     )
-    kind: str | None = Field(description="Task kind if the column were a label; null if unusable.")
+    kind: engine.TaskKind | None = Field(
+        description="Task kind if the column were a label; null if unusable."
+    )
     examples: list[Any]
 
 

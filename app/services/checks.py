@@ -47,21 +47,28 @@ class SpecProblems:
 
 
 def _check_label(
-    problems: SpecProblems, field: str, column: ColumnProfile, kind: str | None
+    problems: SpecProblems,
+    field: str,
+    column: ColumnProfile,
+    kind: engine.TaskKind | None,
+    rows: int,
 ) -> None:
-    """What the stored profile shows that the engine would take for a label but the
-    service refuses: dates, and numbers mixed with text unless declared categorical.
-    Every other label rule is the engine's, run on the data at submission (check_data)."""
-    if column.mixed and kind not in ("binary", "multiclass"):
-        mixed = column.mixed
-        problems.add(
-            field,
-            f"Column {column.name!r} mixes numbers and text ({mixed['numbers']} distinct "
-            f"numeric and {mixed['text']} distinct text values, e.g. {mixed['example']!r}); "
-            "clean it, or declare kind 'multiclass' to treat every value as a category.",
-        )
-    elif column.dtype == "datetime":
-        problems.add(field, f"Column {column.name!r} holds dates; it cannot be a label.")
+    """The engine's label rules (engine.label_problems) on the stored profile: every
+    problem at once, each on its field (the task's ``kind`` when that is what to change)."""
+    mixed = column.mixed
+    stats = engine.LabelStats(
+        column=column.name,
+        labelled=rows - column.missing,
+        distinct=column.unique,
+        numeric=column.dtype in ("number", "integer", "boolean"),
+        dates=column.dtype == "datetime",
+        infinite=column.infinite,
+        huge=column.huge,
+        mixed=(mixed["numbers"], mixed["text"], mixed["example"]) if mixed else None,
+        inferred=column.kind,
+    )
+    for problem in engine.label_problems(stats, kind):
+        problems.add(f"{field.rsplit('.', 1)[0]}.kind" if problem.kind else field, problem.message)
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def validate(
             f"Column {spec.main_task.column!r} is not in data set {main_ds.name!r}.",
         )
     else:
-        _check_label(problems, "main_task.column", main_col, spec.main_task.kind)
+        _check_label(problems, "main_task.column", main_col, spec.main_task.kind, main_ds.rows)
         kind = spec.main_task.kind or main_col.kind
         if kind in engine.TASK_KINDS and spec.metric not in engine.METRICS_BY_KIND[kind]:
             problems.add(
@@ -133,7 +140,7 @@ def validate(
         if col is None:
             problems.add(f"{field}.column", f"Column {cand.column!r} is not in {source.name!r}.")
             continue
-        _check_label(problems, f"{field}.column", col, cand.kind)
+        _check_label(problems, f"{field}.column", col, cand.kind, source.rows)
         name = cand.label
         if name in names:
             problems.add(f"{field}.name", f"Name {name!r} is used twice; give it a `name`.")

@@ -5,12 +5,14 @@ worker would refuse for the data is refused at submission, with no job written."
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -20,7 +22,8 @@ from app.db.repositories import jobs as repo
 from app.jobs.spec import ENGINE_ONLY, JobSpec
 from app.jobs.status import ACTIVE, FINISHED, JobStatus
 from app.jobs.worker import JobRun, Worker
-from tests.conftest import job_spec
+from engine.tasks import encode_task
+from tests.conftest import family_csv, job_spec
 
 
 def _schema(client: TestClient, name: str) -> dict[str, Any]:
@@ -164,9 +167,15 @@ def test_no_features_left_after_preparation_is_refused_at_submission(
     _refused(client, spec, "features", "No usable feature columns")
 
 
-def test_a_label_the_engine_refuses_is_refused_at_submission_with_its_message(
+def test_labels_are_judged_by_the_engines_rules_with_one_message(
     client: TestClient, dataset
 ) -> None:
-    """The label rules are the engine's (engine/tasks.py), named by the spec's field."""
+    """The submission check (on the stored profile) and the engine (on the data) apply
+    the same rules (engine.label_problems) and say the same thing."""
     spec = job_spec(dataset["id"], main_task={"column": "y", "kind": "binary"})
-    _refused(client, spec, "main_task.column", "is declared binary but has")
+    _refused(client, spec, "main_task.kind", "binary needs exactly 2")
+    errors = client.post("/api/v1/jobs", json=spec).json()["errors"]
+    frame = pd.read_csv(io.BytesIO(family_csv()))
+    with pytest.raises(engine.LabelError) as info:
+        encode_task(engine.TaskSpec("y", kind="binary"), frame["y"])
+    assert info.value.message in [e["message"] for e in errors]
