@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 import engine
 
@@ -18,6 +18,12 @@ from app.jobs.spec import TaskIn as TaskIn
 from app.jobs.status import JobStatus as JobStatus
 
 
+class MixedTypes(BaseModel):
+    numbers: int
+    text: int
+    example: str
+
+
 class ColumnProfile(BaseModel):
     name: str
     dtype: str
@@ -25,7 +31,7 @@ class ColumnProfile(BaseModel):
     unique: int
     infinite: int
     huge: int = Field(default=0, description="Finite values beyond ±1e30.")
-    mixed: dict[str, Any] | None = Field(
+    mixed: MixedTypes | None = Field(
         default=None,
         description="Text columns whose distinct values mix numbers and text: counts of "
         "each and an example of the rarer type.",
@@ -33,7 +39,7 @@ class ColumnProfile(BaseModel):
     kind: engine.TaskKind | None = Field(
         description="Task kind if the column were a label; null if unusable."
     )
-    examples: list[Any]
+    examples: list[JsonValue]
 
 
 class DatasetSummary(BaseModel):
@@ -145,12 +151,18 @@ class BaselineOut(BaseModel):
     seeds: int
 
 
+class MainTaskOut(BaseModel):
+    name: str
+    column: str
+    kind: engine.TaskKind
+
+
 class RankingOut(BaseModel):
     job_id: str
     method: str
     metric: str
     interval: str
-    main_task: dict[str, Any]
+    main_task: MainTaskOut
     baseline: BaselineOut
     candidates: list[CandidateOut]
     subset: dict[str, Any] | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 import engine
 
@@ -53,8 +54,10 @@ def budget_field(name: str) -> Any:
     default = getattr(_DEFAULT, name)
     if isinstance(default, tuple):  # a list option: the bounds are each item's
 
-        def item_bounds(schema: dict[str, Any]) -> None:
-            schema["items"].update(
+        def item_bounds(schema: JsonDict) -> None:
+            items = schema["items"]
+            assert isinstance(items, dict)
+            items.update(
                 {
                     key: value
                     for key, value in (("minimum", bounds.ge), ("maximum", bounds.le))
@@ -142,7 +145,7 @@ class JobSpec(Strict):
         return task.dataset_id if task.dataset_id not in (None, self.dataset_id) else None
 
 
-JOB_EXAMPLE: dict[str, Any] = JobSpec(
+JOB_EXAMPLE: JsonDict = JobSpec(
     name="churn aux study",
     dataset_id="ds_0195f3c2a1b2c3d4e5f6",
     main_task=TaskIn(column="churned", kind="binary"),

@@ -64,7 +64,7 @@ def _check_label(
         dates=column.dtype == "datetime",
         infinite=column.infinite,
         huge=column.huge,
-        mixed=(mixed["numbers"], mixed["text"], mixed["example"]) if mixed else None,
+        mixed=(mixed.numbers, mixed.text, mixed.example) if mixed else None,
         inferred=column.kind,
     )
     for problem in engine.label_problems(stats, kind):

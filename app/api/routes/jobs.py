@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -22,18 +23,20 @@ from app.api.schemas import (
     RankingOut,
 )
 from app.data.tables import csv_bytes
+from app.db.models import Job
 from app.db.repositories import jobs as repo
 from app.errors import not_found
 from app.jobs import results
 from app.jobs.status import ACTIVE
 from app.services import jobs as service
+from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 
 
-def _unfinished_headers(job: Any, settings: Any) -> dict[str, str]:
+def _unfinished_headers(job: Job | SimpleNamespace, settings: Settings) -> dict[str, str]:
     if job.status in ACTIVE:
         return {"Retry-After": str(settings.retry_after_s)}
     return {}
