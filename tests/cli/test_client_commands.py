@@ -169,5 +169,5 @@ def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: P
     )  # fmt: skip
     assert result.exit_code == EXIT_REFUSED, result.stdout + result.stderr
     assert "features: No usable feature columns (c: constant)" in result.stderr
-    assert "Add numeric or categorical columns" in result.stderr
+    assert "Add numeric or categorical" in result.stderr
     assert "submitted job" not in result.stdout
