@@ -36,10 +36,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.models import Job, utcnow
+from app.jobs.status import JobStatus
 
 log = logging.getLogger("auxsel.metrics")
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+JOB_STATUSES = tuple(JobStatus)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # --- process series (one set per process, in the default registry) -------------------
@@ -140,7 +141,9 @@ class DatabaseCollector(Collector):
                 }
                 running = list(
                     session.execute(
-                        select(Job.worker_id, Job.heartbeat_at).where(Job.status == "running")
+                        select(Job.worker_id, Job.heartbeat_at).where(
+                            Job.status == JobStatus.RUNNING
+                        )
                     )
                 )
         except Exception as exc:
@@ -155,7 +158,9 @@ class DatabaseCollector(Collector):
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
         yield GaugeMetricFamily(
-            "auxsel_queue_depth", "Jobs waiting for a worker.", value=counts.get("queued", 0)
+            "auxsel_queue_depth",
+            "Jobs waiting for a worker.",
+            value=counts.get(JobStatus.QUEUED, 0),
         )
         now = utcnow()
         ages = [_age(now, beat) for _, beat in running if beat is not None]

@@ -5,7 +5,7 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 >>> advice = advise(frame, main="y", candidates=["a", "b"], seeds=3)  # doctest: +SKIP
 """
 
-from engine.budget import PROXY_NAMES, Budget, ProxyName
+from engine.budget import PROXY_NAMES, Bounds, Budget, ProxyName
 from engine.chem import morgan_fingerprints
 from engine.cost import CostEstimate, JobShape, estimate_cost
 from engine.errors import (
@@ -21,6 +21,7 @@ from engine.errors import (
 )
 from engine.features import FeatureConfig
 from engine.methods import (
+    DEFAULT_METHOD,
     METHODS,
     Confirmation,
     Method,
@@ -29,7 +30,7 @@ from engine.methods import (
     proxy_order,
     rank_agreement,
 )
-from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
+from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
 from engine.pipeline import (
     LocalRunner,
     Runner,
@@ -63,10 +64,22 @@ from engine.scoring import IntervalMethod, Verdict, benjamini_hochberg, paired_g
 from engine.splits import MIN_LABELLED_ROWS, Splits, make_splits
 from engine.subsets import search_subsets
 from engine.synthetic import TaskFamily, make_task_family
-from engine.tasks import MAX_CLASSES, MAX_LABEL_MAGNITUDE, TaskKind, TaskSpec, infer_kind
+from engine.tasks import (
+    MAX_CLASSES,
+    MAX_LABEL_MAGNITUDE,
+    TASK_KINDS,
+    LabelProblem,
+    LabelStats,
+    TaskKind,
+    TaskSpec,
+    infer_kind,
+    label_problems,
+)
 from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_METRIC",
     "MAX_CLASSES",
     "MAX_LABEL_MAGNITUDE",
     "METHODS",
@@ -74,9 +87,11 @@ __all__ = [
     "METRIC_NAMES",
     "MIN_LABELLED_ROWS",
     "PROXY_NAMES",
+    "TASK_KINDS",
     "Advice",
     "Agreement",
     "BaselineAdvice",
+    "Bounds",
     "Budget",
     "Cancelled",
     "CandidateAdvice",
@@ -89,6 +104,8 @@ __all__ = [
     "IntervalMethod",
     "JobShape",
     "LabelError",
+    "LabelProblem",
+    "LabelStats",
     "LocalRunner",
     "Method",
     "MetricGain",
@@ -124,6 +141,7 @@ __all__ = [
     "execute",
     "infer_kind",
     "json_safe",
+    "label_problems",
     "make_splits",
     "make_task_family",
     "morgan_fingerprints",

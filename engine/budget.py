@@ -1,9 +1,12 @@
-"""The probe budget: how many replicates, how long and how wide each probe trains."""
+"""The probe budget: how many replicates, how long and how wide each probe trains.
+
+Every option's default, range and one-line description are declared once, on its
+field (:class:`Bounds`); the checks below and the HTTP API's schema both read them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar, get_args
 
 from engine.errors import SpecError
 
@@ -14,6 +17,69 @@ SubsetWeighting = Literal["mean", "sum"]
 SUBSET_WEIGHTINGS: tuple[SubsetWeighting, ...] = get_args(SubsetWeighting)
 ProxyRows = Literal["main", "batch"]
 PROXY_ROWS: tuple[ProxyRows, ...] = get_args(ProxyRows)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A numeric option's range (``ge``/``gt`` below, ``le``/``lt`` above; None = open)
+    and what it means. For a list option (``hidden``) the range is each item's and
+    ``min_items`` the shortest list."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    min_items: int | None = None
+    doc: str = ""
+
+    @property
+    def limited(self) -> bool:
+        return any(b is not None for b in (self.ge, self.gt, self.le, self.lt))
+
+    def admits(self, value: float) -> bool:
+        return (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+
+    def describe(self) -> str:
+        """The range in words, for an error message."""
+        low = self.ge if self.ge is not None else self.gt
+        high = self.le if self.le is not None else self.lt
+        if low is not None and high is not None:
+            left = "[" if self.ge is not None else "("
+            right = "]" if self.le is not None else ")"
+            return f"in {left}{low:g}, {high:g}{right}"
+        if self.ge is not None:
+            return "zero or more" if self.ge == 0 else f"at least {self.ge:g}"
+        if self.gt is not None:
+            return "positive" if self.gt == 0 else f"above {self.gt:g}"
+        if self.le is not None:
+            return f"at most {self.le:g}"
+        return f"below {self.lt:g}" if self.lt is not None else "any value"
+
+
+BOUNDS = "bounds"
+"""The key of a budget field's :class:`Bounds` in its ``dataclasses.field`` metadata."""
+
+
+def option(
+    default: T,
+    doc: str = "",
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    min_items: int | None = None,
+) -> T:
+    """A budget field: its default, its :class:`Bounds` and its description."""
+    bounds = Bounds(ge=ge, gt=gt, le=le, lt=lt, min_items=min_items, doc=doc)
+    return field(default=default, metadata={BOUNDS: bounds})
 
 
 @dataclass(frozen=True)
@@ -57,54 +123,50 @@ class Budget:
 
     # Chosen by the validity study (docs/validity.md): a narrow trunk ranked candidates
     # closer to full training than 128 wide on every data set, at less compute, and 5
-    # replicates rank them better than 3 for 1.7x the compute.
-    seeds: int = 5
-    epochs: int = 30
-    hidden: tuple[int, ...] = (32,)
-    lam: float = 1.0
-    batch_size: int = 128
-    lr: float = 3e-3
-    patience: int = 8
-    main_train_fraction: float = 1.0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    memory_mb: float = 2048
-    screen_epochs: int | None = None
-    proxy_every: int = 2
+    # replicates rank them better than 3 for 1.7x the compute. One replicate trains and
+    # ranks, without intervals (an interval needs two).
+    seeds: int = option(5, "Replicates (own split each); 1 gives gains without intervals.", ge=1)
+    epochs: int = option(30, "Most epochs per probe.", ge=1)
+    hidden: tuple[int, ...] = option((32,), "Trunk layer widths.", ge=1, min_items=1)
+    lam: float = option(1.0, "Auxiliary loss weight.", ge=0, le=1000)
+    batch_size: int = option(128, "Rows per training step.", ge=1, le=65536)
+    lr: float = option(3e-3, "Learning rate (Adam).", gt=0, le=10)
+    patience: int = option(8, "Epochs without improvement before a stop; 0 = no early stop.", ge=0)
+    main_train_fraction: float = option(
+        1.0, "Share of the main task's training labels kept.", gt=0, le=1
+    )
+    val_fraction: float = option(0.2, "Share of main labels held out for validation.", gt=0, lt=1)
+    test_fraction: float = option(0.2, "Share of main labels held out for testing.", gt=0, lt=1)
+    memory_mb: float = option(2048, "Most memory one training chunk may take.", gt=0)
+    screen_epochs: int | None = option(
+        None, "Screening run epochs (default min(epochs, 10)).", ge=1
+    )
+    proxy_every: int = option(2, "Training steps between proxy measurements.", ge=1)
     proxy_rows: ProxyRows = "main"
     screen_proxy: ProxyName = "lookahead"
-    confirm_top: int = 5
-    confirm_random: int = 2
+    confirm_top: int = option(5, "screen+probe: best-screened candidates probed.", ge=1)
+    confirm_random: int = option(2, "screen+probe: random others probed.", ge=0)
     subset_weighting: SubsetWeighting = "mean"
-    subset_search: bool = False
-    subset_budget: int = 6
-    subset_width: int = 3
+    subset_search: bool = option(False, "Greedy subset search.")
+    subset_budget: int = option(6, "Subsets the search may train.", ge=1, le=100)
+    subset_width: int = option(3, "Extensions each greedy step trains side by side.", ge=1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        _check(self.seeds >= 1, "seeds", "must be at least 1")
-        _check(self.epochs >= 1, "epochs", "must be at least 1")
-        _check(len(self.hidden) >= 1, "hidden", "needs at least one layer width")
-        _check(all(h >= 1 for h in self.hidden), "hidden", "widths must be positive")
-        _check(self.lam >= 0, "lam", "must be zero or more")
-        _check(self.batch_size >= 1, "batch_size", "must be at least 1")
-        _check(self.lr > 0, "lr", "must be positive")
-        _check(self.patience >= 0, "patience", "must be zero or more")
-        _check(0 < self.main_train_fraction <= 1, "main_train_fraction", "must be in (0, 1]")
-        _check(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
-        _check(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
+        for f in fields(self):
+            bounds = self.bounds(f.name)
+            value = getattr(self, f.name)
+            if bounds.min_items is not None:
+                _check(len(value) >= bounds.min_items, f.name, "needs at least one layer width")
+                _check(all(bounds.admits(h) for h in value), f.name, "widths must be positive")
+            elif bounds.limited and value is not None:
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                _check(number and bounds.admits(value), f.name, f"must be {bounds.describe()}")
         _check(
             self.val_fraction + self.test_fraction < 0.9,
             "test_fraction",
             "validation and test fractions together must leave rows to train on",
         )
-        _check(self.memory_mb > 0, "memory_mb", "must be positive")
-        _check(
-            self.screen_epochs is None or self.screen_epochs >= 1,
-            "screen_epochs",
-            "must be at least 1 (or None for `epochs`)",
-        )
-        _check(self.proxy_every >= 1, "proxy_every", "must be at least 1")
         _check(
             self.proxy_rows in PROXY_ROWS, "proxy_rows", f"must be one of {', '.join(PROXY_ROWS)}"
         )
@@ -113,16 +175,19 @@ class Budget:
             "screen_proxy",
             f"must be one of {', '.join(PROXY_NAMES)}",
         )
-        _check(self.confirm_top >= 1, "confirm_top", "must be at least 1")
-        _check(self.confirm_random >= 0, "confirm_random", "must be zero or more")
         _check(
             self.subset_weighting in SUBSET_WEIGHTINGS,
             "subset_weighting",
             f"must be one of {', '.join(SUBSET_WEIGHTINGS)}",
         )
         _check(isinstance(self.subset_search, bool), "subset_search", "must be true or false")
-        _check(self.subset_budget >= 1, "subset_budget", "must be at least 1")
-        _check(self.subset_width >= 1, "subset_width", "must be at least 1")
+
+    @classmethod
+    def bounds(cls, name: str) -> Bounds:
+        """The range and description of option ``name`` (open for a named choice)."""
+        found = next(f for f in fields(cls) if f.name == name)
+        bounds = found.metadata.get(BOUNDS)
+        return bounds if isinstance(bounds, Bounds) else Bounds()
 
     @property
     def screening_epochs(self) -> int:

@@ -27,6 +27,8 @@ from engine.training import ProgressFn
 
 Method = Literal["probe", "screen", "screen+probe"]
 METHODS: tuple[Method, ...] = get_args(Method)
+DEFAULT_METHOD: Method = "probe"
+"""The method of a job that names none."""
 
 
 def check_method(method: str, budget: Budget) -> None:

@@ -13,6 +13,8 @@ from engine.tasks import TaskKind
 
 MetricName = Literal["loss", "accuracy", "auroc", "rmse", "r2"]
 METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
+DEFAULT_METRIC: MetricName = "loss"
+"""The primary metric of a job that names none."""
 
 HIGHER_IS_BETTER: dict[MetricName, bool] = {
     "loss": False,

@@ -16,6 +16,7 @@ from engine.budget import Budget
 from engine.errors import SpecError
 from engine.features import FeatureConfig
 from engine.methods import (
+    DEFAULT_METHOD,
     Confirmation,
     Method,
     Stages,
@@ -24,7 +25,7 @@ from engine.methods import (
     choose_confirmations,
     with_screening,
 )
-from engine.metrics import METRIC_NAMES, METRICS_BY_KIND, MetricName
+from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
@@ -45,12 +46,12 @@ def advise(
     seed: int = 0,
     features: Sequence[str] | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
-    metric: MetricName = "loss",
+    metric: MetricName = DEFAULT_METRIC,
     interval: IntervalMethod = "corrected",
     device: str = "cpu",
     progress: ProgressFn | None = None,
     feature_config: FeatureConfig | None = None,
-    method: Method = "probe",
+    method: Method = DEFAULT_METHOD,
     **budget: Any,
 ) -> Advice:
     """Measure how much each candidate task helps the main task.
@@ -333,7 +334,7 @@ def build_advice(
     seed: int,
     metric: MetricName,
     interval: IntervalMethod = "corrected",
-    method: str = "probe",
+    method: str = DEFAULT_METHOD,
     chunks: int = 1,
     screen: ScreenResult | None = None,
     confirmation: Confirmation | None = None,

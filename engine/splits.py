@@ -95,7 +95,9 @@ def make_splits(
         raise TooFewRowsError(
             f"Main task {main.column!r}: the split leaves {trains[0].sum()} training, "
             f"{vals[0].size} validation and {tests[0].size} test rows.",
-            field="budget",
+            # Too few training labels is main_train_fraction's doing; held-out sets too
+            # small, the data's (or the validation/test fractions').
+            field="budget.main_train_fraction" if trains[0].sum() < 2 else "budget",
             hint="Raise main_train_fraction or the validation/test fractions, or add rows.",
         )
     return Splits(

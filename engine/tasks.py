@@ -16,8 +16,9 @@ TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
 # More classes than this is rarely a classification label; it is usually an id or a
 # numeric target that should be declared `regression`.
 MAX_CLASSES = 100
-# Regression labels beyond this magnitude (or infinite) cannot be trained on.
+
 MAX_LABEL_MAGNITUDE = 1e30
+"""Regression labels beyond ±this are too large to train on (float32 overflows)."""
 
 
 @dataclass(frozen=True)
@@ -96,60 +97,150 @@ def infer_kind(series: pd.Series) -> TaskKind:
     return "multiclass"
 
 
-def encode_task(spec: TaskSpec, series: pd.Series) -> EncodedTask:
-    """Check a label column against its kind and encode it as floats."""
-    column = spec.column
-    kind = spec.kind or infer_kind(series)
+@dataclass(frozen=True)
+class LabelStats:
+    """What the label rules read of a column: counted from its data (:func:`label_stats`),
+    or from a stored profile of it (a service's, to check a job before it loads data)."""
+
+    column: str
+    labelled: int  # present (non-missing) values
+    distinct: int  # distinct present values
+    numeric: bool  # numbers or booleans: a regression label can be one
+    dates: bool = False
+    infinite: int = 0
+    huge: int = 0  # finite values beyond ±MAX_LABEL_MAGNITUDE
+    mixed: tuple[int, int, str] | None = None  # distinct numbers, distinct text, an example
+    inferred: TaskKind | None = None  # the kind :func:`infer_kind` gives
+
+
+@dataclass(frozen=True)
+class LabelProblem:
+    """Why a column cannot be a label of a kind; ``kind`` when the declared kind is what
+    to change rather than the column."""
+
+    message: str
+    kind: bool = False
+
+
+def label_problems(stats: LabelStats, kind: TaskKind | None) -> list[LabelProblem]:
+    """The label rules: every reason ``stats``' column cannot be a label of ``kind``
+    (None: inferred), each with its fix. The only copy of them (the service checks a
+    job's stored column profiles with it)."""
+    name = stats.column
+    if stats.labelled < 1:
+        return [LabelProblem(f"Column {name!r} has no labels (every value is missing).")]
+    problems = []
+    if stats.infinite:
+        problems.append(
+            LabelProblem(
+                f"Column {name!r} holds {stats.infinite} infinite value(s) (inf/-inf); clean "
+                "them or leave those cells empty (missing labels are skipped)."
+            )
+        )
+    if stats.mixed and kind not in ("binary", "multiclass"):
+        numbers, text, example = stats.mixed
+        return [
+            *problems,
+            LabelProblem(
+                f"Column {name!r} mixes numbers and text ({numbers} distinct numeric and "
+                f"{text} distinct text values, e.g. {example!r}); clean it, or declare kind "
+                "'multiclass' to treat every value as a category."
+            ),
+        ]
+    if stats.distinct < 2:
+        return [
+            *problems,
+            LabelProblem(f"Column {name!r} has a single value; a label needs at least two."),
+        ]
+    if stats.dates:
+        return [*problems, LabelProblem(f"Column {name!r} holds dates; it cannot be a label.")]
+    if kind == "binary" and stats.distinct != 2:
+        problems.append(
+            LabelProblem(
+                f"Column {name!r} has {stats.distinct} distinct values; binary needs exactly "
+                "2. Use multiclass or regression.",
+                kind=True,
+            )
+        )
+    if kind == "regression" and not stats.numeric:
+        problems.append(
+            LabelProblem(
+                f"Column {name!r} holds text; regression needs numbers. Use binary or multiclass.",
+                kind=True,
+            )
+        )
+    effective = kind or stats.inferred
+    if effective == "regression" and stats.huge:
+        problems.append(
+            LabelProblem(
+                f"Column {name!r} holds {stats.huge} value(s) beyond ±"
+                f"{MAX_LABEL_MAGNITUDE:g}".replace("e+", "e")
+                + ", too large to train on; rescale the column."
+            )
+        )
+    if effective in ("binary", "multiclass") and stats.distinct > MAX_CLASSES:
+        hint = (
+            "declare kind regression if it is a number"
+            if stats.numeric
+            else "a column of identifiers or free text cannot be a label"
+        )
+        problems.append(
+            LabelProblem(
+                f"Column {name!r} has {stats.distinct:,} distinct values, more than the "
+                f"{MAX_CLASSES} classes a label may have; {hint}."
+            )
+        )
+    return problems
+
+
+def label_stats(series: pd.Series) -> LabelStats:
+    """Count what the label rules read of a label column."""
     present = series.dropna()
-    if present.empty:
-        raise LabelError(f"Column {column!r} has no labels.", field=column)
+    dates = pd.api.types.is_datetime64_any_dtype(series) or isinstance(series.dtype, pd.PeriodDtype)
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        numbers = present.astype("float64")
+        text = None
+    else:
+        numbers = pd.to_numeric(present, errors="coerce")
+        text = present.map(str)
+    parsed = numbers.notna().to_numpy()
+    values = numbers.to_numpy(dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    mixed = None
+    numeric = bool(parsed.all()) and not dates
+    if text is not None and not numeric and parsed.any():
+        distinct_numbers = text[parsed].unique()
+        distinct_text = text[~parsed].unique()
+        rarer = distinct_numbers if len(distinct_numbers) < len(distinct_text) else distinct_text
+        mixed = (len(distinct_numbers), len(distinct_text), str(rarer[0])[:80])
+    return LabelStats(
+        column=str(series.name),
+        labelled=len(present),
+        # Classes are compared as text, so mixed types (1 and "1") do not split a class.
+        distinct=int(present.nunique() if text is None else text.nunique()),
+        numeric=numeric,
+        dates=dates,
+        infinite=int(np.isinf(values).sum()) if numeric else 0,
+        huge=int((np.abs(finite) > MAX_LABEL_MAGNITUDE).sum()) if numeric else 0,
+        mixed=mixed,
+        inferred=infer_kind(series) if len(present) and not dates else None,
+    )
+
+
+def encode_task(spec: TaskSpec, series: pd.Series) -> EncodedTask:
+    """Check a label column against its kind (:func:`label_problems`) and encode it as
+    floats."""
+    column = spec.column
+    problems = label_problems(label_stats(series), spec.kind)
+    if problems:
+        raise LabelError(problems[0].message, field=column)
+    kind = spec.kind or infer_kind(series)
     if kind == "regression":
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-        unparsed = int((np.isnan(values) & series.notna().to_numpy()).sum())
-        if unparsed:
-            raise LabelError(
-                f"Column {column!r} is declared regression but {unparsed} of its values "
-                "are not numbers.",
-                field=column,
-                hint="Declare it binary or multiclass, or clean the column.",
-            )
-        if np.isinf(values).any() or np.nanmax(np.abs(values)) > MAX_LABEL_MAGNITUDE:
-            raise LabelError(
-                f"Column {column!r} holds infinite or astronomically large values.",
-                field=column,
-                hint="Replace them with numbers or leave the cells empty.",
-            )
-        if np.nanstd(values) == 0:
-            raise LabelError(
-                f"Column {column!r} has a single value; there is nothing to learn.",
-                field=column,
-            )
         return EncodedTask(spec.label, column, kind, values, (), spec.source)
-
-    if pd.api.types.is_float_dtype(series) and np.isinf(present.to_numpy(dtype=float)).any():
-        raise LabelError(f"Column {column!r} holds infinite values.", field=column)
-    # Classes are compared as text so that mixed types (1 and "1") do not split a class.
     known = series.notna().to_numpy()
     text = series[known].map(str)
     classes = tuple(sorted(text.unique(), key=_natural_key))
-    if len(classes) < 2:
-        raise LabelError(
-            f"Column {column!r} has a single class ({classes[0]!r}); a classification "
-            "label needs at least two.",
-            field=column,
-        )
-    if kind == "binary" and len(classes) != 2:
-        raise LabelError(
-            f"Column {column!r} is declared binary but has {len(classes)} classes.",
-            field=column,
-            hint="Declare it multiclass, or regression if it is a number.",
-        )
-    if len(classes) > MAX_CLASSES:
-        raise LabelError(
-            f"Column {column!r} has {len(classes)} classes (more than {MAX_CLASSES}).",
-            field=column,
-            hint="Declare it regression if it is a number, or group rare classes.",
-        )
     codes = {c: float(i) for i, c in enumerate(classes)}
     values = np.full(len(series), np.nan)
     values[known] = text.map(codes).to_numpy(dtype=np.float64)

@@ -3,109 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 import engine
 
-_BUDGET = engine.Budget()
-
-TaskKindField = Literal["binary", "multiclass", "regression"]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
-Method = Literal["probe", "screen", "screen+probe"]
-MetricField = Literal["loss", "accuracy", "auroc", "rmse", "r2"]
-
-
-class Strict(BaseModel):
-    # Unknown fields are errors (a typo must not be silently ignored), and JSON types
-    # are not coerced ("3" is not an int, true is not an int).
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        """No NUL in any name, column or id (PostgreSQL cannot store one in text)."""
-        items = value if isinstance(value, list) else [value]
-        for i, item in enumerate(items):
-            if isinstance(item, str) and "\x00" in item:
-                where = f" (item {i})" if isinstance(value, list) else ""
-                raise ValueError(f"Holds a NUL character{where}; remove control characters.")
-        return value
+# The job spec and the status vocabulary are defined once, in app/jobs/; the API
+# re-exports them as part of its contract.
+from app.jobs.spec import JOB_EXAMPLE as JOB_EXAMPLE
+from app.jobs.spec import BudgetIn as BudgetIn
+from app.jobs.spec import JobSpec as JobSpec
+from app.jobs.spec import TaskIn as TaskIn
+from app.jobs.status import JobStatus as JobStatus
 
 
-class TaskIn(Strict):
-    column: str = Field(min_length=1, max_length=255, description="Label column.")
-    kind: TaskKindField | None = Field(
-        default=None, description="Inferred from the column when left out."
-    )
-    name: str | None = Field(
-        default=None, min_length=1, max_length=255, description="Display name (default: column)."
-    )
-    dataset_id: str | None = Field(
-        default=None,
-        max_length=40,
-        description="Candidates only: another data set with the same feature columns.",
-    )
-
-
-class BudgetIn(Strict):
-    seeds: int = Field(default=_BUDGET.seeds, ge=1, description="Replicates (own split each).")
-    epochs: int = Field(default=_BUDGET.epochs, ge=1)
-    hidden: list[int] = Field(default_factory=lambda: list(_BUDGET.hidden), min_length=1)
-    lam: float = Field(default=_BUDGET.lam, ge=0, le=1000, description="Auxiliary loss weight.")
-    batch_size: int = Field(default=_BUDGET.batch_size, ge=1, le=65536)
-    lr: float = Field(default=_BUDGET.lr, gt=0, le=10)
-    patience: int = Field(default=_BUDGET.patience, ge=0, description="0 = no early stop.")
-    main_train_fraction: float = Field(default=_BUDGET.main_train_fraction, gt=0, le=1)
-    screen_epochs: int | None = Field(
-        default=_BUDGET.screen_epochs,
-        ge=1,
-        description="Screening run epochs (default min(epochs, 10)).",
-    )
-    confirm_top: int = Field(
-        default=_BUDGET.confirm_top,
-        ge=1,
-        description="screen+probe: best-screened candidates probed.",
-    )
-    confirm_random: int = Field(
-        default=_BUDGET.confirm_random, ge=0, description="screen+probe: random others probed."
-    )
-    subset_search: bool = Field(default=_BUDGET.subset_search, description="Greedy subset search.")
-    subset_budget: int = Field(
-        default=_BUDGET.subset_budget, ge=1, le=100, description="Subsets the search may train."
-    )
-
-
-JOB_EXAMPLE: dict[str, Any] = {
-    "name": "churn aux study",
-    "dataset_id": "ds_0195f3c2a1b2c3d4e5f6",
-    "main_task": {"column": "churned", "kind": "binary"},
-    "candidates": [
-        {"column": "upgraded"},
-        {"column": "tickets", "kind": "regression"},
-    ],
-    "features": None,
-    "method": "probe",
-    "seed": 0,
-    "budget": {"seeds": 5, "epochs": 30, "hidden": [32], "lam": 1.0, "batch_size": 128},
-}
-
-
-class JobCreate(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
-
-    name: str | None = Field(default=None, max_length=255)
-    dataset_id: str = Field(min_length=1, max_length=40)
-    main_task: TaskIn
-    candidates: list[TaskIn] = Field(min_length=1)
-    features: list[str] | None = Field(
-        default=None, description="Feature columns; default: every column that is not a label."
-    )
-    method: Method = "probe"
-    metric: MetricField = Field(default="loss", description="Primary metric of the main task.")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    budget: BudgetIn = Field(default_factory=BudgetIn)
+class MixedTypes(BaseModel):
+    numbers: int
+    text: int
+    example: str
 
 
 class ColumnProfile(BaseModel):
@@ -115,13 +31,15 @@ class ColumnProfile(BaseModel):
     unique: int
     infinite: int
     huge: int = Field(default=0, description="Finite values beyond ±1e30.")
-    mixed: dict[str, Any] | None = Field(
+    mixed: MixedTypes | None = Field(
         default=None,
         description="Text columns whose distinct values mix numbers and text: counts of "
         "each and an example of the rarer type.",
     )
-    kind: str | None = Field(description="Task kind if the column were a label; null if unusable.")
-    examples: list[Any]
+    kind: engine.TaskKind | None = Field(
+        description="Task kind if the column were a label; null if unusable."
+    )
+    examples: list[JsonValue]
 
 
 class DatasetSummary(BaseModel):
@@ -181,7 +99,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     error: JobError | None
-    spec: dict[str, Any]
+    spec: JobSpec
     estimate: JobEstimate | None = Field(
         default=None, description="Estimated cost (null for jobs submitted before estimates)."
     )
@@ -233,12 +151,18 @@ class BaselineOut(BaseModel):
     seeds: int
 
 
+class MainTaskOut(BaseModel):
+    name: str
+    column: str
+    kind: engine.TaskKind
+
+
 class RankingOut(BaseModel):
     job_id: str
     method: str
     metric: str
     interval: str
-    main_task: dict[str, Any]
+    main_task: MainTaskOut
     baseline: BaselineOut
     candidates: list[CandidateOut]
     subset: dict[str, Any] | None

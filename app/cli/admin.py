@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from app.cli.views import console, follow, ranking_table
+from app.jobs.status import JobStatus
 from app.settings import Settings, get_settings
 
 # alembic and uvicorn are imported inside the commands that need them: the client
@@ -298,7 +299,7 @@ def demo(
             f"Watch it at {url}/jobs/{job['id']}"
         )
         final = follow(client, job["id"])
-        if final["status"] == "succeeded":
+        if final["status"] == JobStatus.SUCCEEDED:
             console.print(ranking_table(client.ranking(job["id"])))
             console.print(f"JSON: {url}/api/v1/jobs/{job['id']}/ranking")
         else:

@@ -12,6 +12,8 @@ import httpx
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.jobs.status import FINISHED
+
 
 class ClientSettings(BaseSettings):
     """What only the client commands need (submit, status, ranking, jobs): the server and
@@ -116,7 +118,7 @@ class Client:
             job = self.job(job_id)
             if on_update is not None:
                 on_update(job)
-            if job["status"] in ("succeeded", "failed", "canceled"):
+            if job["status"] in FINISHED:
                 return job
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")

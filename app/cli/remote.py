@@ -19,6 +19,7 @@ from typer.core import TyperCommand
 
 from app.cli.client import ApiError, Client, ClientSettings
 from app.cli.views import console, follow, ranking_table, when
+from app.jobs.status import JobStatus
 
 # Exit codes of the client commands (2 is click's usage error).
 EXIT_REFUSED = 1  # the server answered with an error (bad column, unknown job, no key)
@@ -90,7 +91,7 @@ def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Client, str]
 def _print_failure(job: dict[str, Any]) -> None:
     from app.jobs.failures import explain
 
-    if job["status"] == "canceled":
+    if job["status"] == JobStatus.CANCELED:
         err_console.print(f"job {job['id']} was canceled.")
         return
     err_console.print(f"[red]job {job['id']} failed[/]: {explain(job.get('error'))}")
@@ -219,7 +220,7 @@ def submit(
             console.print(f"follow it with: auxsel status {job['id']} --wait")
             return
         final = follow(client, job["id"])
-        if final["status"] != "succeeded":
+        if final["status"] != JobStatus.SUCCEEDED:
             _print_failure(final)
             raise typer.Exit(EXIT_JOB_FAILED)
         console.print(ranking_table(client.ranking(job["id"])))
@@ -246,9 +247,9 @@ def status(
             table.add_row(field.removesuffix("_at"), when(job[field]))
         table.add_row("page", f"{base}/jobs/{job['id']}")
         console.print(table)
-        if job["status"] == "failed":
+        if job["status"] == JobStatus.FAILED:
             _print_failure(job)
-        if wait and job["status"] in ("failed", "canceled"):
+        if wait and job["status"] in (JobStatus.FAILED, JobStatus.CANCELED):
             raise typer.Exit(EXIT_JOB_FAILED)
 
 
@@ -277,7 +278,7 @@ def ranking(
             if exc.status != 409:
                 raise
             job = client.job(job_id)
-            if job["status"] in ("failed", "canceled"):
+            if job["status"] in (JobStatus.FAILED, JobStatus.CANCELED):
                 _print_failure(job)
                 raise typer.Exit(EXIT_JOB_FAILED) from exc
             err_console.print(

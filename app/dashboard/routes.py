@@ -18,7 +18,8 @@ from app.dashboard import views
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.errors import ProblemError
-from app.jobs import failures
+from app.jobs import failures, results
+from app.jobs.status import JobStatus
 from app.security import auth
 from app.security import sessions as web_sessions
 from app.services import jobs as service
@@ -32,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 # The sign-in form: an API key (~56 characters) and a next path.
 SIGNIN_MAX_BYTES = 8 * 1024
-STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+STATUSES = tuple(JobStatus)
 # Everything the pages load comes from this origin; data for the charts travels in
 # <script type="application/json"> blocks, which the policy does not execute.
 CSP = (
@@ -184,11 +185,11 @@ def job_page(request: Request, job_id: str) -> Response:
             return _render(request, "missing.html", {"job_id": job_id}, status_code=404)
         job = service.job_view(row, request)
         ranking = (
-            service.ranking_view(row, repo.scores(session, row.id))
-            if row.status == "succeeded" and row.result is not None
+            results.ranking_view(row, repo.scores(session, row.id))
+            if row.status == JobStatus.SUCCEEDED and row.result is not None
             else None
         )
-        runs = service.runs_view(row, repo.stored_runs(session, row.id))
+        runs = results.runs_view(row, repo.stored_runs(session, row.id))
         names = _dataset_names(session, owner, {row.dataset_id})
     order = [c["name"] for c in ranking["candidates"]] if ranking else None
     charts: dict[str, Any] = {"curves": views.mean_curves(runs, order)}
@@ -205,7 +206,9 @@ def job_page(request: Request, job_id: str) -> Response:
             "proxy_names": views.proxy_names(ranking) if ranking else [],
             "baseline_metrics": _baseline_metrics(ranking),
             "charts": charts,
-            "failure": failures.explain(job["error"]) if job["status"] == "failed" else None,
+            "failure": failures.explain(job["error"])
+            if job["status"] == JobStatus.FAILED
+            else None,
             "has_curves": any(s["mean"] for s in charts["curves"]["series"]),
         },
     )

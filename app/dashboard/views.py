@@ -47,7 +47,7 @@ def mean_curves(runs: dict[str, Any], order: list[str] | None = None) -> dict[st
                 "hidden": i > CURVES_SHOWN,
             }
         )
-    return {"metric": runs.get("metric", "loss"), "series": series}
+    return {"metric": runs["metric"], "series": series}
 
 
 def finite(value: Any) -> float | None:

@@ -19,17 +19,16 @@ from sqlalchemy.orm import Session
 
 import engine
 from app import metrics
-from app.data.storage import Storage
-from app.db.models import Job, ProbeRunRecord
+from app.db.models import Dataset, Job, ProbeRunRecord
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.db.session import write_transaction
 from app.jobs.context import JobContext
-from app.jobs.rows import SCREEN_KEY, advice_rows, probe_run, run_row, screen_row
-from app.services.datasets import load_frame
-from app.services.jobs import engine_budget
-from app.settings import Settings
+from app.jobs.results import SCREEN_KEY, advice_rows, probe_run, run_row, screen_row
+from app.jobs.spec import JobSpec
+from app.jobs.status import JobStatus
+from app.jobs.translate import build_context, planned_epochs
 from engine import ProgressFn
 
 if TYPE_CHECKING:
@@ -115,11 +114,11 @@ class JobRun:
             self._db("release", lambda session: repo.release(session, self.claim))
             log.info("released %s for another worker", self.claim.job_id)
         except engine.Cancelled:
-            self._finish(status="canceled")
+            self._finish(status=JobStatus.CANCELED)
         except TimeLimitExceeded:
             limit = self.settings.job_time_limit_s
             self._finish(
-                status="failed",
+                status=JobStatus.FAILED,
                 error_reason="time_limit",
                 error_detail=(
                     f"The job ran {time.monotonic() - self.started:,.1f} s, past the "
@@ -130,7 +129,9 @@ class JobRun:
                 ),
             )
         except engine.EngineError as exc:
-            self._finish(status="failed", error_reason="invalid_input", error_detail=str(exc))
+            self._finish(
+                status=JobStatus.FAILED, error_reason="invalid_input", error_detail=str(exc)
+            )
         except DatabaseUnavailable:
             raise
         except Exception as exc:
@@ -138,7 +139,7 @@ class JobRun:
                 raise DatabaseUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
             log.exception("job %s failed", self.claim.job_id)
             self._finish(
-                status="failed",
+                status=JobStatus.FAILED,
                 error_reason="internal_error",
                 error_detail=f"{exc.__class__.__name__}: {exc}",
             )
@@ -207,25 +208,21 @@ class JobRun:
 
     # --- the job ---------------------------------------------------------------------
 
-    def _load(
-        self, session: Session
-    ) -> tuple[dict[str, Any], list[ProbeRunRecord], dict[str, Any]]:
+    def _load(self, session: Session) -> tuple[JobSpec, list[ProbeRunRecord], dict[str, Dataset]]:
         job = session.get(Job, self.claim.job_id)
         assert job is not None
-        spec: dict[str, Any] = dict(job.spec)
+        spec = JobSpec.model_validate(job.spec)
         stored = repo.stored_runs(session, job.id)
-        datasets = dataset_repo.get_many(
-            session, job.owner, list(dataset_repo.job_dataset_ids(spec))
-        )
-        return spec, stored, dict(datasets)
+        datasets = dataset_repo.get_many(session, job.owner, sorted(spec.dataset_ids()))
+        return spec, stored, datasets
 
     def _run(self) -> None:
         spec, stored, datasets = self._db("load", self._load)
         self.check()
         context = build_context(spec, datasets, self.worker.storage, self.settings)
-        method = spec.get("method", "probe")
+        method = spec.method
         budget = context.budget
-        total = engine.planned_epochs(method, budget, len(context.problem.candidates))
+        total = planned_epochs(spec, budget)
         if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
             raise LeaseLost
         runner = StoredRunner(self, context, stored)
@@ -253,14 +250,14 @@ class JobRun:
         metrics.record_stored(len(rows))
         self.check()
 
-    def _complete(self, advice: engine.Advice, spec: dict[str, Any]) -> None:
+    def _complete(self, advice: engine.Advice, spec: JobSpec) -> None:
         runs = advice.runs
         if advice.method != "screen" and advice.baseline.seeds == 0:
             # Without one usable baseline no gain can be measured: fail with the reason
             # instead of reporting a ranking of nothing.
             reasons = sorted({r.error for r in runs if r.spec.is_baseline and r.error})
             self._finish(
-                status="failed",
+                status=JobStatus.FAILED,
                 error_reason="diverged",
                 error_detail=(
                     "Every baseline probe (the main task alone) failed, so no gain can be "
@@ -277,7 +274,7 @@ class JobRun:
             for r in runs
             if r.spec.is_baseline and r.error
         )
-        if not self._finish(status="succeeded", result=result, scores=scores):
+        if not self._finish(status=JobStatus.SUCCEEDED, result=result, scores=scores):
             raise LeaseLost
         log.info("job %s succeeded", self.claim.job_id)
 
@@ -337,36 +334,6 @@ class StoredRunner:
                 self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
             )
         return [self.known[s.key] for s in specs]
-
-
-def build_context(
-    spec: dict[str, Any], datasets: dict[str, Any], storage: Storage, settings: Settings
-) -> JobContext:
-    """Load the job's tables and turn its spec into an engine problem and splits."""
-    main_id = spec["dataset_id"]
-    if main_id not in datasets:
-        raise engine.SpecError(f"Data set {main_id!r} no longer exists.", field="dataset_id")
-    frames = {ds_id: load_frame(storage, ds, settings) for ds_id, ds in datasets.items()}
-    main = _task(spec["main_task"], None)
-    candidates = [
-        _task(c, c.get("dataset_id") if c.get("dataset_id") not in (None, main_id) else None)
-        for c in spec["candidates"]
-    ]
-    tables = {ds_id: frame for ds_id, frame in frames.items() if ds_id != main_id}
-    problem = engine.prepare(
-        frames[main_id], main, candidates, features=spec.get("features"), tables=tables
-    )
-    budget = engine_budget(spec["budget"], settings)
-    splits = engine.splits_for(problem, budget, int(spec["seed"]))
-    return JobContext(
-        problem, splits, budget, int(spec["seed"]), spec.get("metric", "loss"), settings.device
-    )
-
-
-def _task(body: dict[str, Any], source: str | None) -> engine.TaskSpec:
-    return engine.TaskSpec(
-        body["column"], kind=body.get("kind"), name=body.get("name"), source=source
-    )
 
 
 def chunk(

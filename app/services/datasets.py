@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from sqlalchemy.orm import Session
 
+from app.data.frames import table_limits as limits
 from app.data.profiling import profile
 from app.data.storage import Storage, StoredFile
 from app.data.tables import (
-    TableFormat,
-    TableLimits,
     clean_filename,
     detect_format,
     read_table,
@@ -32,15 +30,6 @@ log = logging.getLogger("auxsel.datasets")
 def new_id(prefix: str) -> str:
     """Time-ordered, unguessable ids such as ds_0195f3c2a1b2c3d4e5f6a7b8."""
     return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-
-
-def limits(settings: Settings) -> TableLimits:
-    return TableLimits(
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
-        max_decoded_bytes=int(settings.max_decoded_mb * 2**20),
-        max_column_name_chars=settings.max_column_name_chars,
-    )
 
 
 @dataclass(frozen=True)
@@ -151,12 +140,6 @@ def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> N
     session.flush()
     if repo.storage_users(session, key) == 0:
         storage.delete(key)
-
-
-def load_frame(storage: Storage, dataset: Dataset, settings: Settings) -> pd.DataFrame:
-    """The data set's table, read the same way as at upload."""
-    fmt: TableFormat = "parquet" if dataset.format == "parquet" else "csv"
-    return read_table(storage.path(dataset.storage_key), fmt, limits(settings))
 
 
 def sweep_orphans(session: Session, storage: Storage, grace_s: float = 3600.0) -> int:

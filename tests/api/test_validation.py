@@ -68,7 +68,6 @@ def _spec_cases(dataset_id):
         ),
         "metric for another kind": ({**base, "metric": "auroc"}, "metric", "does not apply"),
         "too many seeds": ({**base, "budget": {"seeds": 51}}, "budget.seeds", "AUXSEL_MAX_SEEDS"),
-        "one seed": ({**base, "budget": {"seeds": 1}}, "budget.seeds", "At least 2"),
         "too many epochs": (
             {**base, "budget": {"epochs": 5000}},
             "budget.epochs",
@@ -96,7 +95,6 @@ def _spec_cases(dataset_id):
         "duplicate names",
         "metric for another kind",
         "too many seeds",
-        "one seed",
         "too many epochs",
         "too wide",
         "probe-epoch cap",

@@ -290,14 +290,14 @@ def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str
     main_error.wait_for()
     assert page.get_attribute("#main-column", "aria-invalid") == "true"
 
-    # A bad kind on a candidate and too few replicates: each message by its own field.
+    # A bad kind on a candidate and too many replicates: each message by its own field.
     page.select_option("#main-column", "y")
     _select_role(page, "rel_0_0.90", "candidate", kind="binary")
-    page.fill("#seeds", "1")
+    page.fill("#seeds", "51")
     page.click("#submit-button")
     seeds_error = page.locator("[id='error-budget.seeds']")
     seeds_error.wait_for()
-    assert "At least 2 replicates" in seeds_error.inner_text()
+    assert "AUXSEL_MAX_SEEDS" in seeds_error.inner_text()
     assert page.get_attribute("#seeds", "aria-invalid") == "true"
     assert main_error.is_hidden()  # fixed fields lose their message
     row = page.locator('#columns-table tr[data-column="rel_0_0.90"]')

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from app.cli.main import cli
-from app.cli.remote import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE
+from app.cli.remote import EXIT_REFUSED, EXIT_UNREACHABLE
 from app.settings import get_settings
 from tests.conftest import ROOT, family_csv, free_port
 
@@ -160,19 +160,15 @@ def test_usage_errors_exit_2(table: Path):
     assert missing.exit_code == 2
 
 
-def test_a_failed_job_exits_non_zero_with_its_reason(env, tmp_path: Path):
-    # Its only feature is constant: accepted at submission, refused by the engine.
+def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: Path):
+    # Its only feature is constant: the engine prepares the data at submission (as the
+    # worker would) and refuses it there, so no job is queued to fail later.
     path = tmp_path / "constant.csv"
     path.write_text("y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200)))
     result = auxsel(
         "submit", str(path), "--main", "y", "--candidates", "a", *SMALL_FLAGS, "--wait", **env
     )  # fmt: skip
-    assert result.exit_code == EXIT_JOB_FAILED, result.stdout + result.stderr
-    assert "failed" in result.stderr
-    assert "could not be used" in result.stderr
-    assert "No usable feature columns" in result.stderr
-    match = re.search(r"submitted job (job_\w+)", result.stdout)
-    assert match, result.stdout
-    ranking = auxsel("ranking", match.group(1), **env)
-    assert ranking.exit_code == EXIT_JOB_FAILED
-    assert "No usable feature columns" in ranking.stderr
+    assert result.exit_code == EXIT_REFUSED, result.stdout + result.stderr
+    assert "features: No usable feature columns (c: constant)" in result.stderr
+    assert "Add numeric or categorical" in result.stderr
+    assert "submitted job" not in result.stdout

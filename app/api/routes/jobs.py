@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -10,29 +11,33 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep, limit_submissions
+from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_submissions
 from app.api.pagination import clamp_page_size, decode_cursor, page_body
 from app.api.schemas import (
     JOB_EXAMPLE,
-    JobCreate,
     JobList,
     JobOut,
+    JobSpec,
     JobStatus,
     ProbeRunList,
     RankingOut,
 )
 from app.data.export import csv_bytes
+from app.db.models import Job
 from app.db.repositories import jobs as repo
 from app.errors import not_found
+from app.jobs import results
+from app.jobs.status import ACTIVE
 from app.services import jobs as service
+from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 
 
-def _unfinished_headers(job: Any, settings: Any) -> dict[str, str]:
-    if job.status in ("queued", "running"):
+def _unfinished_headers(job: Job | SimpleNamespace, settings: Settings) -> dict[str, str]:
+    if job.status in ACTIVE:
         return {"Retry-After": str(settings.retry_after_s)}
     return {}
 
@@ -57,13 +62,17 @@ def create_job(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    storage: StorageDep,
     owner: OwnerDep,
-    spec: Annotated[JobCreate, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
+    spec: Annotated[JobSpec, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> dict[str, Any]:
-    """Submit a job. It is validated against the data set's columns now, queued, and
-    answered with 202 Accepted and a Location to poll."""
-    job, created = service.create(session, settings, owner, spec, idempotency_key)
+    """Submit a job. It is validated against the data set's columns and its data
+    prepared as the worker will, now; then queued, and answered with 202 Accepted and a
+    Location to poll."""
+    sessions = request.app.state.sessions
+    checked = service.precheck(sessions, storage, settings, owner, spec, idempotency_key)
+    job, created = service.create(session, storage, settings, owner, spec, idempotency_key, checked)
     view = service.job_view(job, request)
     response.headers["Location"] = view["links"]["self"]
     response.headers.update(_unfinished_headers(job, settings))
@@ -167,9 +176,9 @@ def get_ranking(
 ) -> Any:
     """Baseline, then candidates ranked by gain with interval, p/q-values, verdict."""
     job = service.require(session, owner, job_id)
-    view = service.ranking_view(job, repo.scores(session, job.id))
+    view = results.ranking_view(job, repo.scores(session, job.id))
     if format == "csv":
-        frame = pd.DataFrame(service.ranking_rows(view))
+        frame = pd.DataFrame(results.ranking_rows(view))
         filename = f"{job.id}-ranking.csv"
         return Response(
             csv_bytes(frame),
@@ -183,4 +192,4 @@ def get_ranking(
 def get_runs(job_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
     """Every stored probe run: metrics at the best epoch and the validation curve."""
     job = service.require(session, owner, job_id)
-    return service.runs_view(job, repo.stored_runs(session, job.id))
+    return results.runs_view(job, repo.stored_runs(session, job.id))

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.api.pagination import Cursor, newest_first
 from app.db.models import Dataset, Job
-
-ACTIVE = ("queued", "running")
+from app.jobs.status import ACTIVE
 
 
 def get(session: Session, owner: str, dataset_id: str) -> Dataset | None:
@@ -50,7 +49,7 @@ def page_summaries(session: Session, owner: str, cursor: Cursor | None, size: in
 
 def active_jobs(session: Session, dataset_id: str) -> int:
     """Queued or running jobs that read this data set (as main or candidate table)."""
-    jobs = session.scalars(select(Job).where(Job.status.in_(ACTIVE)))
+    jobs = session.scalars(select(Job).where(Job.status.in_(sorted(ACTIVE))))
     return sum(1 for job in jobs if dataset_id in job_dataset_ids(job.spec))
 
 

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.api.pagination import Cursor, newest_first
 from app.db.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord, utcnow
-
-FINISHED = ("succeeded", "failed", "canceled")
+from app.jobs.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -181,13 +180,13 @@ def claim(
     mine = aliased(Job)  # the owner's jobs (ix_jobs_owner_status, ix_jobs_owner_started_at)
     running = (
         select(func.count())
-        .where(mine.owner == Job.owner, mine.status == "running")
+        .where(mine.owner == Job.owner, mine.status == JobStatus.RUNNING)
         .scalar_subquery()
     )
     last_start = select(func.max(mine.started_at)).where(mine.owner == Job.owner).scalar_subquery()
     candidate = (
         select(Job.id)
-        .where(Job.status == "queued")
+        .where(Job.status == JobStatus.QUEUED)
         .order_by(running, last_start.asc().nulls_first(), Job.created_at, Job.id)
         .limit(1)
         .correlate(None)  # its own scan of jobs, not the UPDATE's row
@@ -198,9 +197,9 @@ def claim(
         candidate = candidate.with_for_update(skip_locked=True, of=Job)
     row = session.execute(
         update(Job)
-        .where(Job.id == candidate.scalar_subquery(), Job.status == "queued")
+        .where(Job.id == candidate.scalar_subquery(), Job.status == JobStatus.QUEUED)
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             attempt=Job.attempt + 1,
             worker_id=worker_id,
             lease_expires_at=now + timedelta(seconds=lease_s),
@@ -241,7 +240,9 @@ def renew(
         values["progress_done"] = progress
     row = session.execute(
         update(Job)
-        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == JobStatus.RUNNING
+        )
         .values(**values)
         .returning(Job.cancel_requested)
         .execution_options(synchronize_session=False)
@@ -252,7 +253,9 @@ def renew(
 def set_total(session: Session, claim: Claim, total: int, done: int) -> bool:
     result = session.execute(
         update(Job)
-        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == JobStatus.RUNNING
+        )
         .values(progress_total=total, progress_done=done)
         .execution_options(synchronize_session=False)
     )
@@ -306,7 +309,9 @@ def finish(
     now = utcnow()
     updated = session.execute(
         update(Job)
-        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
+        .where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == JobStatus.RUNNING
+        )
         .values(
             status=status,
             result=result,
@@ -315,7 +320,9 @@ def finish(
             finished_at=now,
             lease_expires_at=None,
             worker_id=None,
-            progress_done=Job.progress_total if status == "succeeded" else Job.progress_done,
+            progress_done=Job.progress_total
+            if status == JobStatus.SUCCEEDED
+            else Job.progress_done,
         )
         .execution_options(synchronize_session=False)
     )
@@ -338,8 +345,10 @@ def release(session: Session, claim: Claim) -> bool:
     stay, so the next worker resumes."""
     result = session.execute(
         update(Job)
-        .where(Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == "running")
-        .values(status="queued", worker_id=None, lease_expires_at=None)
+        .where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == JobStatus.RUNNING
+        )
+        .values(status=JobStatus.QUEUED, worker_id=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return _rowcount(result) == 1
@@ -349,12 +358,14 @@ def reap(session: Session, max_attempts: int, now: datetime | None = None) -> di
     """Jobs whose lease expired: back to the queue, or failed as worker_lost after
     ``max_attempts`` lost leases, or canceled if a cancel was pending."""
     now = now or utcnow()
-    expired = and_(Job.status == "running", Job.lease_expires_at < now)
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
     canceled = _rowcount(
         session.execute(
             update(Job)
             .where(expired, Job.cancel_requested.is_(True))
-            .values(status="canceled", finished_at=now, worker_id=None, lease_expires_at=None)
+            .values(
+                status=JobStatus.CANCELED, finished_at=now, worker_id=None, lease_expires_at=None
+            )
             .execution_options(synchronize_session=False)
         )
     )
@@ -363,7 +374,7 @@ def reap(session: Session, max_attempts: int, now: datetime | None = None) -> di
             update(Job)
             .where(expired, Job.lost_count + 1 >= max_attempts)
             .values(
-                status="failed",
+                status=JobStatus.FAILED,
                 lost_count=Job.lost_count + 1,
                 error_reason="worker_lost",
                 error_detail=(
@@ -382,7 +393,7 @@ def reap(session: Session, max_attempts: int, now: datetime | None = None) -> di
             update(Job)
             .where(expired)
             .values(
-                status="queued",
+                status=JobStatus.QUEUED,
                 lost_count=Job.lost_count + 1,
                 worker_id=None,
                 lease_expires_at=None,
@@ -404,7 +415,7 @@ def scores(session: Session, job_id: str) -> list[CandidateScore]:
 
 
 def queue_depth(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Job.status == "queued")) or 0)
+    return int(session.scalar(select(func.count()).where(Job.status == JobStatus.QUEUED)) or 0)
 
 
 def _rowcount(result: Any) -> int:

@@ -1,0 +1,56 @@
+"""A job spec as engine objects: its budget, its tasks, and the prepared problem with
+its splits. The one translation, used at submission (to refuse at once what the worker
+would refuse for the data) and by the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import engine
+from app.data.frames import load_frame
+from app.data.storage import Storage
+from app.db.models import Dataset
+from app.jobs.context import JobContext
+from app.jobs.spec import BudgetIn, JobSpec, TaskIn
+from app.settings import Settings
+
+
+def engine_budget(budget: BudgetIn, settings: Settings) -> engine.Budget:
+    """The engine's budget for a job's ``budget`` (plus the server-side memory cap)."""
+    return engine.Budget.from_kwargs(**budget.model_dump(), memory_mb=settings.memory_mb)
+
+
+def planned_epochs(spec: JobSpec, budget: engine.Budget) -> int:
+    """The most probe-epochs the job can take (its progress total)."""
+    return engine.planned_epochs(spec.method, budget, len(spec.candidates))
+
+
+def task_spec(spec: JobSpec, task: TaskIn) -> engine.TaskSpec:
+    return engine.TaskSpec(task.column, kind=task.kind, name=task.name, source=spec.source(task))
+
+
+def build_context(
+    spec: JobSpec,
+    datasets: Mapping[str, Dataset],
+    storage: Storage,
+    settings: Settings,
+    budget: engine.Budget | None = None,
+) -> JobContext:
+    """Load the job's tables and turn its spec into an engine problem and splits (the
+    engine's label, feature and split checks run here: their errors are SpecErrors)."""
+    if spec.dataset_id not in datasets:
+        raise engine.SpecError(
+            f"Data set {spec.dataset_id!r} no longer exists.", field="dataset_id"
+        )
+    frames = {ds_id: load_frame(storage, ds, settings) for ds_id, ds in datasets.items()}
+    tables = {ds_id: frame for ds_id, frame in frames.items() if ds_id != spec.dataset_id}
+    problem = engine.prepare(
+        frames[spec.dataset_id],
+        task_spec(spec, spec.main_task),
+        [task_spec(spec, c) for c in spec.candidates],
+        features=spec.features,
+        tables=tables,
+    )
+    budget = budget or engine_budget(spec.budget, settings)
+    splits = engine.splits_for(problem, budget, spec.seed)
+    return JobContext(problem, splits, budget, spec.seed, spec.metric, settings.device)
