@@ -31,11 +31,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db.models import Job, utcnow
+from app.db.models import utcnow
+from app.db.repositories import jobs as repo
 
 log = logging.getLogger("auxsel.metrics")
 
@@ -132,17 +132,8 @@ class DatabaseCollector(Collector):
             return
         try:
             with factory() as session:
-                counts = {
-                    str(status): int(n)
-                    for status, n in session.execute(
-                        select(Job.status, func.count()).group_by(Job.status)
-                    )
-                }
-                running = list(
-                    session.execute(
-                        select(Job.worker_id, Job.heartbeat_at).where(Job.status == "running")
-                    )
-                )
+                counts = repo.count_by_status(session)
+                running = repo.running_heartbeats(session)
         except Exception as exc:
             log.warning("metrics: database unreachable: %s", exc.__class__.__name__)
             up.add_metric([], 0)

@@ -10,7 +10,7 @@ out. ``GuardedHttpToolsProtocol`` adds both, per request:
   (a client that connects and sends nothing) or from the first byte of a later request
   on the same connection; after that the client gets ``408`` and a closed connection.
 
-The body's read timeout and size limits are the ASGI middleware's (app/security/bodylimit.py).
+The body's read timeout and size limits are the ASGI middleware's (app/security/guard.py).
 Without httptools, uvicorn's h11 parser is used with its own header size limit
 (``h11_max_incomplete_event_size``) and no header timeout.
 """

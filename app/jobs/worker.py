@@ -28,6 +28,7 @@ import engine
 from app import metrics
 from app.data.storage import Storage
 from app.db.models import Job, ProbeRunRecord
+from app.db.repositories import claims
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
@@ -118,7 +119,7 @@ class Worker:
 
     def reap(self) -> dict[str, int]:
         with write_transaction(self.sessions) as session:
-            counts = repo.reap(session, self.settings.max_attempts)
+            counts = claims.reap(session, self.settings.max_attempts)
         if any(counts.values()):
             log.info("reaper: %s", counts)
         return counts
@@ -126,7 +127,7 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one job; False when the queue is empty."""
         with write_transaction(self.sessions) as session:
-            claim = repo.claim(
+            claim = claims.claim(
                 session,
                 self.worker_id,
                 self.settings.lease_s,
@@ -143,7 +144,7 @@ class Worker:
 class JobRun:
     """One attempt at one job."""
 
-    def __init__(self, worker: Worker, claim: repo.Claim) -> None:
+    def __init__(self, worker: Worker, claim: claims.Claim) -> None:
         self.worker = worker
         self.settings = worker.settings
         self.claim = claim
@@ -200,7 +201,7 @@ class JobRun:
         except LeaseLost:
             log.warning("lost the lease of %s; stopping without writing", self.claim.job_id)
         except ShutdownRequested:
-            self._db("release", lambda session: repo.release(session, self.claim))
+            self._db("release", lambda session: claims.release(session, self.claim))
             log.info("released %s for another worker", self.claim.job_id)
         except engine.Cancelled:
             self._finish(status="canceled")
@@ -242,9 +243,9 @@ class JobRun:
             retried = True
 
         def end(session: Session) -> bool:
-            if repo.finish(session, self.claim, **kwargs):
+            if claims.finish(session, self.claim, **kwargs):
                 return True
-            return retried and repo.ended_as(session, self.claim, kwargs["status"])
+            return retried and claims.ended_as(session, self.claim, kwargs["status"])
 
         if self._db("finish", end, on_retry=note_retry):
             metrics.record_finished(kwargs["status"])
@@ -261,7 +262,7 @@ class JobRun:
     def _renew(self, progress: int | None) -> None:
         try:
             with self._tx() as session:
-                state = repo.renew(session, self.claim, self.settings.lease_s, progress)
+                state = claims.renew(session, self.claim, self.settings.lease_s, progress)
         except Exception as exc:  # keep training; the next beat retries
             if not is_transient(exc):
                 raise
@@ -314,7 +315,7 @@ class JobRun:
         method = spec.get("method", "probe")
         budget = context.budget
         total = engine.planned_epochs(method, budget, len(context.problem.candidates))
-        if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
+        if not self._db("progress", lambda s: claims.set_total(s, self.claim, total, 0)):
             raise LeaseLost
         runner = StoredRunner(self, context, stored)
         log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
@@ -335,7 +336,7 @@ class JobRun:
         """Commit finished results at once (fenced and idempotent: ON CONFLICT DO
         NOTHING, so a retry after a lost COMMIT stores nothing twice)."""
         if not self._db(
-            "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
+            "store", lambda s: claims.store_runs(s, self.claim, rows, self.settings.lease_s)
         ):
             raise LeaseLost
         metrics.record_stored(len(rows))
