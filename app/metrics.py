@@ -176,6 +176,8 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Bounded: methods are a fixed set, routes the app's templates, statuses HTTP's.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,9 +199,16 @@ class RequestMetrics:
             # label so that scanners cannot grow the series without bound.
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-            labels = (method, route, str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
+            labels = (method, route, status)
+            series = self._series.get(labels)
+            if series is None:  # a child per label set, found once (under a lock) each
+                named = (method, route, str(status))
+                series = self._series[labels] = (
+                    HTTP_REQUESTS.labels(*named),
+                    HTTP_LATENCY.labels(*named),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
 
 
 def install(app: FastAPI) -> None:
