@@ -3,8 +3,7 @@ request boundary), storage, and the caller's identity."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,8 +11,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.data.storage import Storage
-from app.db.session import session_scope
-from app.security.auth import cached_owner, optional_owner, owner_of
+from app.db.session import new_session
+from app.security.auth import cached_owner, optional_owner, owner_before_session, owner_of
 from app.security.guard import OWNER_STATE
 from app.security.ratelimit import enforce
 from app.settings import Settings
@@ -28,34 +27,40 @@ async def get_settings_dep(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request, committed when the request succeeds. For a write
-    (POST, DELETE) on SQLite the transaction takes the write lock at its first
-    statement, in the route, after the caller is authenticated (see session_scope).
+    """One session per request, committed when the request succeeds (rolled back when
+    it fails). For a write (POST, DELETE) on SQLite the transaction takes the write
+    lock at its first statement, in the route, after the caller is authenticated (see
+    session_scope).
 
     Making a session does no I/O, so it is made here, on the event loop; ending it
-    goes to the thread pool only when the request used it (a status poll answered
-    from the key cache never does)."""
+    goes to the thread pool only when the request used it."""
     writes = request.method not in ("GET", "HEAD", "OPTIONS")
-    scope = session_scope(request.app.state.sessions, immediate=writes)
-    session = scope.__enter__()
+    session = new_session(request.app.state.sessions, immediate=writes)
     try:
         yield session
-    except BaseException as exc:
-        await _end(scope, session, exc)
+    except BaseException:
+        await _end(session, session.rollback)
         raise
-    await _end(scope, session, None)
+    await _end(session, session.commit)
 
 
-async def _end(
-    scope: AbstractContextManager[Session], session: Session, exc: BaseException | None
-) -> None:
-    """Leave ``scope`` (commit, or roll back for ``exc``); in the thread pool when the
-    session holds a connection."""
-    args = (type(exc), exc, exc.__traceback__) if exc is not None else (None, None, None)
-    if session.in_transaction():
-        await run_in_threadpool(scope.__exit__, *args)
-    else:
-        scope.__exit__(*args)
+async def _end(session: Session, outcome: Callable[[], None]) -> None:
+    """Commit or roll back (``outcome``) and close; a session that never began a
+    transaction has nothing to end and holds no connection."""
+    if not session.in_transaction():
+        session.close()
+        return
+
+    def end() -> None:
+        try:
+            outcome()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    await run_in_threadpool(end)
 
 
 async def get_storage(request: Request) -> Storage:
@@ -81,6 +86,17 @@ async def get_owner(request: Request, session: SessionDep) -> str:
     return await run_in_threadpool(owner_of, request, session)
 
 
+async def get_poll_owner(request: Request) -> str:
+    """get_owner for the status poll, which has no request session (its one read runs
+    on a pooled connection, app/db/repositories/jobs.py status_row): a session
+    dependency would cost the poll more than its read. Keys off or a cached key need
+    no database; a key not in the cache is read on a short session of its own."""
+    owner = cached_owner(request)
+    if owner is not None:
+        return owner
+    return await run_in_threadpool(owner_before_session, request)
+
+
 async def get_optional_owner(request: Request, session: SessionDep) -> str | None:
     """The dashboard's reader: like get_owner, but None (sign in) instead of 401."""
     owner = cached_owner(request)
@@ -92,6 +108,7 @@ async def get_optional_owner(request: Request, session: SessionDep) -> str | Non
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+PollOwnerDep = Annotated[str, Depends(get_poll_owner)]
 OptionalOwnerDep = Annotated[str | None, Depends(get_optional_owner)]
 
 

@@ -306,3 +306,15 @@ def owner_of(request: Request, session: Session) -> str:
         "This server needs an API key: send 'Authorization: Bearer <key>' "
         "(create one with 'auxsel keys create --owner NAME')."
     )
+
+
+def owner_before_session(request: Request) -> str:
+    """owner_of where the request has no session of its own: the guard's check of an
+    API write before its body is read (no route, so no dependency, has run yet), and
+    the status poll, whose one read runs on a pooled connection without a session. A
+    short read session of its own, holding no lock; a key in the cache needs none."""
+    owner = cached_owner(request)
+    if owner is not None:
+        return owner
+    with request.app.state.sessions() as session:
+        return owner_of(request, session)

@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.data.storage import upload_too_large
 from app.errors import ProblemError, ProblemHTTPException, invalid, problem_response
-from app.security.auth import owner_of
+from app.security.auth import owner_before_session
 from app.settings import Settings
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -202,7 +202,7 @@ class SecurityGuard:
         api_write = unsafe and path.startswith("/api/") and _routed(scope)
         if api_write:
             try:
-                owner = await run_in_threadpool(self._authenticate, scope)
+                owner = await run_in_threadpool(owner_before_session, Request(scope))
             except ProblemError as refused:
                 await refuse(refused)
                 return
@@ -254,14 +254,6 @@ class SecurityGuard:
         except ProblemHTTPException as exc:  # raised outside the app's handlers
             if not started:
                 await refuse(exc.problem)
-
-    @staticmethod
-    def _authenticate(scope: Scope) -> str:
-        """The owner of an API write, on a short session of its own: this runs before
-        the route, so no request session exists yet (and none holds a lock)."""
-        request = Request(scope)
-        with request.app.state.sessions() as session:
-            return owner_of(request, session)
 
     def _as_public(self, scope: Scope) -> Scope:
         assert self.public is not None
