@@ -81,7 +81,7 @@ class CoalescingTransport:
         self.flush()
         self._transport.close()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._transport, name)
 
 
@@ -90,7 +90,7 @@ class GuardedHttpToolsProtocol(_Base):  # type: ignore[misc]
     AUXSEL_MAX_HEADER_KB and AUXSEL_HEADER_TIMEOUT_S (module level, so that uvicorn can
     hand it to worker processes)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         settings = get_settings()
         self._max_header_bytes = settings.max_header_kb * 1024

@@ -4,6 +4,7 @@ HttpOnly key cookie when keys are on), so there is one code path for every actio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -74,7 +75,7 @@ def page_csrf_token(request: Request) -> str | None:
 
 
 def _render(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+    request: Request, template: str, context: Mapping[str, object], status_code: int = 200
 ) -> HTMLResponse:
     settings = _settings(request)
     response = TEMPLATES.TemplateResponse(
@@ -201,12 +202,13 @@ def job_page(
     )
 
 
-def _baseline_metrics(ranking: dict[str, Any] | None) -> list[tuple[str, Any]]:
-    if not ranking:
+def _baseline_metrics(ranking: Mapping[str, object] | None) -> list[tuple[str, float]]:
+    baseline = ranking.get("baseline") if ranking else None
+    if not isinstance(baseline, dict):
         return []
     return [
-        (k, v)
-        for k, v in ranking["baseline"].items()
+        (str(k), v)
+        for k, v in baseline.items()
         if k != "seeds" and isinstance(v, int | float) and not isinstance(v, bool)
     ]
 
