@@ -5,9 +5,17 @@ close sends what is pending first."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.server import CoalescingTransport
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, Recorder]]) -> Recorder:
+    """asyncio.run on a thread of its own (another test may leave a loop running here)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(scenario())).result()
 
 
 class Recorder:
@@ -46,7 +54,7 @@ def test_writes_of_one_turn_leave_in_one_send_in_order() -> None:
         assert transport.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest: as is
         return raw
 
-    raw = asyncio.run(scenario())
+    raw = _run(scenario)
     assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"second response"]
 
 
@@ -59,6 +67,6 @@ def test_close_sends_what_is_pending_first() -> None:
         await asyncio.sleep(0)  # the scheduled flush finds nothing left to send
         return raw
 
-    raw = asyncio.run(scenario())
+    raw = _run(scenario)
     assert raw.writes == [b"HTTP/1.1 431 Too Large\r\nconnection: close\r\n\r\n"]
     assert raw.closed
