@@ -17,9 +17,7 @@ from app.db import migrate
 from app.db.session import make_engine, make_sessionmaker
 from app.errors import install_handlers
 from app.security.auth import auth_enabled
-from app.security.bodylimit import BodyLimitMiddleware
-from app.security.nulguard import NulGuardMiddleware
-from app.security.websec import WebSecurityMiddleware
+from app.security.guard import SecurityGuard
 from app.services.datasets import sweep_orphans
 from app.settings import Settings, get_settings
 
@@ -80,17 +78,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         redoc_url=None,
     )
     install_handlers(app)
-    # API writes are authenticated before their body is read; every body is capped by
-    # what its route accepts while it streams, and a stalled body times out.
-    app.add_middleware(BodyLimitMiddleware, settings=settings)
-    # A NUL in the URL cannot reach the database (PostgreSQL refuses it: a 500).
-    app.add_middleware(NulGuardMiddleware)
+    # One pass before routing (app/security/guard.py): public URL, origin checks, no NUL
+    # in the URL, API writes authenticated before their body is read, every body capped
+    # by what its route accepts while it streams, a stalled body timed out, security
+    # headers on every answer.
+    app.add_middleware(SecurityGuard, settings=settings)
     install_openapi(app)
+    # Outermost: every answer is counted, the guard's refusals included.
     metrics.install(app)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     dashboard.mount(app)
-    # Outermost: public URL, origin checks and security headers before anything else.
-    app.add_middleware(WebSecurityMiddleware, public_url=settings.public_url)
     return app

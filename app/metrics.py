@@ -31,11 +31,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db.models import Job, utcnow
+from app.db.models import utcnow
+from app.db.repositories import jobs as repo
 from app.jobs.status import JobStatus
 
 log = logging.getLogger("auxsel.metrics")
@@ -133,19 +133,8 @@ class DatabaseCollector(Collector):
             return
         try:
             with factory() as session:
-                counts = {
-                    str(status): int(n)
-                    for status, n in session.execute(
-                        select(Job.status, func.count()).group_by(Job.status)
-                    )
-                }
-                running = list(
-                    session.execute(
-                        select(Job.worker_id, Job.heartbeat_at).where(
-                            Job.status == JobStatus.RUNNING
-                        )
-                    )
-                )
+                counts = repo.count_by_status(session)
+                running = repo.running_heartbeats(session)
         except Exception as exc:
             log.warning("metrics: database unreachable: %s", exc.__class__.__name__)
             up.add_metric([], 0)
@@ -190,6 +179,8 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Bounded: methods are a fixed set, routes the app's templates, statuses HTTP's.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -211,9 +202,16 @@ class RequestMetrics:
             # label so that scanners cannot grow the series without bound.
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
-            labels = (method, route, str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
+            labels = (method, route, status)
+            series = self._series.get(labels)
+            if series is None:  # a child per label set, found once (under a lock) each
+                named = (method, route, str(status))
+                series = self._series[labels] = (
+                    HTTP_REQUESTS.labels(*named),
+                    HTTP_LATENCY.labels(*named),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
 
 
 def install(app: FastAPI) -> None:

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
             )
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
-    # Request size and timeouts (issue 16, round 2; app/security/bodylimit.py, app/server.py,
+    # Request size and timeouts (issue 16, round 2; app/security/guard.py, app/server.py,
     # docs/deploy.md). Bodies of every route but the upload are capped at max_json_kb;
     # the upload route at max_upload_mb plus multipart framing.
     max_json_kb: int = 1024

@@ -175,6 +175,7 @@ def main() -> None:
                     targets.append(("  with If-None-Match (304)", status_path, conditional))
                 else:
                     lines.append("  (the server sends no ETag: no If-None-Match run)")
+            wrk_rps: dict[str, float] = {}
             for name, path, extra in targets:
                 lines.append(f"{name}:")
                 if not args.no_httpx:
@@ -187,6 +188,15 @@ def main() -> None:
                 if args.wrk:
                     measured = run_wrk(f"{url}{path}", extra, args.clients, args.seconds)
                     lines.extend(f"  wrk: {line}" for line in measured)
+                    for line in measured:
+                        if line.startswith("Requests/sec:"):
+                            wrk_rps[name] = float(line.split()[-1])
+            healthz = wrk_rps.get("GET /healthz")
+            if healthz:  # the figure that carries across machines and loads
+                for name, rps in wrk_rps.items():
+                    if name != "GET /healthz":
+                        ratio = rps / healthz
+                        lines.append(f"wrk ratio {name.strip()} / GET /healthz: {ratio:.2f}")
             state = httpx.get(f"{url}{status_path}", headers=headers).json()["status"]
         finally:
             server.send_signal(signal.SIGTERM)

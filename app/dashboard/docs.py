@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.dashboard.routes import TEMPLATES, page_csrf_token, to_sign_in, viewer
+from app.api.deps import OptionalOwnerDep
+from app.dashboard.routes import TEMPLATES, page_csrf_token, to_sign_in
 from app.errors import ProblemError
 from app.security import auth
 from app.settings import Settings
@@ -36,8 +37,8 @@ def _mode(request: Request) -> str:
 
 
 @router.get("/openapi.json")
-def openapi_document(request: Request) -> Response:
-    if _mode(request) == "authenticated" and viewer(request) is None:
+def openapi_document(request: Request, owner: OptionalOwnerDep) -> Response:
+    if _mode(request) == "authenticated" and owner is None:
         raise auth.unauthorized(
             "The API description needs an API key on this server (AUXSEL_DOCS="
             "authenticated): send 'Authorization: Bearer <key>' or sign in to the dashboard."
@@ -47,8 +48,8 @@ def openapi_document(request: Request) -> Response:
 
 
 @router.get("/docs")
-def docs_page(request: Request) -> Response:
-    if _mode(request) == "authenticated" and viewer(request) is None:
+def docs_page(request: Request, owner: OptionalOwnerDep) -> Response:
+    if _mode(request) == "authenticated" and owner is None:
         return to_sign_in(request)
     response = TEMPLATES.TemplateResponse(
         request,

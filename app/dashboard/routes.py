@@ -4,6 +4,7 @@ HttpOnly key cookie when keys are on), so there is one code path for every actio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -11,7 +12,10 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import OptionalOwnerDep, SessionDep
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.schemas import BudgetIn
 from app.dashboard import views
@@ -48,21 +52,6 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def viewer(request: Request) -> str | None:
-    """The owner reading a page: ``local`` without keys, else the owner of the bearer key
-    or of the sign-in session; None when sign-in is needed."""
-    if not auth.auth_enabled(_settings(request)):
-        return "local"
-    key = auth.presented_key(request)
-    token = request.cookies.get(web_sessions.COOKIE)
-    if not key and not token:
-        return None
-    with request.app.state.sessions() as session:
-        return (
-            auth.verify(session, key) if key else web_sessions.owner_of_token(session, token or "")
-        )
-
-
 def _forget_cookies(response: Response, request: Request) -> None:
     for name in (web_sessions.COOKIE, web_sessions.LEGACY_COOKIE):
         if name in request.cookies:
@@ -87,7 +76,7 @@ def page_csrf_token(request: Request) -> str | None:
 
 
 def _render(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+    request: Request, template: str, context: Mapping[str, object], status_code: int = 200
 ) -> HTMLResponse:
     settings = _settings(request)
     response = TEMPLATES.TemplateResponse(
@@ -109,16 +98,18 @@ def _render(
 
 @router.get("/", response_class=HTMLResponse)
 def jobs_page(
-    request: Request, status: str | None = None, page_token: str | None = None
+    request: Request,
+    owner: OptionalOwnerDep,
+    session: SessionDep,
+    status: str | None = None,
+    page_token: str | None = None,
 ) -> Response:
-    owner = viewer(request)
     if owner is None:
         return to_sign_in(request)
     status = status if status in STATUSES else None
-    with request.app.state.sessions() as session:
-        rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
-        jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
-        names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
+    rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
+    jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
+    names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
     older = (
         encode_cursor(rows[PAGE_SIZE - 1].created_at, rows[PAGE_SIZE - 1].id)
         if len(rows) > PAGE_SIZE
@@ -142,22 +133,22 @@ def jobs_page(
     )
 
 
-def _dataset_names(session: Any, owner: str, ids: set[str | None]) -> dict[str, str]:
+def _dataset_names(session: Session, owner: str, ids: set[str | None]) -> dict[str, str]:
     found = dataset_repo.get_many(session, owner, sorted(i for i in ids if i))
     return {i: d.name for i, d in found.items()}
 
 
 @router.get("/submit", response_class=HTMLResponse)
-def submit_page(request: Request, dataset: str | None = None) -> Response:
-    owner = viewer(request)
+def submit_page(
+    request: Request, owner: OptionalOwnerDep, session: SessionDep, dataset: str | None = None
+) -> Response:
     if owner is None:
         return to_sign_in(request)
     settings = _settings(request)
-    with request.app.state.sessions() as session:
-        datasets = [
-            {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
-            for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
-        ]
+    datasets = [
+        {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
+        for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
+    ]
     return _render(
         request,
         "submit.html",
@@ -175,22 +166,22 @@ def submit_page(request: Request, dataset: str | None = None) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: str) -> Response:
-    owner = viewer(request)
+def job_page(
+    request: Request, owner: OptionalOwnerDep, session: SessionDep, job_id: str
+) -> Response:
     if owner is None:
         return to_sign_in(request)
-    with request.app.state.sessions() as session:
-        row = repo.get(session, owner, job_id)
-        if row is None:
-            return _render(request, "missing.html", {"job_id": job_id}, status_code=404)
-        job = service.job_view(row, request)
-        ranking = (
-            results.ranking_view(row, repo.scores(session, row.id))
-            if row.status == JobStatus.SUCCEEDED and row.result is not None
-            else None
-        )
-        runs = results.runs_view(row, repo.stored_runs(session, row.id))
-        names = _dataset_names(session, owner, {row.dataset_id})
+    row = repo.get(session, owner, job_id)
+    if row is None:
+        return _render(request, "missing.html", {"job_id": job_id}, status_code=404)
+    job = service.job_view(row, request)
+    ranking = (
+        results.ranking_view(row, repo.scores(session, row.id))
+        if row.status == JobStatus.SUCCEEDED and row.result is not None
+        else None
+    )
+    runs = results.runs_view(row, repo.stored_runs(session, row.id))
+    names = _dataset_names(session, owner, {row.dataset_id})
     order = [c["name"] for c in ranking["candidates"]] if ranking else None
     charts: dict[str, Any] = {"curves": views.mean_curves(runs, order)}
     if ranking:
@@ -214,12 +205,13 @@ def job_page(request: Request, job_id: str) -> Response:
     )
 
 
-def _baseline_metrics(ranking: dict[str, Any] | None) -> list[tuple[str, Any]]:
-    if not ranking:
+def _baseline_metrics(ranking: Mapping[str, object] | None) -> list[tuple[str, float]]:
+    baseline = ranking.get("baseline") if ranking else None
+    if not isinstance(baseline, dict):
         return []
     return [
-        (k, v)
-        for k, v in ranking["baseline"].items()
+        (str(k), v)
+        for k, v in baseline.items()
         if k != "seeds" and isinstance(v, int | float) and not isinstance(v, bool)
     ]
 
@@ -232,20 +224,17 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/signin", response_class=HTMLResponse)
-async def sign_in(request: Request) -> Response:
+async def sign_in(request: Request, session: SessionDep) -> Response:
     """Check the key and start a session: the HttpOnly, SameSite=Strict cookie holds a
     session id (never the key), which sign-out revokes. The form is one short,
-    url-encoded field; app/security/websec.py has refused other origins before this runs."""
+    url-encoded field; app/security/guard.py has refused other origins before this runs."""
     form = await small_form(request)
     key = form.get("key", "").strip()
     target = views.safe_next(form.get("next") or "/")
     settings = _settings(request)
     if not auth.auth_enabled(settings):
         return RedirectResponse(target, status_code=303)
-    owner = None
-    if key:
-        with request.app.state.sessions() as session:
-            owner = auth.verify(session, key)
+    owner = await run_in_threadpool(auth.verify, session, key) if key else None
     if owner is None:
         return _render(
             request,
@@ -257,10 +246,17 @@ async def sign_in(request: Request) -> Response:
             status_code=401,
         )
     old = request.cookies.get(web_sessions.COOKIE)
-    if old:
-        web_sessions.end(request.app.state.sessions, old)
-    key_id = key[len(auth.PREFIX) :].split("_", 1)[0]
-    token = web_sessions.start(request.app.state.sessions, key_id, settings.session_hours)
+
+    def switch() -> str:
+        """End the old session and start the new one in the request's transaction,
+        committed before the cookie is sent."""
+        if old:
+            web_sessions.end(session, old)
+        token = web_sessions.start(session, auth.key_id_of(key), settings.session_hours)
+        session.commit()
+        return token
+
+    token = await run_in_threadpool(switch)
     response = RedirectResponse(target, status_code=303)
     if web_sessions.LEGACY_COOKIE in request.cookies:  # it held a raw key: drop it
         response.delete_cookie(web_sessions.LEGACY_COOKIE, path="/")
@@ -277,20 +273,26 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/signout")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, session: SessionDep) -> Response:
     """End the session (revoked in the database, so a copied cookie dies with it). A
-    live session's sign-out needs the page's CSRF token: other pages cannot force it."""
+    live session's sign-out needs the page's CSRF token: other pages cannot force it.
+    The short form is read first: on SQLite the request's transaction holds the write
+    lock from its first statement, never while waiting for a client."""
     token = request.cookies.get(web_sessions.COOKIE)
     if token:
-        with request.app.state.sessions() as session:
-            live = web_sessions.owner_of_token(session, token) is not None
-        if live:
-            form = await small_form(request)
+        form = await small_form(request)
+
+        def end_live() -> None:
+            if web_sessions.owner_of_token(session, token) is None:
+                return
             if not web_sessions.csrf_matches(token, form.get(web_sessions.CSRF_FIELD)):
                 raise web_sessions.csrf_refused(
                     "Sign out from the dashboard's own page (its form carries a CSRF token)."
                 )
-            web_sessions.end(request.app.state.sessions, token)
+            web_sessions.end(session, token)
+            session.commit()
+
+        await run_in_threadpool(end_live)
     response = RedirectResponse(
         "/signin" if auth.auth_enabled(_settings(request)) else "/", status_code=303
     )

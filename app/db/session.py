@@ -63,6 +63,15 @@ def _immediate(engine: Engine) -> Engine:
     return bound
 
 
+def new_session(factory: sessionmaker[Session], *, immediate: bool = False) -> Session:
+    """A new session (no I/O until its first statement); ``immediate``: see
+    session_scope."""
+    bind = factory.kw.get("bind")
+    if immediate and isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+        return factory(bind=_immediate(bind))
+    return factory()
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session], *, immediate: bool = False) -> Iterator[Session]:
     """A session committed on success and rolled back on error. ``immediate`` makes
@@ -72,12 +81,7 @@ def session_scope(factory: sessionmaker[Session], *, immediate: bool = False) ->
     not when the session is made: a request's session exists before its caller is
     authenticated, and nothing may hold the write lock while that (or anything else
     that could wait on another connection) runs."""
-    bind = factory.kw.get("bind")
-    if immediate and isinstance(bind, Engine) and bind.dialect.name == "sqlite":
-        scope = factory(bind=_immediate(bind))
-    else:
-        scope = factory()
-    with scope as session:
+    with new_session(factory, immediate=immediate) as session:
         try:
             yield session
             session.commit()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 import engine
 from app import metrics
 from app.db.models import Dataset, Job, ProbeRunRecord
+from app.db.repositories import claims
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
@@ -54,7 +55,7 @@ class TimeLimitExceeded(Exception):  # noqa: N818
 class JobRun:
     """One attempt at one job."""
 
-    def __init__(self, worker: Worker, claim: repo.Claim) -> None:
+    def __init__(self, worker: Worker, claim: claims.Claim) -> None:
         self.worker = worker
         self.settings = worker.settings
         self.claim = claim
@@ -111,7 +112,7 @@ class JobRun:
         except LeaseLost:
             log.warning("lost the lease of %s; stopping without writing", self.claim.job_id)
         except ShutdownRequested:
-            self._db("release", lambda session: repo.release(session, self.claim))
+            self._db("release", lambda session: claims.release(session, self.claim))
             log.info("released %s for another worker", self.claim.job_id)
         except engine.Cancelled:
             self._finish(status=JobStatus.CANCELED)
@@ -155,9 +156,9 @@ class JobRun:
             retried = True
 
         def end(session: Session) -> bool:
-            if repo.finish(session, self.claim, **kwargs):
+            if claims.finish(session, self.claim, **kwargs):
                 return True
-            return retried and repo.ended_as(session, self.claim, kwargs["status"])
+            return retried and claims.ended_as(session, self.claim, kwargs["status"])
 
         if self._db("finish", end, on_retry=note_retry):
             metrics.record_finished(kwargs["status"])
@@ -174,7 +175,7 @@ class JobRun:
     def _renew(self, progress: int | None) -> None:
         try:
             with self._tx() as session:
-                state = repo.renew(session, self.claim, self.settings.lease_s, progress)
+                state = claims.renew(session, self.claim, self.settings.lease_s, progress)
         except Exception as exc:  # keep training; the next beat retries
             if not is_transient(exc):
                 raise
@@ -223,7 +224,7 @@ class JobRun:
         method = spec.method
         budget = context.budget
         total = planned_epochs(spec, budget)
-        if not self._db("progress", lambda s: repo.set_total(s, self.claim, total, 0)):
+        if not self._db("progress", lambda s: claims.set_total(s, self.claim, total, 0)):
             raise LeaseLost
         runner = StoredRunner(self, context, stored)
         log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
@@ -244,7 +245,7 @@ class JobRun:
         """Commit finished results at once (fenced and idempotent: ON CONFLICT DO
         NOTHING, so a retry after a lost COMMIT stores nothing twice)."""
         if not self._db(
-            "store", lambda s: repo.store_runs(s, self.claim, rows, self.settings.lease_s)
+            "store", lambda s: claims.store_runs(s, self.claim, rows, self.settings.lease_s)
         ):
             raise LeaseLost
         metrics.record_stored(len(rows))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
 from app.data.storage import Storage
-from app.db.repositories import jobs as repo
+from app.db.repositories import claims
 from app.db.retry import DatabaseUnavailable, is_transient
 from app.db.session import write_transaction
 from app.jobs.attempt import JobRun
@@ -95,7 +95,7 @@ class Worker:
 
     def reap(self) -> dict[str, int]:
         with write_transaction(self.sessions) as session:
-            counts = repo.reap(session, self.settings.max_attempts)
+            counts = claims.reap(session, self.settings.max_attempts)
         if any(counts.values()):
             log.info("reaper: %s", counts)
         return counts
@@ -103,7 +103,7 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one job; False when the queue is empty."""
         with write_transaction(self.sessions) as session:
-            claim = repo.claim(
+            claim = claims.claim(
                 session,
                 self.worker_id,
                 self.settings.lease_s,

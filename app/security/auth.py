@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import Request
-from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import ApiKey, utcnow
+from app.db.repositories import api_keys as repo
 from app.db.session import write_transaction
 from app.errors import ProblemError
 from app.security import sessions as web_sessions
@@ -72,30 +72,17 @@ def create_key(sessions: sessionmaker[Session], owner: str) -> CreatedKey:
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
     with write_transaction(sessions) as session:
-        session.add(
-            ApiKey(
-                id=key_id,
-                owner=owner.strip(),
-                salt=salt,
-                secret_hash=_hash(salt, secret),
-                created_at=utcnow(),
-            )
-        )
+        repo.add(session, key_id, owner.strip(), salt, _hash(salt, secret), utcnow())
     return CreatedKey(key_id, owner.strip(), f"{PREFIX}{key_id}_{secret}")
 
 
 def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+    return repo.all_keys(session)
 
 
 def revoke_key(sessions: sessionmaker[Session], key_id: str) -> bool:
     with write_transaction(sessions) as session:
-        result = session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
-        revoked = int(getattr(result, "rowcount", 0)) == 1
+        revoked = repo.revoke(session, key_id, utcnow())
     cache = _CACHES.get(sessions)
     if cache is not None:  # this process forgets it now; others within AUTH_CACHE_S
         cache.forget(key_id)
@@ -177,7 +164,7 @@ def verify(session: Session, presented: str) -> str | None:
         key_id, secret = presented[len(PREFIX) :].split("_", 1)
     except ValueError:
         return None
-    row = session.get(ApiKey, key_id)
+    row = repo.get(session, key_id)
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.secret_hash, _hash(row.salt, secret)):
@@ -192,14 +179,7 @@ def mark_used(sessions: sessionmaker[Session], key_id: str) -> None:
     stale = now - timedelta(seconds=USE_INTERVAL_S)
     try:
         with write_transaction(sessions) as session:
-            session.execute(
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key_id,
-                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
-                )
-                .values(last_used_at=now)
-            )
+            repo.mark_used(session, key_id, now, older_than=stale)
     except (OperationalError, OSError):
         log.info("could not record the use of key %s (database busy or down)", key_id)
 
@@ -284,30 +264,57 @@ def cached_owner(request: Request) -> str | None:
     return owner
 
 
-def owner_of(request: Request) -> str:
-    """The caller's owner name: from its API key when auth is on, else ``local``."""
+def _key_owner(request: Request, session: Session, key: str) -> str | None:
+    """The owner of a presented bearer key (from the cache, else read on ``session``);
+    None when it is not valid. Its use is recorded off the request path."""
     settings: Settings = request.app.state.settings
-    if not auth_enabled(settings):
-        return "local"
-    key = presented_key(request)
-    if key is None:
-        signed_in = web_sessions.cookie_owner(request)  # 403 without its CSRF token
-        if signed_in is not None:
-            return signed_in
-        raise unauthorized(
-            "This server needs an API key: send 'Authorization: Bearer <key>' "
-            "(create one with 'auxsel keys create --owner NAME')."
-        )
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    cache = key_cache_of(sessions, settings.auth_cache_s)
+    cache = key_cache_of(request.app.state.sessions, settings.auth_cache_s)
     owner = cache.get(key)
     if owner is None:
-        # Its own short read. No transaction of the request's is open yet: the
-        # request's session takes SQLite's write lock at its first statement, later.
-        with sessions() as session:
-            owner = verify(session, key)
+        owner = verify(session, key)
         if owner is None:
-            raise unauthorized("The API key is not valid or was revoked.")
+            return None
         cache.put(key, owner)
     key_use_of(request).touch(key_id_of(key))
     return owner
+
+
+def optional_owner(request: Request, session: Session) -> str | None:
+    """Who is asking, read on the request's ``session``: ``local`` when keys are off,
+    else the owner of the bearer key or of the dashboard's sign-in cookie; None when
+    neither is valid (the dashboard then asks to sign in). A state change made with
+    the cookie needs its CSRF token (403 without)."""
+    if not auth_enabled(request.app.state.settings):
+        return "local"
+    key = presented_key(request)
+    if key is None:
+        return web_sessions.cookie_owner(request, session)
+    return _key_owner(request, session, key)
+
+
+def owner_of(request: Request, session: Session) -> str:
+    """The caller's owner name (see optional_owner); 401 without a valid key or
+    sign-in. ``session`` is the request's own (app/api/deps.py): no transaction of the
+    request's holds a write lock yet, and the key-use bookkeeping runs on its own
+    thread, so nothing here waits for another connection of this request."""
+    owner = optional_owner(request, session)
+    if owner is not None:
+        return owner
+    if presented_key(request) is not None:
+        raise unauthorized("The API key is not valid or was revoked.")
+    raise unauthorized(
+        "This server needs an API key: send 'Authorization: Bearer <key>' "
+        "(create one with 'auxsel keys create --owner NAME')."
+    )
+
+
+def owner_before_session(request: Request) -> str:
+    """owner_of where the request has no session of its own: the guard's check of an
+    API write before its body is read (no route, so no dependency, has run yet), and
+    the status poll, whose one read runs on a pooled connection without a session. A
+    short read session of its own, holding no lock; a key in the cache needs none."""
+    owner = cached_owner(request)
+    if owner is not None:
+        return owner
+    with request.app.state.sessions() as session:
+        return owner_of(request, session)

@@ -11,7 +11,7 @@ session's CSRF token: in the ``X-CSRF-Token`` header (the dashboard's scripts) o
 token by a one-way hash, so pages can show it without revealing the session, and a
 page on another origin (which cannot read the cookie or our pages) cannot produce it.
 Requests with ``Authorization: Bearer`` carry no ambient credential and need no token.
-Browser origins are checked as well, before any body is read (app/security/websec.py).
+Browser origins are checked as well, before any body is read (app/security/guard.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import secrets
 from datetime import timedelta
 
 from fastapi import Request
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey, WebSession, utcnow
-from app.db.session import write_transaction
+from app.db.models import utcnow
+from app.db.repositories import api_keys as key_repo
+from app.db.repositories import web_sessions as repo
 from app.errors import ProblemError
 
 COOKIE = "auxsel_session"
@@ -49,22 +49,14 @@ def csrf_matches(session_token: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(csrf_token(session_token), str(presented))
 
 
-def start(sessions: sessionmaker[Session], key_id: str, hours: float) -> str:
-    """A new session for a verified key; returns the token for the cookie. Sessions
-    that ended more than a day ago are swept on the way."""
+def start(session: Session, key_id: str, hours: float) -> str:
+    """A new session for a verified key, in the caller's write transaction; returns the
+    token for the cookie. Sessions that ended more than a day ago are swept on the way."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    with write_transaction(sessions) as session:
-        session.execute(delete(WebSession).where(WebSession.expires_at < now - timedelta(days=1)))
-        session.add(
-            WebSession(
-                id_hash=_digest(token),
-                key_id=key_id,
-                created_at=now,
-                expires_at=now + timedelta(hours=hours),
-            )
-        )
-        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    repo.sweep(session, now - timedelta(days=1))
+    repo.add(session, _digest(token), key_id, now, now + timedelta(hours=hours))
+    key_repo.mark_used(session, key_id, now, older_than=None)
     return token
 
 
@@ -72,42 +64,27 @@ def owner_of_token(session: Session, token: str) -> str | None:
     """The owner of a live session (not revoked, not expired, its key not revoked)."""
     if not token or len(token) > 200:
         return None
-    owner: str | None = session.execute(
-        select(ApiKey.owner)
-        .join(WebSession, WebSession.key_id == ApiKey.id)
-        .where(
-            WebSession.id_hash == _digest(token),
-            WebSession.revoked_at.is_(None),
-            WebSession.expires_at > utcnow(),
-            ApiKey.revoked_at.is_(None),
-        )
-    ).scalar_one_or_none()
-    return owner
+    return repo.live_owner(session, _digest(token), utcnow())
 
 
-def end(sessions: sessionmaker[Session], token: str) -> bool:
-    """Revoke a session (sign-out); True if it was live."""
-    with write_transaction(sessions) as session:
-        result = session.execute(
-            update(WebSession)
-            .where(WebSession.id_hash == _digest(token), WebSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
-        return int(getattr(result, "rowcount", 0)) == 1
+def end(session: Session, token: str) -> bool:
+    """Revoke a session (sign-out), in the caller's write transaction; True if it was
+    live."""
+    return repo.revoke(session, _digest(token), utcnow())
 
 
 def csrf_refused(detail: str) -> ProblemError:
     return ProblemError(403, "Cross-site request refused", detail, type_="csrf")
 
 
-def cookie_owner(request: Request) -> str | None:
-    """The owner signed in through the session cookie, None without a live session. A
-    state change made with the cookie needs the session's CSRF token (403 without)."""
+def cookie_owner(request: Request, session: Session) -> str | None:
+    """The owner signed in through the session cookie (read on the request's
+    ``session``), None without a live session. A state change made with the cookie
+    needs the session's CSRF token (403 without)."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    with request.app.state.sessions() as session:
-        owner = owner_of_token(session, token)
+    owner = owner_of_token(session, token)
     if owner is None:
         return None
     if request.method not in SAFE_METHODS and not csrf_matches(

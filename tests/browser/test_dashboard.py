@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.db.models import CandidateScore
-from app.db.repositories import jobs as repo
+from app.db.repositories import claims
 from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.settings import Settings
 from tests.browser.conftest import screenshot
@@ -234,7 +234,7 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
 
     def report(done: int) -> bool | None:
         with write_transaction(factory) as session:
-            return repo.renew(session, claim, lease_s=600, progress=done)
+            return claims.renew(session, claim, lease_s=600, progress=done)
 
     page.goto(f"{url}/jobs/{job_id}")
     page.evaluate("() => { window.notReloaded = true; }")
@@ -243,10 +243,10 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
     expect(status).to_have_text("queued")
 
     with write_transaction(factory) as session:
-        claim = repo.claim(session, "browser-test", lease_s=600)
+        claim = claims.claim(session, "browser-test", lease_s=600)
         assert claim is not None
         assert claim.job_id == job_id
-        assert repo.set_total(session, claim, total, 0)
+        assert claims.set_total(session, claim, total, 0)
     for done in (10, 25):
         assert report(done) is False  # no cancel asked for
         expect(text).to_have_text(f"{done} / {total}", timeout=30_000)
@@ -272,7 +272,7 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
     assert httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel").status_code in (200, 202)
     assert report(31) is True
     with write_transaction(factory) as session:
-        assert repo.finish(session, claim, status="canceled")
+        assert claims.finish(session, claim, status="canceled")
     engine.dispose()
     expect(page.locator(f"{row} [data-field=status]")).to_have_text("canceled", timeout=30_000)
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from app.db.models import Job, utcnow
+from app.db.repositories import claims
 from app.db.repositories import jobs as repo
 from app.db.retry import is_transient
 from app.db.session import write_transaction
@@ -33,7 +34,7 @@ def _queue(sessions, jobs: list[tuple[str, str]]) -> None:
 
 def _claim(sessions, limit: int = 0) -> str | None:
     with write_transaction(sessions) as session:
-        claim = repo.claim(session, "w", 60, limit)
+        claim = claims.claim(session, "w", 60, limit)
     return claim.job_id if claim else None
 
 
@@ -117,7 +118,7 @@ def test_a_claim_stalled_inside_its_transaction_does_not_block_the_queue(session
     _queue(sessions, [("a0", "alice"), ("a1", "alice")])
     stalled = sessions()
     stalled.begin()
-    first = repo.claim(stalled, "paused", 60)  # the lock is held; the transaction idles
+    first = claims.claim(stalled, "paused", 60)  # the lock is held; the transaction idles
     assert first is not None
     assert first.job_id == "a0"
     assert _claim(sessions) == "a0"  # waited for the server to end the stalled claim

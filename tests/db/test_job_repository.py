@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.db.models import Job, utcnow
+from app.db.repositories import claims
 from app.db.repositories import jobs as repo
 from app.db.session import write_transaction
 
@@ -32,11 +33,11 @@ def test_claim_takes_oldest_once(sessions):
     _job(sessions, "job_1")
     _job(sessions, "job_2")
     with write_transaction(sessions) as s:
-        first = repo.claim(s, "w1", 60)
+        first = claims.claim(s, "w1", 60)
     with write_transaction(sessions) as s:
-        second = repo.claim(s, "w2", 60)
+        second = claims.claim(s, "w2", 60)
     with write_transaction(sessions) as s:
-        third = repo.claim(s, "w3", 60)
+        third = claims.claim(s, "w3", 60)
     assert (first.job_id, second.job_id, third) == ("job_1", "job_2", None)
     assert first.attempt == 1
 
@@ -44,24 +45,24 @@ def test_claim_takes_oldest_once(sessions):
 def test_stale_worker_is_fenced_out(sessions):
     _job(sessions)
     with write_transaction(sessions) as s:
-        old = repo.claim(s, "w1", 60)
-        assert repo.store_runs(s, old, [_run("r0:base")], 60)
+        old = claims.claim(s, "w1", 60)
+        assert claims.store_runs(s, old, [_run("r0:base")], 60)
     # The lease expires; the reaper re-queues; another worker takes over.
     with write_transaction(sessions) as s:
         s.get(Job, "job_a").lease_expires_at = utcnow() - timedelta(seconds=1)
     with write_transaction(sessions) as s:
-        assert repo.reap(s, max_attempts=3)["requeued"] == 1
+        assert claims.reap(s, max_attempts=3)["requeued"] == 1
     with write_transaction(sessions) as s:
-        new = repo.claim(s, "w2", 60)
+        new = claims.claim(s, "w2", 60)
     assert new.attempt == 2
     with write_transaction(sessions) as s:
-        assert repo.store_runs(s, old, [_run("r0:c0")], 60) is False
-        assert repo.renew(s, old, 60) is None
-        assert repo.finish(s, old, status="succeeded") is False
+        assert claims.store_runs(s, old, [_run("r0:c0")], 60) is False
+        assert claims.renew(s, old, 60) is None
+        assert claims.finish(s, old, status="succeeded") is False
     with write_transaction(sessions) as s:
         # Storing the same run twice is harmless; the first copy stays.
-        assert repo.store_runs(s, new, [_run("r0:base"), _run("r0:c1")], 60)
-        assert repo.store_runs(s, new, [_run("r0:c1")], 60)
+        assert claims.store_runs(s, new, [_run("r0:base"), _run("r0:c1")], 60)
+        assert claims.store_runs(s, new, [_run("r0:c1")], 60)
     with sessions() as s:
         stored = {r.probe_key: r.attempt for r in repo.stored_runs(s, "job_a")}
     assert stored == {"r0:base": 1, "r0:c1": 2}
@@ -87,7 +88,7 @@ def test_reaper_fails_after_max_lost_leases_and_honours_cancel(sessions):
         lease_expires_at=utcnow() + timedelta(seconds=60),
     )
     with write_transaction(sessions) as s:
-        counts = repo.reap(s, max_attempts=3)
+        counts = claims.reap(s, max_attempts=3)
     assert counts == {"canceled": 1, "failed": 1, "requeued": 1}
     with sessions() as s:
         lost = s.get(Job, "job_lost")
@@ -101,11 +102,11 @@ def test_reaper_fails_after_max_lost_leases_and_honours_cancel(sessions):
 def test_renew_reports_cancel_requests(sessions):
     _job(sessions)
     with write_transaction(sessions) as s:
-        claim = repo.claim(s, "w1", 60)
+        claim = claims.claim(s, "w1", 60)
     with write_transaction(sessions) as s:
-        assert repo.renew(s, claim, 60, progress=5) is False
+        assert claims.renew(s, claim, 60, progress=5) is False
         s.get(Job, "job_a").cancel_requested = True
     with write_transaction(sessions) as s:
-        assert repo.renew(s, claim, 60) is True
+        assert claims.renew(s, claim, 60) is True
     with sessions() as s:
         assert s.get(Job, "job_a").progress_done == 5

@@ -74,7 +74,7 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
     settings.chunk_probes = 2
     (job_id,) = submit(api, 1, budget=LONG)
     stores = {"n": 0}
-    real_store = attempt_module.repo.store_runs
+    real_store = attempt_module.claims.store_runs
 
     def store_then_outage(*args, **kwargs):
         stores["n"] += 1
@@ -82,7 +82,7 @@ def test_a_database_gone_for_good_leaves_the_job_to_its_lease(api, settings, mon
             raise _disconnect()
         return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(attempt_module.repo, "store_runs", store_then_outage)
+    monkeypatch.setattr(attempt_module.claims, "store_runs", store_then_outage)
     monkeypatch.setattr("app.db.retry.time.sleep", lambda _s: None)
     clock = iter(range(0, 10_000, 7))
     monkeypatch.setattr("app.db.retry.time.monotonic", lambda: float(next(clock)))

@@ -18,7 +18,7 @@ from app.db.models import Dataset
 from app.db.repositories import datasets as repo
 from app.db.session import write_transaction
 from app.errors import ProblemError, field_problem
-from app.security.bodylimit import upload_body_limit
+from app.security.guard import upload_body_limit
 from app.services import datasets as service
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -233,7 +233,7 @@ async def upload_dataset(
 ) -> dict[str, Any]:
     """Upload a CSV or Parquet table; returns its id, row count and column profile."""
     # Every byte of the body, form fields and framing included, counts against
-    # upload_body_limit (app/security/bodylimit.py); the file part alone against the upload limit.
+    # upload_body_limit (app/security/guard.py); the file part alone against the upload limit.
     declared = request.headers.get("content-length")
     limit = int(settings.max_upload_mb * 2**20)
     if declared and declared.isdigit() and int(declared) > upload_body_limit(settings):

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_submissions
+from app.api.deps import (
+    OwnerDep,
+    PollOwnerDep,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    limit_submissions,
+)
 from app.api.pagination import clamp_page_size, decode_cursor, page_body
 from app.api.schemas import (
     JOB_EXAMPLE,
@@ -110,7 +117,7 @@ async def get_job(
     job_id: str,
     request: Request,
     settings: SettingsDep,
-    owner: OwnerDep,
+    owner: PollOwnerDep,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """Status and progress; `Retry-After` while the job is unfinished. Every answer has

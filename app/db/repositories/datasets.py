@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -39,12 +40,31 @@ SUMMARY = (
 )
 
 
-def page_summaries(session: Session, owner: str, cursor: Cursor | None, size: int) -> list[Any]:
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A data set in a list: its SUMMARY columns and how many columns it has."""
+
+    id: str
+    name: str
+    filename: str
+    format: str
+    rows: int
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    columns: int
+
+
+def page_summaries(
+    session: Session, owner: str, cursor: Cursor | None, size: int
+) -> list[DatasetSummary]:
     """A page of data sets without their column profiles (which can be megabytes each):
     the number of columns is counted in SQL, the profile is never loaded."""
     columns = func.json_array_length(Dataset.profile).label("columns")
     query = select(*SUMMARY, columns).where(Dataset.owner == owner)
-    return list(session.execute(newest_first(query, Dataset, cursor, size)))
+    return [
+        DatasetSummary(*row) for row in session.execute(newest_first(query, Dataset, cursor, size))
+    ]
 
 
 def active_jobs(session: Session, dataset_id: str) -> int:
