@@ -18,10 +18,12 @@ from sqlalchemy import func, select
 
 import engine
 from app.db.models import Job
+from app.db.repositories import claims
 from app.db.repositories import jobs as repo
+from app.jobs.attempt import JobRun
 from app.jobs.spec import ENGINE_ONLY, JobSpec
 from app.jobs.status import ACTIVE, FINISHED, JobStatus
-from app.jobs.worker import JobRun, Worker
+from app.jobs.worker import Worker
 from engine.tasks import encode_task
 from tests.conftest import family_csv, job_spec
 
@@ -111,7 +113,7 @@ def test_a_stored_spec_is_what_the_worker_reads(
     with client.app.state.sessions() as session:  # type: ignore[attr-defined]
         stored = session.get(Job, job_id)
         assert stored is not None
-        spec, _runs, datasets = JobRun(worker, repo.Claim(job_id, 0))._load(session)
+        spec, _runs, datasets = JobRun(worker, claims.Claim(job_id, 0))._load(session)
     assert isinstance(spec, JobSpec)
     assert spec == JobSpec.model_validate(sent)  # the API's defaults filled in, once
     assert spec.model_dump(mode="json") == stored.spec
