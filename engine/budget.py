@@ -53,6 +53,11 @@ class Budget:
     caps how many subsets are trained (each one probe per replicate, paired with the
     replicates' baselines); subset_width is how many one-candidate extensions of the
     current set each greedy step trains side by side.
+
+    dropout: probability of zeroing each hidden unit of the trunk during training
+    (inverted dropout, none at evaluation); the mask of a minibatch is drawn from
+    (seed, replicate) alone, so every probe of a replicate sees the same masks.
+    weight_decay: decoupled weight decay (AdamW) on every parameter; 0 is plain Adam.
     """
 
     # Chosen by the validity study (docs/validity.md): a narrow trunk ranked candidates
@@ -79,6 +84,11 @@ class Budget:
     subset_search: bool = False
     subset_budget: int = 6
     subset_width: int = 3
+    # Regularisation of the trunk (issue 17; Advice v2 chooses the defaults): dropout
+    # after every hidden layer, with masks drawn per replicate so a baseline and its
+    # pairings see the same ones; decoupled weight decay (AdamW) on every weight.
+    dropout: float = 0.0
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -123,6 +133,8 @@ class Budget:
         _check(isinstance(self.subset_search, bool), "subset_search", "must be true or false")
         _check(self.subset_budget >= 1, "subset_budget", "must be at least 1")
         _check(self.subset_width >= 1, "subset_width", "must be at least 1")
+        _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", "must be zero or more")
 
     @property
     def screening_epochs(self) -> int:

@@ -135,18 +135,18 @@ def test_diverging_probe_fails_alone(monkeypatch):
     clean = train_probes(data, specs, budget, seed=0, metric="loss")
 
     # Fault injection: candidate 2's loss turns NaN from the fourth step on.
-    real_losses = ProbeObjective.losses
+    real_losses = ProbeObjective.losses_of
     steps = {"n": 0}
 
-    def nan_for_candidate_2(self, rows):
-        main, aux = real_losses(self, rows)
+    def nan_for_candidate_2(self, outputs, targets):
+        main, aux = real_losses(self, outputs, targets)
         steps["n"] += 1
         if steps["n"] > 3:
             poisoned = (self.batch.slot_task == 2) & self.batch.slot_active
             aux = torch.where(poisoned, torch.nan, aux)
         return main, aux
 
-    monkeypatch.setattr(ProbeObjective, "losses", nan_for_candidate_2)
+    monkeypatch.setattr(ProbeObjective, "losses_of", nan_for_candidate_2)
     runs = train_probes(data, specs, budget, seed=0, metric="loss")
     by_key = {r.spec.key: r for r in runs}
     assert by_key["r0:c2"].error == "training diverged (non-finite loss) in epoch 1"
