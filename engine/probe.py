@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -249,6 +250,8 @@ class ProbeBatch:
         x: torch.Tensor,
         shared: Sequence[torch.Tensor] | None = None,
         dropout: Sequence[Sequence[torch.Tensor]] | None = None,
+        *,
+        fused: bool = False,
     ) -> list[torch.Tensor]:
         """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) -> the
         trunk's output per group, feature-major [K_g, H, b].
@@ -257,6 +260,8 @@ class ProbeBatch:
         :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
         ``dropout`` gives, per group and per layer, the scaled keep-mask [H_l, b]
         (0 or 1/(1-p)) that multiplies the layer's activations, shared by the group.
+        ``fused`` runs bias-free ReLU and dropout in place on the matmul's output (one
+        autograd node, no new buffers; not for ``torch.func`` transforms).
         """
         n_groups, n_deep = len(self.groups), len(self.deep_w_groups)
         params = self.shared_parameters() if shared is None else list(shared)
@@ -267,15 +272,13 @@ class ProbeBatch:
             masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
             h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
-            h = torch.relu(h).unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
-            if masks is not None:
-                h = h * masks[0]
+            h = h.unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
+            h = _activate(h, None if masks is None else masks[0], fused)
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]
-                h = torch.relu(torch.baddbmm(b.mT, w.mT, h))
-                if masks is not None:
-                    h = h * masks[layer + 1]
+                h = torch.baddbmm(b.mT, w.mT, h)
+                h = _activate(h, None if masks is None else masks[layer + 1], fused)
             outputs.append(h)
         return outputs
 
@@ -294,13 +297,14 @@ class ProbeBatch:
         *,
         main_only: bool = False,
         dropout: Sequence[Sequence[torch.Tensor]] | None = None,
+        fused: bool = False,
     ) -> torch.Tensor:
         """Inputs per group x [G, b, F] -> every head's outputs, feature-major
         [P, O_main + A*O_aux, b] (with ``main_only``, the main head's [P, O_main, b]).
         Split them with :meth:`split_outputs`. ``dropout``: see :meth:`hidden_groups`."""
         n_out = self.main_outputs if main_only else self.heads_w_groups[0].shape[1]
         parts = []
-        hidden = self.hidden_groups(x, dropout=dropout)
+        hidden = self.hidden_groups(x, dropout=dropout, fused=fused)
         for g, h in enumerate(hidden):
             w, b = self.heads_w_groups[g], self.heads_b_groups[g]
             if main_only:
@@ -360,3 +364,33 @@ class ProbeBatch:
 def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate along the first axis; a single part is returned as it is."""
     return torch.cat(list(parts)) if len(parts) > 1 else parts[0]
+
+
+def _activate(z: torch.Tensor, mask: torch.Tensor | None, fused: bool) -> torch.Tensor:
+    """ReLU, then the dropout mask if any; ``fused``: in place on z, one autograd node."""
+    if fused:
+        out: torch.Tensor = _ReluDropout.apply(z, mask)
+        return out
+    h = torch.relu(z)
+    return h if mask is None else h * mask
+
+
+class _ReluDropout(torch.autograd.Function):
+    """relu(z) * mask in place on z (a matmul output nothing else keeps); the backward
+    is one pass (two with a mask): the gradient where the output is positive."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        out = z.clamp_min_(0)
+        if mask is not None:
+            out.mul_(mask)
+        ctx.mark_dirty(z)
+        ctx.save_for_backward(out, mask)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out, mask = ctx.saved_tensors
+        if mask is not None:
+            grad = grad * mask
+        return torch.ops.aten.threshold_backward(grad, out, 0), None

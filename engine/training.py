@@ -423,7 +423,7 @@ def _train_sorted(
                 masks = None
                 if masks_block is not None:
                     masks = [[m[:, start:stop] for m in ms] for ms in masks_block]
-                out = batch.head_outputs(x_block[:, start:stop], dropout=masks)
+                out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
                 main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
                 probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
                 # A probe whose loss stops being finite is marked and no longer steered
