@@ -369,7 +369,7 @@ def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
 def _activate(z: torch.Tensor, mask: torch.Tensor | None, fused: bool) -> torch.Tensor:
     """ReLU, then the dropout mask if any; ``fused``: in place on z, one autograd node."""
     if fused:
-        out: torch.Tensor = _ReluDropout.apply(z, mask)
+        out: torch.Tensor = _ReluDropout.apply(z, mask)  # type: ignore[no-untyped-call]
         return out
     h = torch.relu(z)
     return h if mask is None else h * mask

@@ -542,7 +542,7 @@ def _step_weights(mask: torch.Tensor, batch_size: int) -> torch.Tensor:
     n = mask.shape[-1]
     steps = -(-n // batch_size)
     padded = F.pad(mask.float(), (0, steps * batch_size - n)).unflatten(-1, (steps, batch_size))
-    weights = padded / padded.sum(dim=-1, keepdim=True).clamp(min=1)
+    weights: torch.Tensor = padded / padded.sum(dim=-1, keepdim=True).clamp(min=1)
     return weights.flatten(-2)[..., :n]
 
 
