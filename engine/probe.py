@@ -272,8 +272,10 @@ class ProbeBatch:
             masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
             h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
+            # Activate before splitting the probes apart: an in-place op on a view
+            # would make autograd scatter its gradient into a zeroed copy of the base.
+            h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
             h = h.unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
-            h = _activate(h, None if masks is None else masks[0], fused)
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]
@@ -366,13 +368,20 @@ def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(list(parts)) if len(parts) > 1 else parts[0]
 
 
-def _activate(z: torch.Tensor, mask: torch.Tensor | None, fused: bool) -> torch.Tensor:
-    """ReLU, then the dropout mask if any; ``fused``: in place on z, one autograd node."""
+def _activate(
+    z: torch.Tensor, mask: torch.Tensor | None, fused: bool, width: int | None = None
+) -> torch.Tensor:
+    """ReLU, then the dropout mask [H, b] if any, of z [K, H, b] (or [K*H, b] with
+    ``width`` = H); ``fused``: in place on z, one autograd node."""
     if fused:
         out: torch.Tensor = _ReluDropout.apply(z, mask)  # type: ignore[no-untyped-call]
         return out
     h = torch.relu(z)
-    return h if mask is None else h * mask
+    if mask is None:
+        return h
+    if width is not None:
+        return (h.unflatten(0, (-1, width)) * mask).flatten(0, 1)
+    return h * mask
 
 
 class _ReluDropout(torch.autograd.Function):
@@ -383,7 +392,7 @@ class _ReluDropout(torch.autograd.Function):
     def forward(ctx: Any, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         out = z.clamp_min_(0)
         if mask is not None:
-            out.mul_(mask)
+            out.view(-1, *mask.shape).mul_(mask)
         ctx.mark_dirty(z)
         ctx.save_for_backward(out, mask)
         return out
@@ -392,5 +401,5 @@ class _ReluDropout(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         out, mask = ctx.saved_tensors
         if mask is not None:
-            grad = grad * mask
+            grad = (grad.view(-1, *mask.shape) * mask).view(out.shape)
         return torch.ops.aten.threshold_backward(grad, out, 0), None

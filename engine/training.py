@@ -31,7 +31,7 @@ ProgressFn = Callable[[int, int], None]
 
 _KIND_CODE = {"regression": 0, "binary": 1, "multiclass": 2}
 # Rows x probes x width of one evaluation pass, in floats: small enough to stay in cache.
-_EVAL_FLOATS = 2 * 2**20
+_EVAL_FLOATS = 2**20
 # Floats of inputs, labels and dropout masks read at once for a block of minibatches.
 _BLOCK_FLOATS = 4 * 2**20
 
@@ -530,7 +530,7 @@ def _evaluate(batch: ProbeBatch, x: torch.Tensor) -> torch.Tensor:
     n_rows = x.shape[1]
     step = max(128, _EVAL_FLOATS // max(1, batch.n_probes * max(batch.hidden)))
     parts = [
-        batch.head_outputs(x[:, start : start + step], main_only=True)
+        batch.head_outputs(x[:, start : start + step], main_only=True, fused=True)
         for start in range(0, n_rows, step)
     ]
     return torch.cat(parts, dim=2).mT  # [P, O, n] -> [P, n, O]
