@@ -592,7 +592,7 @@ def recipes_section(heading: str, table: str, args: argparse.Namespace) -> str:
     return (
         f"{heading}\n\n"
         "Command (repository root): `nice -n 5 .venv/bin/python -m benchmarks.speed "
-        "--threads 2 --parts recipes --write docs/performance.md`. One run, each "
+        f"--threads {args.threads} --parts recipes --write docs/performance.md`. One run, each "
         "measurement in a fresh process; the job is 20 candidates × 3 replicates on "
         "5,000 × 50 (`make_task_family`, regression), batch 128, Adam(W) lr 1e-3, 20 fixed "
         "epochs (`patience=0`). The matmul peak is the best of ten 2,048² float32 "
@@ -739,6 +739,8 @@ def main() -> None:
     results = {p.stem: json.loads(p.read_text()) for p in sorted(args.out.glob("*.json"))}
     results.pop("profile", None)
     results.pop("recipes", None)
+    if not results:  # e.g. only the 'recipes' part, which writes its own section
+        return
     text = render(results, args)
     (args.out / "speed.md").write_text(text)
     print(text)
