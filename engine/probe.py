@@ -380,7 +380,8 @@ def _activate(
     if mask is None:
         return h
     if width is not None:
-        return (h.unflatten(0, (-1, width)) * mask).flatten(0, 1)
+        masked: torch.Tensor = h.unflatten(0, (-1, width)) * mask
+        return masked.flatten(0, 1)
     return h * mask
 
 
