@@ -30,8 +30,9 @@ ProgressFn = Callable[[int, int], None]
 """Called with (probe-epochs done, probe-epochs in total); may raise to stop."""
 
 _KIND_CODE = {"regression": 0, "binary": 1, "multiclass": 2}
-# Rows x probes x width of one evaluation pass, in floats: small enough to stay in cache.
-_EVAL_FLOATS = 2**20
+# Rows of one evaluation pass: small enough for the activations to stay in cache, and
+# the same whichever probes share the batch (chunking must not change the rounding).
+_EVAL_ROWS = 256
 # Floats of inputs, labels and dropout masks read at once for a block of minibatches.
 _BLOCK_FLOATS = 4 * 2**20
 
@@ -528,7 +529,7 @@ def _evaluate(batch: ProbeBatch, x: torch.Tensor) -> torch.Tensor:
     """Main-head outputs [P, n, O] for per-replicate inputs x [R', n, F], in row chunks
     small enough for the activations to stay in cache."""
     n_rows = x.shape[1]
-    step = max(128, _EVAL_FLOATS // max(1, batch.n_probes * max(batch.hidden)))
+    step = _EVAL_ROWS
     parts = [
         batch.head_outputs(x[:, start : start + step], main_only=True, fused=True)
         for start in range(0, n_rows, step)
