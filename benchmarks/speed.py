@@ -113,6 +113,10 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     }
     if job["method"] != "matmul":
         _warm_up(job["device"])
+    if job.get("peak"):
+        # The matmul limit measured in this process, just before the job: on a shared
+        # machine the share of it is steadier than either number alone.
+        record_peak = _matmul_peak(device, job.get("size", 2048))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = _peak_mb(device)
@@ -160,6 +164,9 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     record["rss_before_mb"] = rss_before
     record["peak_mb"] = _peak_mb(device)
     record["flops"] = _flops(job, budget_kw, runs)
+    record["load"] = os.getloadavg()[0]
+    if job.get("peak"):
+        record["matmul_gflops"] = record_peak
     return record
 
 
@@ -350,6 +357,78 @@ def part_threads(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+# The recipes of issue 17: (name, budget). 20 fixed epochs, batch 128, lr 1e-3.
+RECIPES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("32", {"hidden": [32]}),
+    ("128", {"hidden": [128]}),
+    ("256/64 + dropout 0.2, wd 1e-4", {"hidden": [256, 64], "dropout": 0.2, "weight_decay": 1e-4}),
+)
+
+
+def part_recipes(args: argparse.Namespace) -> dict[str, Any]:
+    """Each recipe's share of the matmul peak measured in the same process, and the
+    plain loop against the engine at 128 wide, batch 256, 20 epochs, side by side."""
+    epochs = 2 if args.quick else 20
+    rows = []
+    for name, budget in RECIPES:
+        job = _job(args, "probe", epochs=epochs, peak=True)
+        job["budget"] = {**budget, "batch_size": 128, "lr": 1e-3}
+        record = run_child(job)
+        record["recipe"] = name
+        rows.append(record)
+        print(render_recipes({"rows": [record]}), flush=True)
+    loop_budget = {"hidden": [128], "batch_size": 256, "lr": 1e-3}
+    loop = {
+        "sequential": run_child(
+            {**_job(args, "sequential", epochs=epochs, seq_seeds=1), "budget": loop_budget}
+        ),
+        "probe": run_child({**_job(args, "probe", epochs=epochs), "budget": loop_budget}),
+    }
+    return {"rows": rows, "loop": loop}
+
+
+def _steps(rec: dict[str, Any]) -> float:
+    """Probe-steps (one probe, one minibatch) the record trained."""
+    from engine import Budget
+
+    j = rec["job"]
+    plan = Budget(**{"seeds": j["seeds"], "epochs": j["epochs"], **j.get("budget", {})})
+    n_pool = (
+        j["rows"] - round(j["rows"] * plan.val_fraction) - round(j["rows"] * plan.test_fraction)
+    )
+    per_epoch = -(-n_pool // plan.batch_size)
+    return float(rec["probes"] * rec["scale"] * per_epoch * j["epochs"])
+
+
+def render_recipes(result: dict[str, Any]) -> str:
+    head = (
+        "| trunk | wall (s) | GFLOP | GFLOP/s | matmul peak, same process (GFLOP/s) "
+        "| share of peak | probe-steps/s | peak RSS (MB) | load avg |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for rec in result["rows"]:
+        rate = rec["flops"] / rec["seconds"] / 1e9
+        lines.append(
+            f"| {rec['recipe']} | {rec['seconds']:.1f} | {rec['flops'] / 1e9:.0f} | {rate:.1f} "
+            f"| {rec['matmul_gflops']:.0f} | {rate / rec['matmul_gflops']:.0%} "
+            f"| {_steps(rec) / rec['seconds']:.0f} | {rec['peak_mb']:.0f} | {rec['load']:.1f} |"
+        )
+    text = head + "\n".join(lines) + "\n"
+    loop = result.get("loop")
+    if loop:
+        seq, bat = loop["sequential"], loop["probe"]
+        t_seq = seq["seconds"] * seq["scale"]
+        text += (
+            f"\nPlain loop vs engine (128 wide, batch 256, {bat['job']['epochs']} epochs, "
+            f"{bat['probes']} probes): loop {_time(seq)} s, engine {bat['seconds']:.1f} s: "
+            f"**{t_seq / bat['seconds']:.1f}×** (probe-steps/s {_steps(seq) / t_seq:.0f} vs "
+            f"{_steps(bat) / bat['seconds']:.0f}; load avg {seq['load']:.1f} / "
+            f"{bat['load']:.1f}).\n"
+        )
+    return text
+
+
 def part_profile(args: argparse.Namespace) -> dict[str, Any]:
     return run_child(_job(args, "profile", profile_epochs=1 if args.quick else 3))
 
@@ -509,6 +588,22 @@ def machine(threads: int, device: str) -> str:
     )
 
 
+def recipes_section(heading: str, table: str, args: argparse.Namespace) -> str:
+    return (
+        f"{heading}\n\n"
+        "Command (repository root): `nice -n 5 .venv/bin/python -m benchmarks.speed "
+        f"--threads {args.threads} --parts recipes --write docs/performance.md`. One run, each "
+        "measurement in a fresh process; the job is 20 candidates × 3 replicates on "
+        "5,000 × 50 (`make_task_family`, regression), batch 128, Adam(W) lr 1e-3, 20 fixed "
+        "epochs (`patience=0`). The matmul peak is the best of ten 2,048² float32 "
+        "products in the same process just before the job; FLOPs are counted "
+        "analytically (see `_flops`). The machine is shared: the load average is "
+        "printed beside each number.\n\n"
+        f"Run on {datetime.date.today().isoformat()}; {machine(args.threads, args.device)}.\n\n"
+        + table
+    )
+
+
 def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     from engine import Budget
 
@@ -571,7 +666,17 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(parts)
 
 
-PARTS = ("compare", "candidates", "rows", "features", "memory", "threads", "profile")
+PARTS = (
+    "compare",
+    "candidates",
+    "rows",
+    "features",
+    "memory",
+    "threads",
+    "recipes",
+    "profile",
+)
+RECIPES_SECTION = "## Faithful-recipe efficiency"
 
 
 def main() -> None:
@@ -616,6 +721,15 @@ def main() -> None:
             result = part_memory(args)
         elif part == "threads":
             result = part_threads(args)
+        elif part == "recipes":
+            result = part_recipes(args)
+            (args.out / "recipes.json").write_text(json.dumps(result, indent=1))
+            text = render_recipes(result)
+            print(text)
+            if args.write:
+                heading = f"{RECIPES_SECTION} ({datetime.date.today().isoformat()})"
+                write_section(args.write, heading, recipes_section(heading, text, args))
+            continue
         elif part == "profile":
             result = part_profile(args)
             print(result["table"])
@@ -624,6 +738,9 @@ def main() -> None:
         (args.out / f"{part}.json").write_text(json.dumps(result, indent=1))
     results = {p.stem: json.loads(p.read_text()) for p in sorted(args.out.glob("*.json"))}
     results.pop("profile", None)
+    results.pop("recipes", None)
+    if not results:  # e.g. only the 'recipes' part, which writes its own section
+        return
     text = render(results, args)
     (args.out / "speed.md").write_text(text)
     print(text)

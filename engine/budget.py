@@ -119,6 +119,11 @@ class Budget:
     caps how many subsets are trained (each one probe per replicate, paired with the
     replicates' baselines); subset_width is how many one-candidate extensions of the
     current set each greedy step trains side by side.
+
+    dropout: probability of zeroing each hidden unit of the trunk during training
+    (inverted dropout, none at evaluation); the mask of a minibatch is drawn from
+    (seed, replicate) alone, so every probe of a replicate sees the same masks.
+    weight_decay: decoupled weight decay (AdamW) on every parameter; 0 is plain Adam.
     """
 
     # Chosen by the validity study (docs/validity.md): a narrow trunk ranked candidates
@@ -150,6 +155,11 @@ class Budget:
     subset_search: bool = option(False, "Greedy subset search.")
     subset_budget: int = option(6, "Subsets the search may train.", ge=1, le=100)
     subset_width: int = option(3, "Extensions each greedy step trains side by side.", ge=1)
+    # Regularisation of the trunk (issue 17; Advice v2 chooses the defaults): dropout
+    # after every hidden layer, with masks drawn per replicate so a baseline and its
+    # pairings see the same ones; decoupled weight decay (AdamW) on every weight.
+    dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
+    weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))

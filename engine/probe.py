@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -76,9 +77,13 @@ class ProbeBatch:
     units by rows), so that every batched matmul has the minibatch as its long side:
     the heads of a probe are one [O, H] @ [H, b] product. With the rows as the long
     side, CPU BLAS runs these thin products many times faster than [b, H] @ [H, O], and
-    the groups need no transpose or concatenation of activations. The heads of a probe
-    are stored together, ``heads_w`` [P, O_main + A*O_aux, H], main head first;
-    ``main_w`` and ``aux_w`` are views of it.
+    the groups need no transpose or concatenation of activations.
+
+    Every tensor is a leaf per replicate group (``*_groups``): a group's matmuls read
+    whole tensors, so no backward pass scatters a slice's gradient into a zeroed
+    full-size buffer. ``deep_w``, ``heads_w``, ``main_w``... are the per-probe views
+    across groups that callers read (concatenated copies when there are several groups).
+    The heads of a probe are stored together, [K, O_main + A*O_aux, H], main head first.
     """
 
     def __init__(
@@ -154,10 +159,12 @@ class ProbeBatch:
                 slot_task[p, a] = candidate
                 slot_active[p, a] = True
 
-        self.deep_w = [param(torch.stack(ws)) for ws in deep_w]  # [P, in, out] per layer
-        self.deep_b = [param(torch.stack(bs)) for bs in deep_b]  # [P, 1, out]
-        self.heads_w = param(heads_w)  # [P, O_main + A*O_aux, H]
-        self.heads_b = param(heads_b)  # [P, O_main + A*O_aux, 1]
+        spans = [(start, stop) for _, start, stop in self.groups]
+        # Per layer, per group: [K, in, out] and [K, 1, out].
+        self.deep_w_groups = [[param(torch.stack(ws[a:b])) for a, b in spans] for ws in deep_w]
+        self.deep_b_groups = [[param(torch.stack(bs[a:b])) for a, b in spans] for bs in deep_b]
+        self.heads_w_groups = [param(heads_w[a:b]) for a, b in spans]  # [K, O_all, H]
+        self.heads_b_groups = [param(heads_b[a:b]) for a, b in spans]  # [K, O_all, 1]
         self.slot_task = slot_task.to(device)  # [P, A]
         self.slot_active = slot_active.to(device)  # [P, A]
         self.hidden = tuple(hidden)
@@ -169,65 +176,105 @@ class ProbeBatch:
         return len(self.specs)
 
     @property
+    def deep_w(self) -> list[torch.Tensor]:
+        """Per deeper layer, the weights of every probe [P, in, out]."""
+        return [_cat(ws) for ws in self.deep_w_groups]
+
+    @property
+    def deep_b(self) -> list[torch.Tensor]:
+        """Per deeper layer, the biases of every probe [P, 1, out]."""
+        return [_cat(bs) for bs in self.deep_b_groups]
+
+    @property
+    def heads_w(self) -> torch.Tensor:
+        """Every probe's head weights [P, O_main + A*O_aux, H]."""
+        return _cat(self.heads_w_groups)
+
+    @property
+    def heads_b(self) -> torch.Tensor:
+        """Every probe's head biases [P, O_main + A*O_aux, 1]."""
+        return _cat(self.heads_b_groups)
+
+    @property
     def main_w(self) -> torch.Tensor:
-        """Main head weights [P, H, O_main] (a view of ``heads_w``)."""
+        """Main head weights [P, H, O_main]."""
         return self.heads_w[:, : self.main_outputs].transpose(1, 2)
 
     @property
     def main_b(self) -> torch.Tensor:
-        """Main head bias [P, 1, O_main] (a view of ``heads_b``)."""
+        """Main head bias [P, 1, O_main]."""
         return self.heads_b[:, : self.main_outputs].transpose(1, 2)
 
     @property
     def aux_w(self) -> torch.Tensor:
-        """Auxiliary slot weights [P, A, H, O_aux] (a view of ``heads_w``)."""
+        """Auxiliary slot weights [P, A, H, O_aux]."""
         slots = self.heads_w[:, self.main_outputs :]  # [P, A*O_aux, H]
         per_slot: torch.Tensor = slots.unflatten(1, (-1, self.aux_width))
         return per_slot.transpose(2, 3)
 
     @property
     def aux_b(self) -> torch.Tensor:
-        """Auxiliary slot bias [P, A, 1, O_aux] (a view of ``heads_b``)."""
+        """Auxiliary slot bias [P, A, 1, O_aux]."""
         slots = self.heads_b[:, self.main_outputs :]  # [P, A*O_aux, 1]
         per_slot: torch.Tensor = slots.unflatten(1, (-1, self.aux_width))
         return per_slot.transpose(2, 3)
 
     def parameters(self) -> list[torch.Tensor]:
-        return [*self.shared_parameters(), self.heads_w, self.heads_b]
+        return [*self.shared_parameters(), *self.heads_w_groups, *self.heads_b_groups]
 
     def probe_masks(self, mask: torch.Tensor) -> list[torch.Tensor]:
         """A mask over probes [P] -> one mask per tensor of :meth:`parameters`,
         broadcastable to it, that selects the masked probes' slices."""
         width = self.hidden[0]
         first = [mask[start:stop].repeat_interleave(width)[None] for _, start, stop in self.groups]
-        per_probe = mask[:, None, None]
-        return [*first, *first, *[per_probe] * (2 * len(self.deep_w)), per_probe, per_probe]
+        per_group = [mask[start:stop, None, None] for _, start, stop in self.groups]
+        deep = per_group * (2 * len(self.deep_w_groups))
+        return [*first, *first, *deep, *per_group, *per_group]
 
     def shared_parameters(self) -> list[torch.Tensor]:
-        """The trunk: the parameters every task of a probe shares."""
-        return [*self.first_w, *self.first_b, *self.deep_w, *self.deep_b]
+        """The trunk: the parameters every task of a probe shares, in the order first
+        layer weights and biases per group, then per deeper layer the weights per group,
+        then per deeper layer the biases per group."""
+        deep_w = [w for ws in self.deep_w_groups for w in ws]
+        deep_b = [b for bs in self.deep_b_groups for b in bs]
+        return [*self.first_w, *self.first_b, *deep_w, *deep_b]
 
     def hidden_groups(
-        self, x: torch.Tensor, shared: Sequence[torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        shared: Sequence[torch.Tensor] | None = None,
+        dropout: Sequence[Sequence[torch.Tensor]] | None = None,
+        *,
+        fused: bool = False,
     ) -> list[torch.Tensor]:
         """Inputs per group x [G, b, F] (group g = replicate of ``groups[g]``) -> the
         trunk's output per group, feature-major [K_g, H, b].
 
         ``shared`` replaces the trunk's parameters (same order and shapes as
         :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
+        ``dropout`` gives, per group and per layer, the scaled keep-mask [H_l, b]
+        (0 or 1/(1-p)) that multiplies the layer's activations, shared by the group.
+        ``fused`` runs bias-free ReLU and dropout in place on the matmul's output (one
+        autograd node, no new buffers; not for ``torch.func`` transforms).
         """
-        n_groups, n_deep = len(self.groups), len(self.deep_w)
+        n_groups, n_deep = len(self.groups), len(self.deep_w_groups)
         params = self.shared_parameters() if shared is None else list(shared)
         first_w, first_b = params[:n_groups], params[n_groups : 2 * n_groups]
-        deep_w = params[2 * n_groups : 2 * n_groups + n_deep]
-        deep_b = params[2 * n_groups + n_deep :]
+        deep = 2 * n_groups
         outputs = []
         for g, (_, start, stop) in enumerate(self.groups):
+            masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
             h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
-            h = torch.relu(h).unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
-            for w, b in zip(deep_w, deep_b, strict=True):
-                h = torch.relu(torch.baddbmm(b[start:stop].mT, w[start:stop].mT, h))
+            # Activate before splitting the probes apart: an in-place op on a view
+            # would make autograd scatter its gradient into a zeroed copy of the base.
+            h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
+            h = h.unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
+            for layer in range(n_deep):
+                w = params[deep + layer * n_groups + g]
+                b = params[deep + (n_deep + layer) * n_groups + g]
+                h = torch.baddbmm(b.mT, w.mT, h)
+                h = _activate(h, None if masks is None else masks[layer + 1], fused)
             outputs.append(h)
         return outputs
 
@@ -238,19 +285,28 @@ class ProbeBatch:
         ``shared`` replaces the trunk's parameters (same order and shapes as
         :meth:`shared_parameters`), e.g. to evaluate a lookahead step functionally.
         """
-        parts = self.hidden_groups(x, shared)
-        return (torch.cat(parts) if len(parts) > 1 else parts[0]).mT
+        return _cat(self.hidden_groups(x, shared)).mT
 
-    def head_outputs(self, x: torch.Tensor, *, main_only: bool = False) -> torch.Tensor:
+    def head_outputs(
+        self,
+        x: torch.Tensor,
+        *,
+        main_only: bool = False,
+        dropout: Sequence[Sequence[torch.Tensor]] | None = None,
+        fused: bool = False,
+    ) -> torch.Tensor:
         """Inputs per group x [G, b, F] -> every head's outputs, feature-major
         [P, O_main + A*O_aux, b] (with ``main_only``, the main head's [P, O_main, b]).
-        Split them with :meth:`split_outputs`."""
-        n_out = self.main_outputs if main_only else self.heads_w.shape[1]
+        Split them with :meth:`split_outputs`. ``dropout``: see :meth:`hidden_groups`."""
+        n_out = self.main_outputs if main_only else self.heads_w_groups[0].shape[1]
         parts = []
-        for (_, start, stop), h in zip(self.groups, self.hidden_groups(x), strict=True):
-            w, b = self.heads_w[start:stop, :n_out], self.heads_b[start:stop, :n_out]
+        hidden = self.hidden_groups(x, dropout=dropout, fused=fused)
+        for g, h in enumerate(hidden):
+            w, b = self.heads_w_groups[g], self.heads_b_groups[g]
+            if main_only:
+                w, b = w[:, :n_out], b[:, :n_out]
             parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+        return _cat(parts)
 
     def split_outputs(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`head_outputs` [P, O_main + A*O_aux, b] -> main outputs [P, b, O_main]
@@ -273,7 +329,12 @@ class ProbeBatch:
             b = first_b[g].unflatten(-1, (k, width)).movedim(-2, -3).flatten(-2)  # [*L, K, H1]
             rows.append(torch.cat([w, b], dim=-1))
         first = torch.cat(rows, dim=-2)  # [*L, P, F*H1 + H1]
-        deep = [t.flatten(-2) for t in tensors[2 * n_groups :]]  # [*L, P, in*out] or [*L, P, out]
+        rest = tensors[2 * n_groups :]
+        # Per deeper layer (weights, then biases), the groups' slices side by side.
+        deep = [
+            torch.cat(list(rest[i : i + n_groups]), dim=-3).flatten(-2)
+            for i in range(0, len(rest), n_groups)
+        ]  # [*L, P, in*out] or [*L, P, out]
         return torch.cat([first, *deep], dim=-1)
 
     def main_head(self, h: torch.Tensor) -> torch.Tensor:
@@ -294,3 +355,46 @@ class ProbeBatch:
         )
         per_slot: torch.Tensor = out.unflatten(1, (-1, self.aux_width))
         return per_slot.mT
+
+
+def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate along the first axis; a single part is returned as it is."""
+    return torch.cat(list(parts)) if len(parts) > 1 else parts[0]
+
+
+def _activate(
+    z: torch.Tensor, mask: torch.Tensor | None, fused: bool, width: int | None = None
+) -> torch.Tensor:
+    """ReLU, then the dropout mask [H, b] if any, of z [K, H, b] (or [K*H, b] with
+    ``width`` = H); ``fused``: in place on z, one autograd node."""
+    if fused:
+        out: torch.Tensor = _ReluDropout.apply(z, mask)  # type: ignore[no-untyped-call]
+        return out
+    h = torch.relu(z)
+    if mask is None:
+        return h
+    if width is not None:
+        masked: torch.Tensor = h.unflatten(0, (-1, width)) * mask
+        return masked.flatten(0, 1)
+    return h * mask
+
+
+class _ReluDropout(torch.autograd.Function):
+    """relu(z) * mask in place on z (a matmul output nothing else keeps); the backward
+    is one pass (two with a mask): the gradient where the output is positive."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        out = z.clamp_min_(0)
+        if mask is not None:
+            out.view(-1, *mask.shape).mul_(mask)
+        ctx.mark_dirty(z)
+        ctx.save_for_backward(out, mask)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out, mask = ctx.saved_tensors
+        if mask is not None:
+            grad = (grad.view(-1, *mask.shape) * mask).view(out.shape)
+        return torch.ops.aten.threshold_backward(grad, out, 0), None

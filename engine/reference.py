@@ -53,19 +53,38 @@ def _train_one(
     main = problem.main
     r = spec.replicate
     sizes = [problem.features.n_features, *budget.hidden]
-    layers: list[nn.Module] = []
-    for layer in range(len(budget.hidden)):
-        layers += [_linear(sizes[layer], sizes[layer + 1], seed, "trunk", r, layer), nn.ReLU()]
-    trunk = nn.Sequential(*layers).to(data.device)
+    layers = nn.ModuleList(
+        _linear(sizes[layer], sizes[layer + 1], seed, "trunk", r, layer)
+        for layer in range(len(budget.hidden))
+    ).to(data.device)
+    # Dropout after every hidden layer, its masks drawn from (seed, replicate, layer) as
+    # the batched engine draws them (nn.Dropout's global stream could not be paired).
+    dropout_streams = [
+        torch.Generator(device=data.device).manual_seed(derive_seed(seed, "dropout", r, layer))
+        for layer in range(len(budget.hidden))
+    ]
+
+    def trunk(x: torch.Tensor, train: bool = False) -> torch.Tensor:
+        for layer, stream in zip(layers, dropout_streams, strict=True):
+            x = torch.relu(layer(x))
+            if train and budget.dropout > 0:
+                u = torch.rand(x.shape, generator=stream, device=x.device)
+                x = x * ((u >= budget.dropout) / (1 - budget.dropout))
+        return x
+
     main_head = _linear(sizes[-1], main.n_outputs, seed, "main", r).to(data.device)
     aux_heads = [
         _linear(sizes[-1], problem.candidates[c].n_outputs, seed, "aux", r, c).to(data.device)
         for c in spec.aux
     ]
-    parameters = [*trunk.parameters(), *main_head.parameters()]
+    parameters = [*layers.parameters(), *main_head.parameters()]
     for head in aux_heads:
         parameters += list(head.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=budget.lr)
+    optimizer: torch.optim.Optimizer
+    if budget.weight_decay > 0:
+        optimizer = torch.optim.AdamW(parameters, lr=budget.lr, weight_decay=budget.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(parameters, lr=budget.lr)
     several = len(spec.aux) > 1 and budget.subset_weighting == "mean"
     weight = budget.lam / len(spec.aux) if several else budget.lam
 
@@ -87,7 +106,7 @@ def _train_one(
         order = pool[torch.randperm(pool.shape[0], generator=generator).to(data.device)]
         for start in range(0, order.shape[0], budget.batch_size):
             rows = order[start : start + budget.batch_size]
-            h = trunk(data.inputs(rows[None], rep)[0])
+            h = trunk(data.inputs(rows[None], rep)[0], train=True)
             y = data.main_train[r, rows]
             known = torch.isfinite(y)
             loss = torch.zeros((), device=data.device)

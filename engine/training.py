@@ -30,8 +30,11 @@ ProgressFn = Callable[[int, int], None]
 """Called with (probe-epochs done, probe-epochs in total); may raise to stop."""
 
 _KIND_CODE = {"regression": 0, "binary": 1, "multiclass": 2}
-# Rows x probes x width of one evaluation pass, in floats; bounds evaluation memory.
-_EVAL_FLOATS = 16 * 2**20
+# Rows of one evaluation pass: small enough for the activations to stay in cache, and
+# the same whichever probes share the batch (chunking must not change the rounding).
+_EVAL_ROWS = 256
+# Floats of inputs, labels and dropout masks read at once for a block of minibatches.
+_BLOCK_FLOATS = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,27 @@ class ProbeRun:
     best_epoch: int
     epochs: int
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Labels of consecutive training rows for every probe, read once per block of
+    minibatches: y_main [P, n] and y_aux [P, A, n] (0 where missing), and each row's
+    weight in its minibatch's masked mean (0 where the label is missing)."""
+
+    y_main: torch.Tensor
+    main_weight: torch.Tensor
+    y_aux: torch.Tensor
+    aux_weight: torch.Tensor
+
+    def rows(self, start: int, stop: int) -> Targets:
+        """The targets of rows [start, stop) (views)."""
+        return Targets(
+            self.y_main[:, start:stop],
+            self.main_weight[:, start:stop],
+            self.y_aux[..., start:stop],
+            self.aux_weight[..., start:stop],
+        )
 
 
 class TrainingData:
@@ -173,6 +197,45 @@ class ProbeObjective:
         main, aux = self.batch.split_outputs(self.batch.head_outputs(self.inputs(rows)))
         return self.main_loss_of(main, rows), self.aux_loss_of(aux, rows)
 
+    def targets(self, rows: torch.Tensor, batch_size: int) -> Targets:
+        """The labels of rows [R', n] (consecutive minibatches of ``batch_size``), read
+        once for all of them, with each row's weight in its minibatch's masked mean."""
+        data = self.data
+        y_main = data.main_train[self.rep_tensor[:, None], rows][self.probe_rep]  # [P, n]
+        main_known = torch.isfinite(y_main)
+        labels = data.labels[rows]  # [R', n, T]
+        y_aux = labels[self.probe_rep[:, None], :, self.task_col]  # [P, A, n]
+        valid = torch.isfinite(y_aux) & self.slot_active[..., None]
+        return Targets(
+            torch.where(main_known, y_main, 0.0),
+            _step_weights(main_known, batch_size),
+            torch.where(valid, y_aux, 0.0),
+            _step_weights(valid, batch_size),
+        )
+
+    def losses_of(
+        self, outputs: torch.Tensor, targets: Targets
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head outputs [P, O_all, b] and their rows' :meth:`targets` -> (main loss [P],
+        auxiliary loss per slot [P, A]), the same masked means as :meth:`losses`."""
+        main, aux = self.batch.split_outputs(outputs)
+        main_elements = main_loss_elements(
+            main, targets.y_main, self.data.problem.main.kind, self.main_scale
+        )
+        aux_elements = _aux_loss_elements(
+            aux,
+            targets.y_aux,
+            self.slot_kind,
+            self.kinds_present,
+            self.class_mask,
+            self.slot_mean,
+            self.slot_std,
+        )
+        # A row without the label has weight 0 (its element is finite: labels are 0).
+        main_loss = (main_elements * targets.main_weight).sum(dim=-1)
+        aux_loss = (aux_elements * targets.aux_weight).sum(dim=-1)
+        return main_loss, aux_loss
+
     def inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows [R', b] per replicate -> standardised features [R', b, F]."""
         return self.data.inputs(rows, self.rep_tensor)
@@ -242,10 +305,55 @@ class BatchOrder:
 
     def epoch(self, batch_size: int) -> list[torch.Tensor]:
         """The next epoch's minibatches, each rows [R', b]."""
+        order = self.epoch_order()
+        n_pool = order.shape[1]
+        return [order[:, start : start + batch_size] for start in range(0, n_pool, batch_size)]
+
+    def epoch_order(self) -> torch.Tensor:
+        """The next epoch's row order [R', n_pool]; minibatch k is columns
+        [k*b, (k+1)*b)."""
         n_pool = self.pool.shape[1]
         order = torch.stack([torch.randperm(n_pool, generator=g) for g in self.generators])
-        order = self.pool.gather(1, order.to(self.pool.device))  # [R', n_pool] row ids
-        return [order[:, start : start + batch_size] for start in range(0, n_pool, batch_size)]
+        return self.pool.gather(1, order.to(self.pool.device))
+
+
+class DropoutMasks:
+    """Dropout keep-masks of the trunk, one stream per (replicate, layer) drawn from
+    (seed, replicate, layer) alone: the probes of a replicate (its baseline and every
+    pairing) see the same masks, whichever chunk they train in, and drawing a block
+    of rows at once gives the same masks as drawing them minibatch by minibatch."""
+
+    def __init__(
+        self,
+        replicates: Sequence[int],
+        hidden: Sequence[int],
+        rate: float,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.hidden = tuple(hidden)
+        self.rate = rate
+        self.device = device
+        self.generators = [
+            [
+                torch.Generator(device=device).manual_seed(derive_seed(seed, "dropout", r, layer))
+                for layer in range(len(hidden))
+            ]
+            for r in replicates
+        ]
+
+    def draw(self, rows: int) -> list[list[torch.Tensor]]:
+        """The masks of the next ``rows`` training rows: per replicate and layer, the
+        scaled keep-mask feature-major [H_l, rows] (0 or 1/(1-p))."""
+        scale = 1.0 / (1.0 - self.rate)
+        masks = []
+        for generators in self.generators:
+            per_layer = []
+            for width, generator in zip(self.hidden, generators, strict=True):
+                u = torch.rand(rows, width, generator=generator, device=self.device)
+                per_layer.append(((u >= self.rate) * scale).T.contiguous())
+            masks.append(per_layer)
+        return masks
 
 
 def _train_sorted(
@@ -268,11 +376,14 @@ def _train_sorted(
         device=device,
     )
     objective = ProbeObjective(data, batch)
-    optimizer = _adam(batch.parameters(), budget.lr)
+    optimizer = _adam(batch.parameters(), budget.lr, budget.weight_decay)
     n_probes = batch.n_probes
     rep_tensor, probe_rep = objective.rep_tensor, objective.probe_rep
 
     batches = BatchOrder(data, objective.replicates, seed)
+    dropout = None
+    if budget.dropout > 0:
+        dropout = DropoutMasks(objective.replicates, budget.hidden, budget.dropout, seed, device)
     aux_weight = auxiliary_weights(batch, budget)  # [P]
     val_rows = data.val[rep_tensor]  # [R', n_val]
     test_rows = data.test[rep_tensor]
@@ -293,18 +404,36 @@ def _train_sorted(
     best_params = [p.detach().clone() for p in batch.parameters()]
     curves: list[torch.Tensor] = []
     total = n_probes * budget.epochs
+    bs = budget.batch_size
+    n_pool = batches.pool.shape[1]
+    # Inputs, labels and dropout masks are read a block of minibatches at a time.
+    per_row = len(rep_tensor) * (data.x.shape[1] + sum(budget.hidden)) + n_probes * (
+        2 + 2 * batch.slot_active.shape[1]
+    )
+    block = bs * max(1, _BLOCK_FLOATS // max(1, per_row * bs))
 
     for epoch in range(budget.epochs):
-        for rows in batches.epoch(budget.batch_size):
-            main_loss, aux_loss = objective.losses(rows)
-            probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
-            # A probe whose loss stops being finite is marked and no longer steered
-            # by its loss; the others are unaffected (their weights are separate).
-            newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)
-            diverged_at = torch.where(newly, epoch, diverged_at)
-            optimizer.zero_grad(set_to_none=True)
-            torch.where(diverged_at < 0, probe_loss, 0.0).sum().backward()
-            optimizer.step()
+        order = batches.epoch_order()  # [R', n_pool]
+        for first in range(0, n_pool, block):
+            rows = order[:, first : first + block]
+            x_block = data.inputs(rows, rep_tensor)  # [R', n, F]
+            targets_block = objective.targets(rows, bs)
+            masks_block = None if dropout is None else dropout.draw(rows.shape[1])
+            for start in range(0, rows.shape[1], bs):
+                stop = start + bs
+                masks = None
+                if masks_block is not None:
+                    masks = [[m[:, start:stop] for m in ms] for ms in masks_block]
+                out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
+                main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
+                probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
+                # A probe whose loss stops being finite is marked and no longer steered
+                # by its loss; the others are unaffected (their weights are separate).
+                newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)
+                diverged_at = torch.where(newly, epoch, diverged_at)
+                optimizer.zero_grad(set_to_none=True)
+                torch.where(diverged_at < 0, probe_loss, 0.0).sum().backward()
+                optimizer.step()
 
         with torch.no_grad():
             val_out = _evaluate(batch, val_x)
@@ -314,8 +443,8 @@ def _train_sorted(
             improved = better & active & torch.isfinite(score) & (diverged_at < 0)
             best = torch.where(improved, score, best)
             best_epoch = torch.where(improved, epoch, best_epoch)
-            masks = batch.probe_masks(improved)
-            for kept, param, mask in zip(best_params, batch.parameters(), masks, strict=True):
+            masks_p = batch.probe_masks(improved)
+            for kept, param, mask in zip(best_params, batch.parameters(), masks_p, strict=True):
                 torch.where(mask, param, kept, out=kept)
             since_best = torch.where(improved, 0, since_best + 1)
             ended = active & (
@@ -386,22 +515,36 @@ def _collect(
     return runs
 
 
-def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """Adam over the stacked tensors; the fused kernel where the device has one (one
-    pass per tensor instead of about ten elementwise ops)."""
+def _adam(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam over the stacked tensors (AdamW with decoupled weight decay when it is
+    set); the fused kernel where the device has one (one pass per tensor instead of
+    about ten elementwise ops)."""
     fused = params[0].device.type in ("cpu", "cuda")
+    if weight_decay > 0:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
     return torch.optim.Adam(params, lr=lr, fused=fused)
 
 
 def _evaluate(batch: ProbeBatch, x: torch.Tensor) -> torch.Tensor:
-    """Main-head outputs [P, n, O] for per-replicate inputs x [R', n, F], in row chunks."""
+    """Main-head outputs [P, n, O] for per-replicate inputs x [R', n, F], in row chunks
+    small enough for the activations to stay in cache."""
     n_rows = x.shape[1]
-    step = max(1, _EVAL_FLOATS // max(1, batch.n_probes * max(batch.hidden)))
+    step = _EVAL_ROWS
     parts = [
-        batch.head_outputs(x[:, start : start + step], main_only=True)
+        batch.head_outputs(x[:, start : start + step], main_only=True, fused=True)
         for start in range(0, n_rows, step)
     ]
     return torch.cat(parts, dim=2).mT  # [P, O, n] -> [P, n, O]
+
+
+def _step_weights(mask: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Mask [..., n] over consecutive minibatches of ``batch_size`` rows -> each row's
+    weight in its minibatch's mean over the masked rows: 1/count, 0 where unmasked."""
+    n = mask.shape[-1]
+    steps = -(-n // batch_size)
+    padded = F.pad(mask.float(), (0, steps * batch_size - n)).unflatten(-1, (steps, batch_size))
+    weights: torch.Tensor = padded / padded.sum(dim=-1, keepdim=True).clamp(min=1)
+    return weights.flatten(-2)[..., :n]
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

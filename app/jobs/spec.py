@@ -117,6 +117,8 @@ class BudgetIn(Strict):
     confirm_random: int = budget_field("confirm_random")
     subset_search: bool = budget_field("subset_search")
     subset_budget: int = budget_field("subset_budget")
+    dropout: float = budget_field("dropout")
+    weight_decay: float = budget_field("weight_decay")
 
 
 class JobSpec(Strict):

@@ -58,10 +58,12 @@ def test_screen_and_probe_finds_the_same_top_three(family_jobs):
     assert top[0] == "rel_0_0.95"
     # A confirmed candidate is measured as full probing measures it: the same
     # replicates, initialisation and batches. Up to float32 rounding: the batch holds
-    # fewer probes, and BLAS may round a matmul's edge tiles differently by a ULP.
+    # fewer probes, and BLAS may round a matmul's edge tiles differently by a ULP; over
+    # 15 epochs of Adam that reaches 1e-4 on a near-zero gain (the engine's batched =
+    # sequential tolerance).
     for c in two_stage.candidates:
         if c.probed:
-            assert c.gain == pytest.approx(full.candidate(c.name).gain, abs=1e-6)
+            assert c.gain == pytest.approx(full.candidate(c.name).gain, abs=2e-4)
             assert c.verdict == full.candidate(c.name).verdict
 
 

@@ -18,8 +18,9 @@ from engine import (
     train_probes,
 )
 from engine import run_probes as run_chunked
+from engine.errors import SpecError
 from engine.reference import train_sequential
-from engine.training import ProbeObjective, TrainingData
+from engine.training import DropoutMasks, ProbeObjective, TrainingData
 from tests.engine.conftest import probe_batch
 
 
@@ -135,18 +136,18 @@ def test_diverging_probe_fails_alone(monkeypatch):
     clean = train_probes(data, specs, budget, seed=0, metric="loss")
 
     # Fault injection: candidate 2's loss turns NaN from the fourth step on.
-    real_losses = ProbeObjective.losses
+    real_losses = ProbeObjective.losses_of
     steps = {"n": 0}
 
-    def nan_for_candidate_2(self, rows):
-        main, aux = real_losses(self, rows)
+    def nan_for_candidate_2(self, outputs, targets):
+        main, aux = real_losses(self, outputs, targets)
         steps["n"] += 1
         if steps["n"] > 3:
             poisoned = (self.batch.slot_task == 2) & self.batch.slot_active
             aux = torch.where(poisoned, torch.nan, aux)
         return main, aux
 
-    monkeypatch.setattr(ProbeObjective, "losses", nan_for_candidate_2)
+    monkeypatch.setattr(ProbeObjective, "losses_of", nan_for_candidate_2)
     runs = train_probes(data, specs, budget, seed=0, metric="loss")
     by_key = {r.spec.key: r for r in runs}
     assert by_key["r0:c2"].error == "training diverged (non-finite loss) in epoch 1"
@@ -176,3 +177,118 @@ def test_same_seed_same_numbers_and_other_seed_differs(small_data):
 
 def engine_build(problem, data, runs, budget):
     return build_advice(problem, data.splits, runs, budget, seed=0, metric="loss")
+
+
+# ---------------------------------------------------------------- the faithful recipe
+
+
+def _recipe(budget, **changes):
+    return Budget(**{**budget.__dict__, **changes})
+
+
+@pytest.mark.parametrize(
+    ("hidden", "dropout", "weight_decay"),
+    [((24, 12), 0.3, 1e-2), ((256, 64), 0.2, 1e-4), ((32,), 0.5, 0.0)],
+)
+def test_batched_equals_sequential_with_dropout_and_weight_decay(
+    small_data, hidden, dropout, weight_decay
+):
+    problem, budget, data = small_data
+    recipe = _recipe(
+        budget, hidden=hidden, dropout=dropout, weight_decay=weight_decay, lr=1e-3, epochs=4
+    )
+    specs = pairwise_plan(len(problem.candidates), recipe.seeds)
+    batched = train_probes(data, specs, recipe, seed=0, metric="loss")
+    sequential = train_sequential(data, specs, recipe, seed=0, metric="loss")
+    for a, b in zip(batched, sequential, strict=True):
+        _close(a, b)
+
+
+def test_dropout_is_deterministic_and_changes_training(small_data):
+    problem, budget, data = small_data
+    specs = pairwise_plan(len(problem.candidates), 1)
+    recipe = _recipe(budget, dropout=0.3, weight_decay=1e-3)
+    first = train_probes(data, specs, recipe, seed=0, metric="loss")
+    again = train_probes(data, specs, recipe, seed=0, metric="loss")
+    assert [r.metrics for r in first] == [r.metrics for r in again]
+    assert [r.curve for r in first] == [r.curve for r in again]
+    plain = train_probes(data, specs, budget, seed=0, metric="loss")
+    assert [r.curve for r in plain] != [r.curve for r in first]
+
+
+def test_baseline_and_pairing_see_the_same_dropout_masks(small_data):
+    problem, budget, data = small_data
+    specs = [ProbeSpec(0), ProbeSpec(0, (1,)), ProbeSpec(1), ProbeSpec(1, (2,))]
+    batch = probe_batch(problem, budget, data, specs)
+    masks = DropoutMasks([0, 1], budget.hidden, 0.5, seed=0, device=torch.device("cpu"))
+    drawn = masks.draw(64)
+    rows = data.pool[:2, :64]
+    with torch.no_grad():
+        h = batch.hidden_groups(data.inputs(rows, torch.tensor([0, 1])), dropout=drawn)
+    # Same initial trunk and the same masks: a replicate's baseline and pairing agree.
+    torch.testing.assert_close(h[0][0], h[0][1])
+    torch.testing.assert_close(h[1][0], h[1][1])
+    # The masks drop units (about half) and differ between replicates.
+    for per_layer in drawn:
+        for m in per_layer:
+            assert 0.3 < float((m == 0).float().mean()) < 0.7
+    assert not torch.equal(drawn[0][0], drawn[1][0])
+    # A replicate's masks depend on it alone, and blocks of rows give the same masks
+    # as drawing minibatch by minibatch (the reference loop's order).
+    alone = DropoutMasks([1], budget.hidden, 0.5, seed=0, device=torch.device("cpu"))
+    steps = [alone.draw(n)[0] for n in (20, 20, 24)]
+    for layer in range(len(budget.hidden)):
+        torch.testing.assert_close(
+            torch.cat([s[layer] for s in steps], dim=1), drawn[1][layer], rtol=0, atol=0
+        )
+
+
+def test_training_makes_no_host_sync_per_step(small_data):
+    """Reading a tensor's value on the host (``item``, ``bool``...) waits for the GPU;
+    the engine does that per epoch, never per minibatch: the count does not grow with
+    the number of steps. (On CPU the fused Adam kernel reads its step counter inside
+    the kernel; on CUDA that counter stays on the device, so those reads are not
+    counted.)"""
+    from torch.profiler import ProfilerActivity, profile
+
+    problem, budget, data = small_data
+    specs = pairwise_plan(len(problem.candidates), budget.seeds)
+    reads = {"aten::_local_scalar_dense", "aten::is_nonzero"}
+
+    def in_fused_optimizer(event):
+        parent = event.cpu_parent
+        while parent is not None:
+            if parent.name.startswith("aten::_fused_adam"):
+                return True
+            parent = parent.cpu_parent
+        return False
+
+    def syncs(batch_size):
+        recipe = _recipe(budget, batch_size=batch_size, dropout=0.2, epochs=2, patience=0)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_probes(data, specs, recipe, seed=0, metric="loss")
+        return sum(1 for e in prof.events() if e.name in reads and not in_fused_optimizer(e))
+
+    few, many = syncs(128), syncs(16)  # 3 vs 23 steps per epoch
+    assert few == many
+    assert few <= 10  # the per-epoch early-stopping check and the final read-out
+
+
+def test_training_keeps_the_device_and_dtype(small_data):
+    problem, budget, data = small_data
+    specs = pairwise_plan(len(problem.candidates), 1)
+    batch = probe_batch(problem, budget, data, specs)
+    assert all(p.dtype == torch.float32 and p.device == data.device for p in batch.parameters())
+    masks = DropoutMasks([0], budget.hidden, 0.2, seed=0, device=data.device)
+    assert all(m.dtype == torch.float32 and m.device == data.device for m in masks.draw(8)[0])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("dropout", 1.0), ("dropout", -0.1), ("weight_decay", -1e-3)]
+)
+def test_regularisation_options_are_bounded(field, value):
+    with pytest.raises(SpecError) as caught:
+        Budget(**{field: value})
+    assert caught.value.field == f"budget.{field}"
+    assert Budget().dropout == 0.0
+    assert Budget().weight_decay == 0.0
