@@ -259,11 +259,6 @@ class ProbeObjective:
             main_known,
         )
 
-    def aux_loss(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Trunk output h [P, b, H] (or one copy per slot, [P, A, b, H]) of rows [R', b]
-        -> masked mean loss of every auxiliary slot [P, A]."""
-        return self.aux_loss_of(self.batch.aux_heads(h), rows)
-
     def aux_loss_of(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Auxiliary head outputs [P, A, b, O] of rows [R', b] -> loss per slot [P, A]."""
         y_aux = self.data.labels[rows][self.probe_rep]  # [P, b, T]
