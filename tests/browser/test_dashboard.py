@@ -344,25 +344,25 @@ def test_proxy_scores_get_a_column_each_and_a_scatter(page: Any, live: tuple[str
     screenshot(page, "job-proxies")
 
 
-def test_a_failed_job_says_why(page: Any, live_server: str):
-    url = live_server
-    # Only a constant feature column: accepted at submission, refused by the engine.
-    rows = "y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200))
-    dataset = httpx.post(
-        f"{url}/api/v1/datasets", files={"file": ("constant.csv", rows.encode())}
-    ).json()
-    response = httpx.post(
-        f"{url}/api/v1/jobs",
-        json={
-            "dataset_id": dataset["id"],
-            "main_task": {"column": "y"},
-            "candidates": [{"column": "a"}],
-            "budget": SMALL,
-        },
-    )
-    job = _wait(url, response.json()["id"])
+def test_a_failed_job_says_why(page: Any, idle: tuple[str, Settings]):
+    """A job that fails in the worker (every job the data could refuse is refused at
+    submission now) shows the plain-words reason and the engine's detail. The test plays
+    the worker, so the failure is the one a worker writes, set and waited for."""
+    url, settings = idle
+    job_id = _submit(url, _upload(url, rows=400), SMALL, name="fails")
+    detail = "No usable feature columns: every feature is constant in the training rows."
+    engine = make_engine(settings.resolved_database_url)
+    with write_transaction(make_sessionmaker(engine)) as session:
+        claim = claims.claim(session, "browser-test", lease_s=600)
+        assert claim is not None
+        assert claim.job_id == job_id
+        assert claims.finish(
+            session, claim, status="failed", error_reason="invalid_input", error_detail=detail
+        )
+    engine.dispose()
+    job = _wait(url, job_id)
     assert job["status"] == "failed"
-    page.goto(f"{url}/jobs/{job['id']}")
+    page.goto(f"{url}/jobs/{job_id}")
     assert "could not be used" in page.inner_text("#failure-reason")
     assert "No usable feature columns" in page.inner_text("#failure-detail")
     assert page.locator("#export-csv").count() == 0
