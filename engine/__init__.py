@@ -60,7 +60,26 @@ from engine.ranking import (
     json_safe,
     summarise,
 )
-from engine.scoring import IntervalMethod, Verdict, benjamini_hochberg, paired_gain
+from engine.recipes import (
+    DEFAULT_RECIPE,
+    ESTIMAND,
+    RECIPE_KNOBS,
+    RECIPE_NAMES,
+    RECIPES,
+    RecipeName,
+    check_recipe,
+    describe_recipe,
+    recipe_budget,
+    recipe_of,
+)
+from engine.scoring import (
+    Q_LEVEL,
+    IntervalMethod,
+    Verdict,
+    benjamini_hochberg,
+    gated_verdict,
+    paired_gain,
+)
 from engine.splits import MIN_LABELLED_ROWS, Splits, make_splits
 from engine.subsets import search_subsets
 from engine.synthetic import TaskFamily, make_task_family
@@ -80,6 +99,8 @@ from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
 __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_METRIC",
+    "DEFAULT_RECIPE",
+    "ESTIMAND",
     "MAX_CLASSES",
     "MAX_LABEL_MAGNITUDE",
     "METHODS",
@@ -87,6 +108,10 @@ __all__ = [
     "METRIC_NAMES",
     "MIN_LABELLED_ROWS",
     "PROXY_NAMES",
+    "Q_LEVEL",
+    "RECIPES",
+    "RECIPE_KNOBS",
+    "RECIPE_NAMES",
     "TASK_KINDS",
     "Advice",
     "Agreement",
@@ -117,6 +142,7 @@ __all__ = [
     "Problem",
     "ProgressFn",
     "ProxyName",
+    "RecipeName",
     "Runner",
     "ScreenResult",
     "SpecError",
@@ -135,10 +161,13 @@ __all__ = [
     "benjamini_hochberg",
     "build_advice",
     "check_method",
+    "check_recipe",
     "choose_confirmations",
     "chunk_plan",
+    "describe_recipe",
     "estimate_cost",
     "execute",
+    "gated_verdict",
     "infer_kind",
     "json_safe",
     "label_problems",
@@ -151,6 +180,8 @@ __all__ = [
     "prepare",
     "proxy_order",
     "rank_agreement",
+    "recipe_budget",
+    "recipe_of",
     "resolve_device",
     "run_probes",
     "screen",

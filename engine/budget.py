@@ -126,17 +126,17 @@ class Budget:
     weight_decay: decoupled weight decay (AdamW) on every parameter; 0 is plain Adam.
     """
 
-    # Chosen by the validity study (docs/validity.md): a narrow trunk ranked candidates
-    # closer to full training than 128 wide on every data set, at less compute, and 5
-    # replicates rank them better than 3 for 1.7x the compute. One replicate trains and
-    # ranks, without intervals (an interval needs two).
+    # The training recipe (hidden .. lam, dropout, weight_decay): by default the "full"
+    # recipe of engine.recipes, a standard full-training MLP, because probes that train
+    # like the user's model rank candidates like full training does and short narrow
+    # ones do not (docs/validity.md, advice v2). ``recipe="quick"`` is the old probe.
     seeds: int = option(5, "Replicates (own split each); 1 gives gains without intervals.", ge=1)
-    epochs: int = option(30, "Most epochs per probe.", ge=1)
-    hidden: tuple[int, ...] = option((32,), "Trunk layer widths.", ge=1, min_items=1)
+    epochs: int = option(150, "Most epochs per probe.", ge=1)
+    hidden: tuple[int, ...] = option((256, 64), "Trunk layer widths.", ge=1, min_items=1)
     lam: float = option(1.0, "Auxiliary loss weight.", ge=0, le=1000)
     batch_size: int = option(128, "Rows per training step.", ge=1, le=65536)
-    lr: float = option(3e-3, "Learning rate (Adam).", gt=0, le=10)
-    patience: int = option(8, "Epochs without improvement before a stop; 0 = no early stop.", ge=0)
+    lr: float = option(1e-3, "Learning rate (Adam).", gt=0, le=10)
+    patience: int = option(15, "Epochs without improvement before a stop; 0 = no early stop.", ge=0)
     main_train_fraction: float = option(
         1.0, "Share of the main task's training labels kept.", gt=0, le=1
     )
@@ -155,9 +155,9 @@ class Budget:
     subset_search: bool = option(False, "Greedy subset search.")
     subset_budget: int = option(6, "Subsets the search may train.", ge=1, le=100)
     subset_width: int = option(3, "Extensions each greedy step trains side by side.", ge=1)
-    # Regularisation of the trunk (issue 17; Advice v2 chooses the defaults): dropout
-    # after every hidden layer, with masks drawn per replicate so a baseline and its
-    # pairings see the same ones; decoupled weight decay (AdamW) on every weight.
+    # Regularisation of the trunk: dropout after every hidden layer, with masks drawn
+    # per replicate so a baseline and its pairings see the same ones; decoupled weight
+    # decay (AdamW) on every weight.
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
 

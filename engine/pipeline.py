@@ -31,6 +31,7 @@ from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
 from engine.ranking import Advice, TaskInfo, summarise
+from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
@@ -52,6 +53,7 @@ def advise(
     progress: ProgressFn | None = None,
     feature_config: FeatureConfig | None = None,
     method: Method = DEFAULT_METHOD,
+    recipe: RecipeName = DEFAULT_RECIPE,
     **budget: Any,
 ) -> Advice:
     """Measure how much each candidate task helps the main task.
@@ -60,6 +62,11 @@ def advise(
     (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
     on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
     "corrected" (Nadeau–Bengio, see :func:`holdout_ratio`) or "naive".
+
+    ``recipe``: what the user will train, and so what every probe trains (see
+    :mod:`engine.recipes`): ``full`` (default), a standard full-training MLP, or
+    ``quick``, the short narrow probe. Budget keywords such as ``hidden`` or ``lr``
+    override single knobs of it.
 
     ``method``: ``probe`` (default) as above; ``screen`` ranks the candidates by a
     proxy from one joint run and trains no probe, so it reports no gains;
@@ -73,7 +80,7 @@ def advise(
     >>> advice = advise(df, main="y", candidates=["a", "b"], seeds=3, epochs=30)
     >>> advice.to_frame()  # doctest: +SKIP
     """
-    plan = Budget.from_kwargs(**budget)
+    plan = recipe_budget(recipe, **budget)
     check_method(method, plan)
     problem = prepare(
         frame, main, candidates, features=features, tables=tables, feature_config=feature_config
@@ -92,6 +99,7 @@ def advise(
         metric=metric,
         interval=interval,
         progress=progress,
+        recipe=recipe,
     )
 
 
@@ -153,6 +161,7 @@ def execute(
     metric: MetricName,
     interval: IntervalMethod = "corrected",
     progress: ProgressFn | None = None,
+    recipe: str = DEFAULT_RECIPE,
 ) -> Advice:
     """Carry out a job's method with ``runner``: screen (``screen``, ``screen+probe``),
     paired probes of the chosen candidates, then the subset search if asked for.
@@ -186,6 +195,7 @@ def execute(
         chunks=runner.chunks,
         screen=screened,
         confirmation=confirmation,
+        recipe=recipe,
     )
     if plan.subset_search:
 
@@ -338,6 +348,7 @@ def build_advice(
     chunks: int = 1,
     screen: ScreenResult | None = None,
     confirmation: Confirmation | None = None,
+    recipe: str = DEFAULT_RECIPE,
 ) -> Advice:
     """Score the runs into advice. With a ``screen`` result every candidate gets its
     proxy scores and those without single-candidate runs become ``not_probed``; with a
@@ -370,6 +381,7 @@ def build_advice(
         dropped_features=dict(problem.features.dropped),
         chunks=chunks,
         agreement=agreement,
+        recipe=recipe,
     )
 
 

@@ -10,12 +10,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from engine.budget import Budget
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
+from engine.recipes import DEFAULT_RECIPE, ESTIMAND, describe_recipe
 from engine.scoring import (
     GainStats,
     IntervalMethod,
     Verdict,
     benjamini_hochberg,
+    gated_verdict,
     paired_gain,
 )
 from engine.tasks import EncodedTask, TaskKind
@@ -199,6 +202,17 @@ class Advice:
     chunks: int = 1
     agreement: Agreement | None = None
     subset: SubsetAdvice | None = None
+    recipe: str = DEFAULT_RECIPE
+
+    @property
+    def estimand(self) -> str:
+        """What each candidate's gain estimates, in words."""
+        return ESTIMAND.format(metric=self.metric)
+
+    @property
+    def recipe_text(self) -> str:
+        """The recipe this advice answers for, every knob named."""
+        return describe_recipe(self.recipe, Budget(**self.budget))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per candidate, best first; one column per screening proxy."""
@@ -234,6 +248,8 @@ class Advice:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (NaN becomes None)."""
         body = asdict(self)
+        body["estimand"] = self.estimand
+        body["recipe_text"] = self.recipe_text
         body["runs"] = [
             {**asdict(run), "spec": {"replicate": run.spec.replicate, "aux": list(run.spec.aux)}}
             for run in self.runs
@@ -324,7 +340,7 @@ def summarise(
                 rel_gain=rel,
                 p_value=primary.p_value,
                 q_value=q_values[i],
-                verdict=primary.verdict,
+                verdict=gated_verdict(primary.verdict, q_values[i]),
                 seeds=primary.n,
                 metrics=cand_metrics,
                 per_seed=primary.per_replicate,

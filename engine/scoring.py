@@ -44,6 +44,20 @@ def verdict(ci_low: float, ci_high: float) -> Verdict:
     return "inconclusive"
 
 
+Q_LEVEL = 0.05
+"""The false discovery rate a job's verdicts are held to (Benjamini–Hochberg over its
+candidates): a candidate is called helpful or harmful only at q <= Q_LEVEL."""
+
+
+def gated_verdict(interval_verdict: Verdict, q_value: float) -> Verdict:
+    """The verdict of an interval, kept only where the candidate's BH q-value is at most
+    ``Q_LEVEL``: a 95% interval that excludes zero is one test among the job's many, and
+    without the gate a job of 12 candidates calls about one of them by chance alone."""
+    if interval_verdict == "inconclusive" or not q_value <= Q_LEVEL:
+        return "inconclusive"
+    return interval_verdict
+
+
 def paired_gain(
     baseline: Sequence[float],
     candidate: Sequence[float],

@@ -127,7 +127,7 @@ def main_v2(argv: list[str]) -> int:
     parser.add_argument("--families", type=_names, default=None, help="only these families")
     parser.add_argument("--sanity", action="store_true", help="also the synthetic family")
     parser.add_argument("--methods", type=_names, default=None)
-    parser.add_argument("--previous", default="probe", help="the previous default method")
+    parser.add_argument("--previous", default="probe@quick", help="the previous default method")
     parser.add_argument("--jobs", type=int, default=None, help="advise() jobs per family")
     parser.add_argument("--recipe", default="", help="reference recipe knobs, '+'-joined")
     parser.add_argument("--max-replicates", type=int, default=None)

@@ -41,7 +41,7 @@ from benchmarks.validity.scenarios import Scenario
 from benchmarks.validity.truth import TruthConfig
 
 Log = Callable[[str], None]
-METHODS = ("probe", "correlation", "mutual_info", "prediction")
+METHODS = ("probe", "probe@quick", "correlation", "mutual_info", "prediction")
 DEFAULT_CACHE = Path("artifacts/validity/v2-references")
 
 
@@ -59,7 +59,7 @@ class BenchConfig:
     methods: tuple[str, ...] = METHODS
     jobs: int = 3  # advise() jobs per family and engine method
     probe_budget: Mapping[str, Any] = field(default_factory=dict)  # advise() budget knobs
-    previous: str = "probe"  # the previous default, compared with every method
+    previous: str = "probe@quick"  # the previous default, compared with every method
     reference_cache: Path | None = DEFAULT_CACHE
     build_references: bool = False
     references_only: bool = False
@@ -131,9 +131,30 @@ def score(predicted: pd.Series, verdicts: pd.Series | None, reference: Reference
     return row
 
 
+def engine_method(method: str) -> tuple[str, str, dict[str, Any]]:
+    """An engine method as the benchmark names it: ``probe``, ``screen+probe``, or one
+    with a recipe and knobs after ``@``, e.g. ``probe@quick`` or
+    ``probe@full+dropout=0.1+hidden=128,32`` (the engine's budget knob names)."""
+    name, _, recipe_text = method.partition("@")
+    parts = recipe_text.split("+") if recipe_text else [engine.DEFAULT_RECIPE]
+    recipe = engine.check_recipe(parts[0])
+    knobs: dict[str, Any] = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or key not in engine.RECIPE_KNOBS:
+            raise ValueError(f"method {method!r}: expected knobs {engine.RECIPE_KNOBS} =value")
+        default = engine.RECIPES[recipe][key]
+        if isinstance(default, tuple):
+            knobs[key] = tuple(int(v) for v in value.split(","))
+        else:
+            knobs[key] = type(default)(float(value))
+    return name, recipe, knobs
+
+
 def _probe(
     scenario: Scenario, config: BenchConfig, job: int, method: str
 ) -> tuple[pd.DataFrame, float]:
+    name, recipe, knobs = engine_method(method)
     started = time.process_time()
     advice = engine.advise(
         scenario.frame,
@@ -142,9 +163,10 @@ def _probe(
         seed=config.seed + 1 + job,  # the references use other streams of the seed
         features=list(scenario.features),
         tables=scenario.tables or None,
-        method="probe" if method == "probe" else method,  # type: ignore[arg-type]
+        method=name,  # type: ignore[arg-type]
+        recipe=recipe,  # type: ignore[arg-type]
         main_train_fraction=scenario.main_train_fraction,
-        **dict(config.probe_budget),
+        **(knobs | dict(config.probe_budget)),
     )
     seconds = time.process_time() - started
     frame = advice.to_frame().set_index("candidate")
