@@ -158,6 +158,12 @@ class Budget:
     # Regularisation of the trunk: dropout after every hidden layer, with masks drawn
     # per replicate so a baseline and its pairings see the same ones; decoupled weight
     # decay (AdamW) on every weight.
+    # Racing (engine.racing): after the first ``seeds`` replicates, rounds of
+    # ``race_step`` more for the candidates still open, up to ``max_replicates``.
+    max_replicates: int = option(
+        10, "Most replicates per candidate when racing (at most seeds: no racing).", ge=1
+    )
+    race_step: int = option(5, "Replicates each racing round adds.", ge=1)
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
 
@@ -198,6 +204,12 @@ class Budget:
         found = next(f for f in fields(cls) if f.name == name)
         bounds = found.metadata.get(BOUNDS)
         return bounds if isinstance(bounds, Bounds) else Bounds()
+
+    @property
+    def replicate_cap(self) -> int:
+        """The most replicates any probe of the job trains (the splits drawn). One
+        replicate gives no interval to race on, so ``seeds=1`` trains one."""
+        return self.seeds if self.seeds < 2 else max(self.seeds, self.max_replicates)
 
     @property
     def screening_epochs(self) -> int:

@@ -4,6 +4,7 @@ chunk by chunk (shared by ``LocalRunner`` and the service's local executor)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Protocol
@@ -26,10 +27,11 @@ from engine.methods import (
     with_screening,
 )
 from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
-from engine.plan import chunk_plan, pairwise_plan
+from engine.plan import chunk_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
+from engine.racing import open_candidates, round_specs, schedule
 from engine.ranking import Advice, TaskInfo, summarise
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
@@ -181,22 +183,41 @@ def execute(
         else:
             probed = ()
 
-    specs = pairwise_plan(n_candidates, plan.seeds, only=probed) if probed else []
-    runs = runner.probes(specs, stages.stage(len(specs) * plan.epochs)) if specs else []
-    advice = build_advice(
-        problem,
-        splits,
-        runs,
-        plan,
-        seed=seed,
-        metric=metric,
-        interval=interval,
-        method=method,
-        chunks=runner.chunks,
-        screen=screened,
-        confirmation=confirmation,
-        recipe=recipe,
-    )
+    def advise_on(runs: Sequence[ProbeRun], rounds: int) -> Advice:
+        return build_advice(
+            problem,
+            splits,
+            runs,
+            plan,
+            seed=seed,
+            metric=metric,
+            interval=interval,
+            method=method,
+            chunks=runner.chunks,
+            screen=screened,
+            confirmation=confirmation,
+            recipe=recipe,
+            rounds=rounds,
+        )
+
+    # Racing (engine.racing): round 1 trains every probed candidate, later rounds the
+    # open ones. Progress plans every round in full; a job that settles early jumps.
+    runs: list[ProbeRun] = []
+    names = [t.name for t in problem.candidates]
+    active = list(probed)
+    rounds = 0
+    advice = advise_on(runs, rounds)
+    for replicates in schedule(plan).rounds() if active else []:
+        specs = round_specs(replicates, active)
+        planned = len(replicates) * (1 + len(probed)) * plan.epochs
+        runs.extend(runner.probes(specs, stages.stage(planned)))
+        rounds += 1
+        advice = advise_on(runs, rounds)
+        active = open_candidates(
+            advice.candidates, names, advice.baseline.metrics.get(metric, math.nan)
+        )
+        if not active:
+            break
     if plan.subset_search:
 
         def train(subset_specs: Sequence[ProbeSpec]) -> list[ProbeRun]:
@@ -232,7 +253,7 @@ def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
             else min(n_candidates, budget.confirm_top + budget.confirm_random)
         )
     if probed:
-        total += budget.seeds * (1 + probed) * budget.epochs
+        total += budget.replicate_cap * (1 + probed) * budget.epochs
     if budget.subset_search:
         total += budget.subset_budget * budget.seeds * budget.epochs
     return total
@@ -260,7 +281,7 @@ def check_interval(interval: str) -> None:
 def splits_for(problem: Problem, budget: Budget, seed: int) -> Splits:
     return make_splits(
         problem,
-        replicates=budget.seeds,
+        replicates=budget.replicate_cap,
         seed=seed,
         val_fraction=budget.val_fraction,
         test_fraction=budget.test_fraction,
@@ -349,10 +370,12 @@ def build_advice(
     screen: ScreenResult | None = None,
     confirmation: Confirmation | None = None,
     recipe: str = DEFAULT_RECIPE,
+    rounds: int = 1,
 ) -> Advice:
     """Score the runs into advice. With a ``screen`` result every candidate gets its
     proxy scores and those without single-candidate runs become ``not_probed``; with a
     ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too."""
+    race = schedule(budget)
     baseline, ranked = summarise(
         runs,
         main=TaskInfo.of(problem.main),
@@ -360,6 +383,8 @@ def build_advice(
         metric=metric,
         test_train_ratio=holdout_ratio(splits, problem),
         interval=interval,
+        confidence=race.confidence,
+        q_level=race.q_level,
     )
     agreement = None
     if screen is not None:
@@ -382,6 +407,8 @@ def build_advice(
         chunks=chunks,
         agreement=agreement,
         recipe=recipe,
+        confidence=race.confidence,
+        rounds=rounds,
     )
 
 

@@ -14,6 +14,7 @@ from engine.budget import Budget
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
 from engine.recipes import DEFAULT_RECIPE, ESTIMAND, describe_recipe
 from engine.scoring import (
+    Q_LEVEL,
     GainStats,
     IntervalMethod,
     Verdict,
@@ -203,6 +204,8 @@ class Advice:
     agreement: Agreement | None = None
     subset: SubsetAdvice | None = None
     recipe: str = DEFAULT_RECIPE
+    confidence: float = 0.95  # of every interval (below 0.95 never; see engine.racing)
+    rounds: int = 1  # racing rounds the probes took
 
     @property
     def estimand(self) -> str:
@@ -266,11 +269,14 @@ def summarise(
     metric: MetricName,
     test_train_ratio: float,
     interval: IntervalMethod,
+    confidence: float = 0.95,
+    q_level: float = Q_LEVEL,
 ) -> tuple[BaselineAdvice, list[CandidateAdvice]]:
     """Pair each candidate's runs with the baseline of the same replicate and score.
 
     Runs whose probe failed (``error`` set) are left out of the pairing; the candidate
-    keeps the reason in ``errors``.
+    keeps the reason in ``errors``. Intervals are at ``confidence``; a verdict needs the
+    interval to exclude zero and the BH q-value to be at most ``q_level``.
     """
     metric_names = METRICS_BY_KIND[main.kind]
     baselines = {r.spec.replicate: r for r in runs if r.spec.is_baseline and r.error is None}
@@ -301,6 +307,7 @@ def summarise(
                 name,
                 test_train_ratio=test_train_ratio,
                 interval=interval,
+                confidence=confidence,
             )
 
         primary = gain_of(metric)
@@ -340,7 +347,7 @@ def summarise(
                 rel_gain=rel,
                 p_value=primary.p_value,
                 q_value=q_values[i],
-                verdict=gated_verdict(primary.verdict, q_values[i]),
+                verdict=gated_verdict(primary.verdict, q_values[i], q_level),
                 seeds=primary.n,
                 metrics=cand_metrics,
                 per_seed=primary.per_replicate,

@@ -49,11 +49,11 @@ Q_LEVEL = 0.05
 candidates): a candidate is called helpful or harmful only at q <= Q_LEVEL."""
 
 
-def gated_verdict(interval_verdict: Verdict, q_value: float) -> Verdict:
+def gated_verdict(interval_verdict: Verdict, q_value: float, q_level: float = Q_LEVEL) -> Verdict:
     """The verdict of an interval, kept only where the candidate's BH q-value is at most
-    ``Q_LEVEL``: a 95% interval that excludes zero is one test among the job's many, and
+    ``q_level``: a 95% interval that excludes zero is one test among the job's many, and
     without the gate a job of 12 candidates calls about one of them by chance alone."""
-    if interval_verdict == "inconclusive" or not q_value <= Q_LEVEL:
+    if interval_verdict == "inconclusive" or not q_value <= q_level:
         return "inconclusive"
     return interval_verdict
 

@@ -134,20 +134,21 @@ def score(predicted: pd.Series, verdicts: pd.Series | None, reference: Reference
 def engine_method(method: str) -> tuple[str, str, dict[str, Any]]:
     """An engine method as the benchmark names it: ``probe``, ``screen+probe``, or one
     with a recipe and knobs after ``@``, e.g. ``probe@quick`` or
-    ``probe@full+dropout=0.1+hidden=128,32`` (the engine's budget knob names)."""
+    ``probe@full+dropout=0.1+hidden=128,32+max_replicates=5`` (engine budget options)."""
     name, _, recipe_text = method.partition("@")
     parts = recipe_text.split("+") if recipe_text else [engine.DEFAULT_RECIPE]
     recipe = engine.check_recipe(parts[0])
     knobs: dict[str, Any] = {}
     for part in parts[1:]:
         key, sep, value = part.partition("=")
-        if not sep or key not in engine.RECIPE_KNOBS:
-            raise ValueError(f"method {method!r}: expected knobs {engine.RECIPE_KNOBS} =value")
-        default = engine.RECIPES[recipe][key]
+        defaults = asdict(engine.recipe_budget(recipe))
+        if not sep or key not in defaults:
+            raise ValueError(f"method {method!r}: expected budget options {sorted(defaults)}")
+        default = defaults[key]
         if isinstance(default, tuple):
             knobs[key] = tuple(int(v) for v in value.split(","))
         else:
-            knobs[key] = type(default)(float(value))
+            knobs[key] = (type(default) if default is not None else float)(float(value))
     return name, recipe, knobs
 
 

@@ -21,7 +21,14 @@ from engine import (
 
 # Low-data regime: 5% of the training rows keep their main label (about 90 rows), every
 # training row keeps its auxiliary labels. This is where auxiliary tasks matter.
-BUDGET = {"seeds": 5, "epochs": 30, "main_train_fraction": 0.05}
+# The quick recipe: these tests check the engine's mechanics on known answers, not
+# the default recipe (whose cost would make them minutes long).
+BUDGET = {
+    "seeds": 5,
+    "epochs": 30,
+    "main_train_fraction": 0.05,
+    "recipe": "quick",
+}
 
 
 def _related_spearman(family, advice):
@@ -37,7 +44,13 @@ def _check_family_advice(family, advice, min_spearman=0.8):
     for noise in family.noise:
         assert advice.candidate(noise).verdict != "helpful"
     best = max(family.relatedness, key=family.relatedness.get)
-    assert advice.candidate(best).verdict == "helpful", advice.to_frame()
+    # Verdicts are q-gated over the job's candidates (and spread over racing's looks), so
+    # the truly best candidate is not always called; it is never called anything else,
+    # and it carries the job's strongest evidence.
+    top = advice.candidate(best)
+    assert top.verdict in ("helpful", "inconclusive"), advice.to_frame()
+    assert top.gain > 0
+    assert top.q_value == min(c.q_value for c in advice.candidates), advice.to_frame()
     return rho
 
 
@@ -55,7 +68,9 @@ def test_regression_family_ranking_follows_relatedness(seed):
     )
     assert (frame["ci_low"] <= frame["gain"]).all()
     assert (frame["gain"] <= frame["ci_high"]).all()
-    assert advice.baseline.seeds == 5
+    # Racing: 5 replicates for everyone, 5 more for the candidates still open.
+    assert 5 <= advice.baseline.seeds <= 10
+    assert all(c.seeds in (5, 10) for c in advice.candidates)
     assert set(advice.baseline.metrics) == {"loss", "rmse", "r2"}
 
 
@@ -63,7 +78,9 @@ def test_binary_main_task_family():
     family = make_task_family(
         n_rows=3000, n_features=32, main_kind="binary", candidate_kind="binary", seed=1
     )
-    advice = advise(family.frame, family.main, list(family.candidates), seed=1, **BUDGET)
+    advice = advise(
+        family.frame, family.main, list(family.candidates), seed=1, **BUDGET, max_replicates=5
+    )
     rho = _check_family_advice(family, advice)
     print(f"binary: spearman {rho:.2f}")
     top = advice.candidates[0]
@@ -77,7 +94,7 @@ def test_multiclass_main_task_family():
         n_rows=3000, n_features=32, main_kind="multiclass", candidate_kind="regression", seed=2
     )
     main = TaskSpec("y", kind="multiclass")
-    advice = advise(family.frame, main, list(family.candidates), seed=2, **BUDGET)
+    advice = advise(family.frame, main, list(family.candidates), seed=2, **BUDGET, max_replicates=5)
     rho = _check_family_advice(family, advice)
     print(f"multiclass: spearman {rho:.2f}")
     assert advice.main.kind == "multiclass"
@@ -97,6 +114,8 @@ def test_candidate_from_another_table():
         seeds=5,
         epochs=30,
         main_train_fraction=0.1,
+        recipe="quick",
+        max_replicates=5,
     )
     assert advice.candidate("other-table").gain > advice.candidate("noise_0").gain
     assert advice.candidate("other-table").source == "other"
@@ -104,7 +123,7 @@ def test_candidate_from_another_table():
 
 def test_same_seed_reproduces_exactly():
     family = make_task_family(n_rows=600, n_features=8, relatedness=(0.9, 0.1), seed=5)
-    kwargs = {"seed": 11, "seeds": 2, "epochs": 5}
+    kwargs = {"seed": 11, "seeds": 2, "epochs": 5, "max_replicates": 4, "race_step": 2}
     a = advise(family.frame, "y", list(family.candidates), **kwargs).to_frame()
     b = advise(family.frame, "y", list(family.candidates), **kwargs).to_frame()
     pd.testing.assert_frame_equal(a, b)
@@ -119,6 +138,7 @@ def test_progress_reaches_total():
         list(family.candidates),
         seeds=2,
         epochs=4,
+        max_replicates=2,  # one round (racing's progress: test_racing.py)
         progress=lambda done, total: seen.append((done, total)),
     )
     assert seen[-1] == (2 * 3 * 4, 2 * 3 * 4)

@@ -22,7 +22,14 @@ from engine.methods import Stages
 
 # 128 wide: the width the proxies were checked at. With the 32-wide default trunk,
 # lookahead still ranks this family at rho 0.73 but grad_cosine only at 0.15.
-BUDGET = {"seeds": 5, "epochs": 30, "main_train_fraction": 0.05, "hidden": (128,)}
+BUDGET = {
+    "seeds": 5,
+    "epochs": 30,
+    "main_train_fraction": 0.05,
+    "hidden": (128,),
+    "recipe": "quick",
+    "max_replicates": 5,
+}
 
 
 @pytest.fixture(scope="module")
