@@ -46,13 +46,29 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
         return result
 
 
+def answers_for(ranking: dict[str, Any]) -> str:
+    """What the ranking answers for: its recipe, every knob named, and what each gain
+    estimates (empty from a server that does not say)."""
+    lines = []
+    if ranking.get("recipe_text"):
+        lines.append(f"Answers for: {ranking['recipe_text']}")
+    if ranking.get("estimand"):
+        lines.append(f"Each gain estimates the {ranking['estimand']}.")
+    return "\n".join(lines)
+
+
 def ranking_table(ranking: dict[str, Any]) -> Table:
-    """The ranking as a rich table, the baseline in the title."""
+    """The ranking as a rich table, the baseline in the title, the recipe it answers
+    for and its estimand in the caption."""
     baseline = ranking["baseline"]
     shown = ", ".join(
         f"{k} {v:.4g}" for k, v in baseline.items() if k != "seeds" and isinstance(v, float)
     )
-    table = Table(title=f"Baseline (main task alone, {baseline['seeds']} seeds): {shown}")
+    table = Table(
+        title=f"Baseline (main task alone, {baseline['seeds']} seeds): {shown}",
+        caption=answers_for(ranking) or None,
+        caption_justify="left",
+    )
     for column in (
         "rank",
         "candidate",

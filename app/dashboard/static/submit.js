@@ -14,6 +14,9 @@
   const mainColumn = $("main-column");
   const tbody = $("columns-table").tBodies[0];
   const KINDS = ["binary", "multiclass", "regression"];
+  // Each recipe's knobs (engine.RECIPES): an empty knob input takes the chosen recipe's
+  // value, which its placeholder shows; only what the user typed is sent.
+  const RECIPES = JSON.parse(form.dataset.recipes || "{}");
   let profile = []; // columns of the chosen data set
   let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
 
@@ -259,6 +262,14 @@
     const needle = event.target.value.toLowerCase();
     for (const row of tbody.rows) row.hidden = !row.dataset.column.toLowerCase().includes(needle);
   });
+  function showRecipe() {
+    const knobs = RECIPES[$("recipe").value] || {};
+    form.querySelectorAll("input[data-knob]").forEach((input) => {
+      const value = knobs[input.dataset.knob];
+      input.placeholder = Array.isArray(value) ? value.join(", ") : String(value ?? "");
+    });
+  }
+  $("recipe").addEventListener("change", showRecipe);
   $("mark-candidates").addEventListener("click", () => markShown("candidate"));
   $("mark-features").addEventListener("click", () => markShown("feature"));
 
@@ -280,6 +291,7 @@
       // (every column that is not a label) says the same.
       features: ignored ? features.map((r) => r.dataset.column) : [],
     };
+    const hidden = $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number);
     const body = {
       dataset_id: datasetSelect.value,
       main_task: { column: mainColumn.value },
@@ -290,10 +302,12 @@
       method: $("method").value,
       metric: $("metric").value,
       seed: num("seed"),
+      recipe: $("recipe").value,
+      // (an empty knob is left out: JSON.stringify drops undefined)
       budget: {
         seeds: num("seeds"),
         epochs: num("epochs"),
-        hidden: $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number),
+        hidden: hidden.length ? hidden : undefined,
         lam: num("lam"),
         batch_size: num("batch_size"),
         lr: num("lr"),
@@ -340,5 +354,6 @@
     }
   });
 
+  showRecipe();
   if (datasetSelect.value) pick(datasetSelect.value);
 })();
