@@ -6,8 +6,9 @@ retypes them.
 
 A job trains one recipe (``recipe``, see :mod:`engine.recipes`); its budget's recipe
 knobs (``engine.RECIPE_KNOBS``) default to null, the recipe's value, and an explicit
-one overrides it. A spec stored before recipes (no ``recipe``, every knob explicit)
-gives the same budget as then, and names the recipe its knobs are (``implied_recipe``)."""
+one overrides it. A spec stored before recipes (no ``recipe``, its knobs explicit)
+gives the same budget as then, and names the recipe its knobs are closest to
+(``implied_recipe``)."""
 
 from __future__ import annotations
 
@@ -145,15 +146,27 @@ class BudgetIn(Strict):
         return self.model_dump(exclude_none=True)
 
 
+SETTLING_KNOBS = frozenset(
+    name
+    for name in engine.RECIPE_KNOBS
+    if any(
+        engine.RECIPES[n][name] != engine.RECIPES[engine.DEFAULT_RECIPE][name]
+        for n in engine.RECIPE_NAMES
+    )
+)
+"""The knobs on which the recipes differ: a budget that sets them all trains the same
+whatever its recipe (hidden, lr, epochs, patience today)."""
+
+
 def implied_recipe(budget: BudgetIn) -> engine.RecipeName | None:
-    """The recipe a budget that sets every recipe knob is closest to (the most knobs
-    the same; the default on a tie): how a spec stored before recipes names what it
-    trained. None when a knob is left out (the recipe then matters)."""
+    """The recipe closest to a budget that sets every knob on which recipes differ (the
+    most knobs the same; the default on a tie): how a spec stored before recipes names
+    what it trained. None when such a knob is left out (the recipe then matters)."""
     knobs: Mapping[str, Any] = budget.explicit()
-    if not all(name in knobs for name in engine.RECIPE_KNOBS):
+    if not SETTLING_KNOBS.issubset(knobs):
         return None
     try:
-        trained = engine.recipe_of(engine.Budget.from_kwargs(**knobs))
+        trained = engine.recipe_of(engine.recipe_budget(engine.DEFAULT_RECIPE, **knobs))
     except engine.SpecError:
         return None
 
@@ -194,8 +207,9 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _stored_recipe(self) -> Self:
-        """A spec without ``recipe`` that sets every knob (one stored before recipes)
-        names the recipe its knobs are closest to; its budget is the same either way."""
+        """A spec without ``recipe`` that sets every knob on which recipes differ (one
+        stored before recipes) names the recipe its knobs are closest to; its budget is
+        the same whatever the recipe."""
         if "recipe" not in self.model_fields_set:
             implied = implied_recipe(self.budget)
             if implied is not None:

@@ -234,6 +234,11 @@ def _stored_before_recipes(budget: dict[str, Any]) -> dict[str, Any]:
         (OLD_QUICK_BUDGET, "quick"),
         ({**OLD_QUICK_BUDGET, "epochs": 40, "hidden": [64]}, "quick"),
         ({**OLD_QUICK_BUDGET, "hidden": [256, 64], "lr": 0.001, "epochs": 150}, "full"),
+        # stored before dropout and weight decay were options
+        (
+            {k: v for k, v in OLD_QUICK_BUDGET.items() if k not in ("dropout", "weight_decay")},
+            "quick",
+        ),
     ],
 )
 def test_a_spec_stored_before_recipes_trains_the_same_budget(
@@ -257,6 +262,8 @@ def test_explicit_knobs_override_the_recipe(settings: Settings) -> None:
     assert (quick.lr, quick.patience) == (engine.RECIPES["quick"]["lr"], 8)
     full = engine_budget(JobSpec.model_validate(base), settings)  # the default recipe
     assert (full.epochs, full.hidden, full.lr) == (3, (16,), engine.RECIPES["full"]["lr"])
+    # Without a recipe, knobs that leave the recipe to matter do not name one.
+    assert JobSpec.model_validate({**base, "budget": {"hidden": [32]}}).recipe == "full"
     bare = engine_budget(JobSpec.model_validate({**base, "budget": {}}), settings)
     assert bare == engine.recipe_budget(engine.DEFAULT_RECIPE, memory_mb=settings.memory_mb)
     assert bare.hidden == engine.Budget().hidden
