@@ -16,7 +16,8 @@
   const KINDS = ["binary", "multiclass", "regression"];
   // Each recipe's knobs (engine.RECIPES): an empty knob input takes the chosen recipe's
   // value, which its placeholder shows; only what the user typed is sent.
-  const RECIPES = JSON.parse(form.dataset.recipes || "{}");
+  // (getAttribute: the form's own `dataset` is shadowed by its #dataset select)
+  const RECIPES = JSON.parse(form.getAttribute("data-recipes") || "{}");
   let profile = []; // columns of the chosen data set
   let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
 
