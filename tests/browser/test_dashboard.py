@@ -162,6 +162,7 @@ def test_submit_watch_progress_and_read_the_ranking(page: Any, live_server: str,
     assert api_ranking["recipe"] == "quick"
     assert "trunk 16," in api_ranking["recipe_text"]
     assert "lr 0.003" in api_ranking["recipe_text"]
+    assert "patience 0," in api_ranking["recipe_text"], api_ranking["recipe_text"]
     answers = page.inner_text("#answers-for")
     assert answers == f"Answers for: {api_ranking['recipe_text']}"
     assert api_ranking["estimand"] in page.inner_text("#estimand")
