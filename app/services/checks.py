@@ -187,6 +187,9 @@ def _check_budget(
     """The server's caps on what the job trains (its recipe's values with its explicit
     options over them; the engine's own bounds are in the schema), and the engine
     budget when it is valid."""
+    # The values engine.recipe_budget resolves (the recipe's, the explicit ones over
+    # them), read before the engine budget is built: a width the engine refuses is
+    # reported here by its item, with the server's cap.
     explicit = spec.budget.explicit()
     recipe = engine.RECIPES[spec.recipe]
     epochs: int = explicit.get("epochs", recipe["epochs"])
