@@ -86,6 +86,9 @@ def family_csv(n_rows: int = 400, seed: int = 0, **kwargs: object) -> bytes:
 
 
 SMALL_BUDGET = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
+# Test jobs train the short probe (and small explicit knobs over it): the default
+# recipe, full, is a 256-64 trunk for up to 150 epochs.
+TEST_RECIPE = "quick"
 
 
 def job_spec(dataset_id: str, **overrides: object) -> dict[str, object]:
@@ -94,6 +97,7 @@ def job_spec(dataset_id: str, **overrides: object) -> dict[str, object]:
         "main_task": {"column": "y"},
         "candidates": [{"column": "rel_0_0.90"}, {"column": "rel_1_0.20"}, {"column": "noise_0"}],
         "seed": 0,
+        "recipe": TEST_RECIPE,
         "budget": dict(SMALL_BUDGET),
     }
     spec.update(overrides)

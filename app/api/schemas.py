@@ -161,6 +161,13 @@ class RankingOut(BaseModel):
     job_id: str
     method: str
     metric: str
+    recipe: engine.RecipeName = Field(
+        description="The training recipe the ranking answers for (the job's `recipe`)."
+    )
+    recipe_text: str = Field(
+        description="That recipe with every knob it trained with, e.g. for a report."
+    )
+    estimand: str = Field(description="What each candidate's gain estimates, in words.")
     interval: str
     main_task: MainTaskOut
     baseline: BaselineOut

@@ -254,7 +254,7 @@ def demo(
     import uvicorn
 
     from app.cli.client import Client
-    from app.demo import DEMO_BUDGET, DEMO_NAME, demo_family
+    from app.demo import DEMO_BUDGET, DEMO_NAME, DEMO_RECIPE, demo_family
     from app.main import create_app
     from app.server import uvicorn_options
 
@@ -290,6 +290,7 @@ def demo(
                 "main_task": {"column": family.main},
                 "candidates": [{"column": c} for c in family.candidates],
                 "seed": seed,
+                "recipe": DEMO_RECIPE,
                 "budget": DEMO_BUDGET,
             }
         )

@@ -36,6 +36,13 @@ ApiKeyOption = typer.Option(
 KINDS = ("binary", "multiclass", "regression")
 
 
+class Recipe(StrEnum):
+    """engine.RECIPE_NAMES (the client does not import the engine; a test checks)."""
+
+    full = "full"
+    quick = "quick"
+
+
 class ListOptionsCommand(TyperCommand):
     """Lets list options take several values after one flag (``--candidates a b c``),
     as well as the repeated form click understands (``--candidates a --candidates b``):
@@ -157,13 +164,24 @@ def submit(
     method: str = typer.Option("probe", help="probe | screen | screen+probe."),
     metric: str | None = typer.Option(None, help="Primary metric (default loss)."),
     seed: int | None = typer.Option(None, help="Seed of splits and initialisations."),
+    recipe: Annotated[
+        Recipe | None,
+        typer.Option(
+            "--recipe",
+            help="Training recipe the ranking answers for: full (the server's default; "
+            "standard full training) or quick (a short narrow probe, a first look only). "
+            "Budget options given here override its values.",
+        ),
+    ] = None,
     seeds: int | None = typer.Option(None, help="Replicates, each with its own split."),
-    epochs: int | None = typer.Option(None, help="Epochs per probe at most."),
-    hidden: str | None = typer.Option(None, help="Hidden layer widths, e.g. 128 or 64,32."),
-    lam: float | None = typer.Option(None, help="Weight of the auxiliary loss."),
-    batch_size: int | None = typer.Option(None, help="Minibatch size."),
-    lr: float | None = typer.Option(None, help="Adam learning rate."),
-    patience: int | None = typer.Option(None, help="Early-stop patience (0 = none)."),
+    epochs: int | None = typer.Option(None, help="Epochs per probe at most (default: recipe's)."),
+    hidden: str | None = typer.Option(
+        None, help="Hidden layer widths, e.g. 128 or 64,32 (default: recipe's)."
+    ),
+    lam: float | None = typer.Option(None, help="Weight of the auxiliary loss (recipe's)."),
+    batch_size: int | None = typer.Option(None, help="Minibatch size (recipe's)."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (recipe's)."),
+    patience: int | None = typer.Option(None, help="Early-stop patience, 0 = none (recipe's)."),
     main_train_fraction: float | None = typer.Option(
         None, help="Share of the main task's training labels kept."
     ),
@@ -212,7 +230,13 @@ def submit(
             "method": method,
             "budget": budget,
         }
-        optional = {"name": name, "metric": metric, "seed": seed, "features": features or None}
+        optional = {
+            "name": name,
+            "metric": metric,
+            "seed": seed,
+            "recipe": recipe.value if recipe is not None else None,
+            "features": features or None,
+        }
         spec.update({k: v for k, v in optional.items() if v is not None})
         job = client.submit(spec)
         console.print(f"submitted job {job['id']} ({job['name']}): {base}/jobs/{job['id']}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from app.cli.client import Client
@@ -46,8 +47,20 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
         return result
 
 
-def ranking_table(ranking: dict[str, Any]) -> Table:
-    """The ranking as a rich table, the baseline in the title."""
+def answers_for(ranking: dict[str, Any]) -> str:
+    """What the ranking answers for: its recipe, every knob named, and what each gain
+    estimates (empty from a server that does not say)."""
+    lines = []
+    if ranking.get("recipe_text"):
+        lines.append(f"Answers for: {ranking['recipe_text']}")
+    if ranking.get("estimand"):
+        lines.append(f"Each gain estimates the {ranking['estimand']}.")
+    return "\n".join(lines)
+
+
+def ranking_table(ranking: dict[str, Any]) -> Group:
+    """The ranking as a rich table, the baseline in the title, then the recipe it
+    answers for and its estimand (lines of their own, not cut to the table's width)."""
     baseline = ranking["baseline"]
     shown = ", ".join(
         f"{k} {v:.4g}" for k, v in baseline.items() if k != "seeds" and isinstance(v, float)
@@ -76,7 +89,7 @@ def ranking_table(ranking: dict[str, Any]) -> Table:
             _num(c["q_value"], ".3f"),
             f"[{colours.get(c['verdict'], 'white')}]{c['verdict']}[/]",
         )
-    return table
+    return Group(table, Text(answers_for(ranking)))
 
 
 def _num(value: float | None, fmt: str) -> str:

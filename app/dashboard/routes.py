@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+import engine
 from app.api.deps import OptionalOwnerDep, SessionDep
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.schemas import BudgetIn
@@ -31,6 +32,7 @@ from app.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(signed=views.signed, number=views.number, percent=views.percent)
+TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,6 +158,11 @@ def submit_page(
             "datasets": datasets,
             "selected": dataset,
             "budget": BudgetIn(),
+            "recipes": {
+                name: {k: list(v) if isinstance(v, tuple) else v for k, v in knobs.items()}
+                for name, knobs in engine.RECIPES.items()
+            },
+            "default_recipe": engine.DEFAULT_RECIPE,
             "limits": {
                 "seeds": settings.max_seeds,
                 "epochs": settings.max_epochs,
@@ -194,6 +201,7 @@ def job_page(
             "job": job,
             "dataset_name": names.get(row.dataset_id or "", row.dataset_id),
             "ranking": ranking,
+            "answers": ranking or results.answers_for(row),
             "proxy_names": views.proxy_names(ranking) if ranking else [],
             "baseline_metrics": _baseline_metrics(ranking),
             "charts": charts,

@@ -238,6 +238,7 @@ class JobRun:
             seed=context.seed,
             metric=context.metric,
             progress=self.progress,
+            recipe=spec.recipe,
         )
         self._complete(advice, spec)
 

@@ -38,6 +38,9 @@ DETAILS: dict[str, Callable[[], object]] = {
 RESULT_VIEW = (
     "method",
     "metric",
+    "recipe",
+    "recipe_text",
+    "estimand",
     "interval",
     "main_task",
     "baseline",
@@ -106,6 +109,9 @@ def advice_rows(
     result = {
         "method": advice.method,
         "metric": advice.metric,
+        "recipe": advice.recipe,
+        "recipe_text": advice.recipe_text,
+        "estimand": advice.estimand,
         "interval": advice.interval,
         "main_task": {
             "name": advice.main.name,
@@ -129,6 +135,18 @@ def advice_rows(
     return result, scores
 
 
+def answers_for(job: Job) -> dict[str, str]:
+    """The recipe a job's ranking answers for and what its gains estimate: as stored
+    with its result, else (a job from before recipes) as its spec implies."""
+    result = job.result or {}
+    spec = JobSpec.model_validate(job.spec)
+    return {
+        "recipe": result.get("recipe") or spec.recipe,
+        "recipe_text": result.get("recipe_text") or spec.recipe_text,
+        "estimand": result.get("estimand") or spec.estimand,
+    }
+
+
 def ranking_view(job: Job, scores: list[CandidateScore]) -> dict[str, Any]:
     """The ranking of a succeeded job (409 before)."""
     if job.status != JobStatus.SUCCEEDED or job.result is None:
@@ -145,6 +163,7 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> dict[str, Any]:
     return {
         "job_id": job.id,
         **{key: result.get(key) for key in RESULT_VIEW},
+        **answers_for(job),
         "candidates": candidates,
         "dropped_features": result.get("dropped_features") or {},
     }

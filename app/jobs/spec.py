@@ -1,13 +1,21 @@
 """The typed job spec: what the API validates, the database stores (``model_dump`` into
 ``jobs.spec``) and the worker reads back (``JobSpec.model_validate``). Its defaults,
 bounds and descriptions come from the engine (:class:`engine.Budget`'s fields,
-``engine.DEFAULT_METHOD``, ``engine.DEFAULT_METRIC``); nothing here retypes them."""
+``engine.DEFAULT_METHOD``, ``engine.DEFAULT_METRIC``, ``engine.RECIPES``); nothing here
+retypes them.
+
+A job trains one recipe (``recipe``, see :mod:`engine.recipes`); its budget's recipe
+knobs (``engine.RECIPE_KNOBS``) default to null, the recipe's value, and an explicit
+one overrides it. A spec stored before recipes (no ``recipe``, its knobs explicit)
+gives the same budget as then, and names the recipe its knobs are closest to
+(``implied_recipe``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
 import engine
@@ -47,15 +55,25 @@ class Strict(BaseModel):
         return value
 
 
+RECIPE_NOTE = "Left out: the recipe's value."
+"""The end of a recipe knob's description (its default is null, the recipe's value)."""
+
+
 def budget_field(name: str) -> Any:
     """A pydantic field with the engine's default, bounds and description of budget
-    option ``name`` (``Any``: what ``pydantic.Field`` itself returns)."""
+    option ``name`` (``Any``: what ``pydantic.Field`` itself returns). A recipe knob
+    defaults to None, the job's recipe's value."""
     bounds = engine.Budget.bounds(name)
+    knob = name in engine.RECIPE_KNOBS
     default = getattr(_DEFAULT, name)
+    doc = " ".join(part for part in (bounds.doc, RECIPE_NOTE if knob else "") if part)
     if isinstance(default, tuple):  # a list option: the bounds are each item's
 
         def item_bounds(schema: JsonDict) -> None:
-            items = schema["items"]
+            branches = schema.get("anyOf", [schema])  # list | None: the list branch
+            assert isinstance(branches, list)
+            array = next(b for b in branches if isinstance(b, dict) and "items" in b)
+            items = array["items"]
             assert isinstance(items, dict)
             items.update(
                 {
@@ -66,14 +84,15 @@ def budget_field(name: str) -> Any:
             )
 
         return Field(
-            default=list(default),  # pydantic copies a mutable default per instance
+            # (pydantic copies a mutable default per instance)
+            default=None if knob else list(default),
             min_length=bounds.min_items,
-            description=bounds.doc or None,
+            description=doc or None,
             json_schema_extra=item_bounds,
         )
     return Field(
-        default=default,
-        description=bounds.doc or None,
+        default=None if knob else default,
+        description=doc or None,
         ge=bounds.ge,
         gt=bounds.gt,
         le=bounds.le,
@@ -102,23 +121,70 @@ class TaskIn(Strict):
 
 class BudgetIn(Strict):
     """The job's :class:`engine.Budget` options (the rest are the engine's defaults).
-    Widths, layers, seeds and epochs are also capped by the server's settings."""
+    The recipe knobs left out (null) take the job's recipe's values. Widths, layers,
+    seeds and epochs are also capped by the server's settings."""
 
     seeds: int = budget_field("seeds")
-    epochs: int = budget_field("epochs")
-    hidden: list[int] = budget_field("hidden")
-    lam: float = budget_field("lam")
-    batch_size: int = budget_field("batch_size")
-    lr: float = budget_field("lr")
-    patience: int = budget_field("patience")
+    epochs: int | None = budget_field("epochs")
+    hidden: list[int] | None = budget_field("hidden")
+    lam: float | None = budget_field("lam")
+    batch_size: int | None = budget_field("batch_size")
+    lr: float | None = budget_field("lr")
+    patience: int | None = budget_field("patience")
     main_train_fraction: float = budget_field("main_train_fraction")
     screen_epochs: int | None = budget_field("screen_epochs")
     confirm_top: int = budget_field("confirm_top")
     confirm_random: int = budget_field("confirm_random")
     subset_search: bool = budget_field("subset_search")
     subset_budget: int = budget_field("subset_budget")
-    dropout: float = budget_field("dropout")
-    weight_decay: float = budget_field("weight_decay")
+    dropout: float | None = budget_field("dropout")
+    weight_decay: float | None = budget_field("weight_decay")
+
+    def explicit(self) -> dict[str, Any]:
+        """The options the job sets (engine.Budget's keyword arguments): a knob left out
+        is the recipe's, and so is not here."""
+        return self.model_dump(exclude_none=True)
+
+
+SETTLING_KNOBS = frozenset(
+    name
+    for name in engine.RECIPE_KNOBS
+    if any(
+        engine.RECIPES[n][name] != engine.RECIPES[engine.DEFAULT_RECIPE][name]
+        for n in engine.RECIPE_NAMES
+    )
+)
+"""The knobs on which the recipes differ: a budget that sets them all trains the same
+whatever its recipe (hidden, lr, epochs, patience today)."""
+
+
+def implied_recipe(budget: BudgetIn) -> engine.RecipeName | None:
+    """The recipe closest to a budget that sets every knob on which recipes differ (the
+    most knobs the same; the default on a tie): how a spec stored before recipes names
+    what it trained. None when such a knob is left out (the recipe then matters)."""
+    knobs: Mapping[str, Any] = budget.explicit()
+    if not SETTLING_KNOBS.issubset(knobs):
+        return None
+    try:
+        trained = engine.recipe_of(engine.recipe_budget(engine.DEFAULT_RECIPE, **knobs))
+    except engine.SpecError:
+        return None
+
+    def shared(name: engine.RecipeName) -> int:
+        return sum(engine.RECIPES[name][k] == v for k, v in trained.items())
+
+    return max(engine.RECIPE_NAMES, key=lambda n: (shared(n), n == engine.DEFAULT_RECIPE))
+
+
+RECIPE_DESCRIPTION = (
+    "The training recipe every probe trains, and so the one the ranking answers for: "
+    "full (default) is a standard full-training MLP; quick is a short narrow probe, "
+    "cheaper, for a first look only. A budget knob set explicitly overrides the recipe's. "
+    + "; ".join(
+        engine.describe_recipe(name, engine.recipe_budget(name)) for name in engine.RECIPE_NAMES
+    )
+    + "."
+)
 
 
 class JobSpec(Strict):
@@ -136,7 +202,31 @@ class JobSpec(Strict):
         default=engine.DEFAULT_METRIC, description="Primary metric of the main task."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    recipe: engine.RecipeName = Field(default=engine.DEFAULT_RECIPE, description=RECIPE_DESCRIPTION)
     budget: BudgetIn = Field(default_factory=BudgetIn)
+
+    @model_validator(mode="after")
+    def _stored_recipe(self) -> Self:
+        """A spec without ``recipe`` that sets every knob on which recipes differ (one
+        stored before recipes) names the recipe its knobs are closest to; its budget is
+        the same whatever the recipe."""
+        if "recipe" not in self.model_fields_set:
+            implied = implied_recipe(self.budget)
+            if implied is not None:
+                self.recipe = implied
+        return self
+
+    @property
+    def recipe_text(self) -> str:
+        """The recipe the job's ranking answers for, every knob named (the knobs of
+        app.jobs.translate.engine_budget, the budget the job trains)."""
+        trained = engine.recipe_budget(self.recipe, **self.budget.explicit())
+        return engine.describe_recipe(self.recipe, trained)
+
+    @property
+    def estimand(self) -> str:
+        """What each candidate's gain estimates, in words."""
+        return engine.ESTIMAND.format(metric=self.metric)
 
     def dataset_ids(self) -> set[str]:
         """Every data set the job reads: the main one and the candidates' own."""
@@ -152,7 +242,7 @@ JOB_EXAMPLE: JsonDict = JobSpec(
     dataset_id="ds_0195f3c2a1b2c3d4e5f6",
     main_task=TaskIn(column="churned", kind="binary"),
     candidates=[TaskIn(column="upgraded"), TaskIn(column="tickets", kind="regression")],
-).model_dump(mode="json")
-"""The OpenAPI example: its method, metric, seed and budget are the defaults."""
+).model_dump(mode="json", exclude_none=True)
+"""The OpenAPI example: its method, metric, seed, recipe and budget are the defaults."""
 JobSpec.model_config["json_schema_extra"] = {"examples": [JOB_EXAMPLE]}
 JobSpec.model_rebuild(force=True)

@@ -11,13 +11,14 @@ from app.data.frames import load_frame
 from app.data.storage import Storage
 from app.db.models import Dataset
 from app.jobs.context import JobContext
-from app.jobs.spec import BudgetIn, JobSpec, TaskIn
+from app.jobs.spec import JobSpec, TaskIn
 from app.settings import Settings
 
 
-def engine_budget(budget: BudgetIn, settings: Settings) -> engine.Budget:
-    """The engine's budget for a job's ``budget`` (plus the server-side memory cap)."""
-    return engine.Budget.from_kwargs(**budget.model_dump(), memory_mb=settings.memory_mb)
+def engine_budget(spec: JobSpec, settings: Settings) -> engine.Budget:
+    """The engine's budget for a job: its recipe's (engine.recipe_budget), with the
+    spec's explicit budget options over it, plus the server-side memory cap."""
+    return engine.recipe_budget(spec.recipe, **spec.budget.explicit(), memory_mb=settings.memory_mb)
 
 
 def planned_epochs(spec: JobSpec, budget: engine.Budget) -> int:
@@ -51,6 +52,6 @@ def build_context(
         features=spec.features,
         tables=tables,
     )
-    budget = budget or engine_budget(spec.budget, settings)
+    budget = budget or engine_budget(spec, settings)
     splits = engine.splits_for(problem, budget, spec.seed)
     return JobContext(problem, splits, budget, spec.seed, spec.metric, settings.device)

@@ -4,6 +4,7 @@ estimated cost, and the data itself, prepared by the engine as the worker will."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -183,28 +184,49 @@ def validate(
 def _check_budget(
     problems: SpecProblems, settings: Settings, spec: JobSpec
 ) -> engine.Budget | None:
-    """The server's caps on the budget (the engine's own bounds are in the schema), and
-    the engine budget when it is valid."""
-    b = spec.budget
-    if b.seeds > settings.max_seeds:
+    """The server's caps on what the job trains (its recipe's values with its explicit
+    options over them; the engine's own bounds are in the schema), and the engine
+    budget when it is valid."""
+    # The values engine.recipe_budget resolves (the recipe's, the explicit ones over
+    # them), read before the engine budget is built: a width the engine refuses is
+    # reported here by its item, with the server's cap.
+    explicit = spec.budget.explicit()
+    recipe = engine.RECIPES[spec.recipe]
+    epochs: int = explicit.get("epochs", recipe["epochs"])
+    hidden: Sequence[int] = explicit.get("hidden", recipe["hidden"])
+
+    def source(name: str) -> str:
+        """Where a capped value comes from, when the job did not set it."""
+        if name in explicit:
+            return ""
+        return (
+            f" The {spec.recipe} recipe trains {_shown(recipe[name])}; set budget.{name} "
+            "or choose another recipe."
+        )
+
+    if spec.budget.seeds > settings.max_seeds:
         problems.add("budget.seeds", f"At most {settings.max_seeds} (AUXSEL_MAX_SEEDS).")
-    if b.epochs > settings.max_epochs:
-        problems.add("budget.epochs", f"At most {settings.max_epochs} (AUXSEL_MAX_EPOCHS).")
-    if len(b.hidden) > settings.max_hidden_layers:
+    if epochs > settings.max_epochs:
+        problems.add(
+            "budget.epochs",
+            f"At most {settings.max_epochs} (AUXSEL_MAX_EPOCHS).{source('epochs')}",
+        )
+    if len(hidden) > settings.max_hidden_layers:
         problems.add(
             "budget.hidden",
-            f"At most {settings.max_hidden_layers} layers (AUXSEL_MAX_HIDDEN_LAYERS).",
+            f"At most {settings.max_hidden_layers} layers (AUXSEL_MAX_HIDDEN_LAYERS)."
+            + source("hidden"),
         )
     width = engine.Budget.bounds("hidden")
-    for k, units in enumerate(b.hidden):
+    for k, units in enumerate(hidden):
         if not (width.admits(units) and units <= settings.max_hidden_width):
             problems.add(
                 f"budget.hidden[{k}]",
                 f"Widths run from {width.ge:g} to {settings.max_hidden_width} "
-                "(AUXSEL_MAX_HIDDEN_WIDTH).",
+                f"(AUXSEL_MAX_HIDDEN_WIDTH).{source('hidden')}",
             )
     try:
-        budget = engine_budget(b, settings)
+        budget = engine_budget(spec, settings)
         engine.check_method(spec.method, budget)
     except engine.SpecError as exc:
         problems.add_engine(exc)
@@ -219,6 +241,13 @@ def _check_budget(
             "several jobs.",
         )
     return budget
+
+
+def _shown(value: object) -> str:
+    """A budget value as a message shows it (widths as 256-64)."""
+    if isinstance(value, tuple | list):
+        return "-".join(str(v) for v in value)
+    return str(value)
 
 
 SPEC_FIELDS = frozenset(JobSpec.model_fields)
@@ -262,6 +291,6 @@ def check(
     profiles and limits, its estimated cost, and its data as the engine prepares it."""
     sources, budget = validate(session, settings, owner, spec)
     cost = estimate(spec, budget, sources.main, sources.others, sources.profiles)
-    check_cost(cost, spec, settings)
+    check_cost(cost, budget, settings)
     check_data(spec, sources, storage, settings, budget)
     return Checked(budget, cost)

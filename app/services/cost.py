@@ -79,10 +79,9 @@ def estimate(
     return engine.estimate_cost(spec.method, budget, job_shape(spec, main_ds, others, profiles))
 
 
-def _largest_factor(spec: JobSpec) -> str:
+def _largest_factor(b: engine.Budget) -> str:
     """The budget field furthest above its default, relative to it: the first to lower."""
     default = engine.Budget()
-    b = spec.budget
 
     def trunk(hidden: Sequence[int]) -> int:  # weights past the first layer, + widths
         return sum(a * c for a, c in pairwise(hidden)) + sum(hidden)
@@ -95,13 +94,13 @@ def _largest_factor(spec: JobSpec) -> str:
     return max(ratios, key=lambda k: ratios[k])
 
 
-def check_cost(cost: engine.CostEstimate, spec: JobSpec, settings: Settings) -> None:
+def check_cost(cost: engine.CostEstimate, budget: engine.Budget, settings: Settings) -> None:
     """422 when the estimate is over AUXSEL_MAX_JOB_FLOPS or AUXSEL_MAX_JOB_MEMORY_MB,
     with the numbers and the field to lower."""
     errors: list[dict[str, str]] = []
     flops_limit, memory_limit = settings.max_job_flops, settings.max_job_memory_mb
     if flops_limit > 0 and cost.flops > flops_limit:
-        field = _largest_factor(spec)
+        field = _largest_factor(budget)
         errors.append(
             {
                 "field": field,
@@ -116,7 +115,7 @@ def check_cost(cost: engine.CostEstimate, spec: JobSpec, settings: Settings) -> 
         if cost.data_bytes >= cost.probe_bytes:
             field, how = "features", "use fewer feature columns (`features`) or fewer rows"
         else:
-            field = "budget.batch_size" if spec.budget.batch_size > 1024 else "budget.hidden"
+            field = "budget.batch_size" if budget.batch_size > 1024 else "budget.hidden"
             how = f"lower {field} (one probe alone needs {probe_mb:,.0f} MiB)"
         errors.append(
             {

@@ -178,6 +178,9 @@ def job_view(job: Job | SimpleNamespace, request: Request) -> dict[str, Any]:
     base = f"{str(request.base_url).rstrip('/')}/api/v1/jobs/{job.id}"
     total = max(job.progress_total, 0)
     done = min(job.progress_done, total) if total else job.progress_done
+    spec = job.spec
+    if "recipe" not in spec:  # stored before recipes: the recipe its budget implies
+        spec = {**spec, "recipe": JobSpec.model_validate(spec).recipe}
     return {
         "id": job.id,
         "name": job.name,
@@ -197,7 +200,7 @@ def job_view(job: Job | SimpleNamespace, request: Request) -> dict[str, Any]:
         "error": {"reason": job.error_reason, "detail": job.error_detail}
         if job.error_reason
         else None,
-        "spec": job.spec,
+        "spec": spec,
         "estimate": job.estimate,
         "links": {
             "self": base,

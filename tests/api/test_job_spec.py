@@ -21,11 +21,14 @@ from app.db.models import Job
 from app.db.repositories import claims
 from app.db.repositories import jobs as repo
 from app.jobs.attempt import JobRun
-from app.jobs.spec import ENGINE_ONLY, JobSpec
+from app.jobs.spec import ENGINE_ONLY, RECIPE_NOTE, JobSpec
 from app.jobs.status import ACTIVE, FINISHED, JobStatus
+from app.jobs.translate import engine_budget
 from app.jobs.worker import Worker
+from app.main import create_app
+from app.settings import Settings
 from engine.tasks import encode_task
-from tests.conftest import family_csv, job_spec
+from tests.conftest import family_csv, job_spec, make_settings
 
 
 def _schema(client: TestClient, name: str) -> dict[str, Any]:
@@ -50,10 +53,14 @@ def test_openapi_budget_is_the_engines_for_every_field(client: TestClient) -> No
             continue
         prop = budget[name]
         value = getattr(default, name)
-        # (a null default is left out of the document)
-        assert prop.get("default") == (list(value) if isinstance(value, tuple) else value), name
         bounds = engine.Budget.bounds(name)
-        assert prop.get("description") == (bounds.doc or None), name
+        if name in engine.RECIPE_KNOBS:  # null: the recipe's value
+            assert prop.get("default") is None, name
+            assert prop["description"] == f"{bounds.doc} {RECIPE_NOTE}", name
+        else:
+            # (a null default is left out of the document)
+            assert prop.get("default") == (list(value) if isinstance(value, tuple) else value)
+            assert prop.get("description") == (bounds.doc or None), name
         ranged = _numeric(prop)
         if bounds.min_items is not None:
             assert ranged["minItems"] == bounds.min_items, name
@@ -72,6 +79,7 @@ def test_openapi_example_and_defaults_come_from_the_engine(client: TestClient) -
     (example,) = spec["examples"]
     assert example["method"] == engine.DEFAULT_METHOD
     assert example["metric"] == engine.DEFAULT_METRIC
+    assert example["recipe"] == engine.DEFAULT_RECIPE
     default = engine.Budget()
     for name, value in example["budget"].items():
         expected = getattr(default, name)
@@ -181,3 +189,130 @@ def test_labels_are_judged_by_the_engines_rules_with_one_message(
     with pytest.raises(engine.LabelError) as info:
         encode_task(engine.TaskSpec("y", kind="binary"), frame["y"])
     assert info.value.message in [e["message"] for e in errors]
+
+
+# --- the recipe (issue 13) ---------------------------------------------------------------
+
+OLD_QUICK_BUDGET: dict[str, Any] = {
+    "seeds": 5,
+    "epochs": 30,
+    "hidden": [32],
+    "lam": 1.0,
+    "batch_size": 128,
+    "lr": 0.003,
+    "patience": 8,
+    "main_train_fraction": 1.0,
+    "screen_epochs": None,
+    "confirm_top": 5,
+    "confirm_random": 2,
+    "subset_search": False,
+    "subset_budget": 6,
+    "dropout": 0.0,
+    "weight_decay": 0.0,
+}
+"""``jobs.spec["budget"]`` as stored before recipes: every knob explicit, at the defaults
+of then (the short probe, now the ``quick`` recipe)."""
+
+
+def _stored_before_recipes(budget: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": None,
+        "dataset_id": "ds_0195f3c2a1b2c3d4e5f6",
+        "main_task": {"column": "y", "kind": None, "name": None, "dataset_id": None},
+        "candidates": [{"column": "a", "kind": None, "name": None, "dataset_id": None}],
+        "features": None,
+        "method": "probe",
+        "metric": "loss",
+        "seed": 0,
+        "budget": budget,
+    }
+
+
+@pytest.mark.parametrize(
+    ("budget", "implied"),
+    [
+        (OLD_QUICK_BUDGET, "quick"),
+        ({**OLD_QUICK_BUDGET, "epochs": 40, "hidden": [64]}, "quick"),
+        ({**OLD_QUICK_BUDGET, "hidden": [256, 64], "lr": 0.001, "epochs": 150}, "full"),
+        # stored before dropout and weight decay were options
+        (
+            {k: v for k, v in OLD_QUICK_BUDGET.items() if k not in ("dropout", "weight_decay")},
+            "quick",
+        ),
+    ],
+)
+def test_a_spec_stored_before_recipes_trains_the_same_budget(
+    settings: Settings, budget: dict[str, Any], implied: str
+) -> None:
+    """Explicit knobs win: the engine budget is what it was (engine.Budget of the stored
+    options), and the spec names the recipe its knobs are closest to."""
+    spec = JobSpec.model_validate(_stored_before_recipes(budget))
+    before = engine.Budget.from_kwargs(**budget, memory_mb=settings.memory_mb)
+    assert engine_budget(spec, settings) == before
+    assert spec.recipe == implied
+    assert spec.recipe_text == engine.describe_recipe(implied, before)
+    # Stored again and read back, it is the same spec (now with its recipe named).
+    assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+def test_explicit_knobs_override_the_recipe(settings: Settings) -> None:
+    base = _stored_before_recipes({"epochs": 3, "hidden": [16]})
+    quick = engine_budget(JobSpec.model_validate({**base, "recipe": "quick"}), settings)
+    assert (quick.epochs, quick.hidden) == (3, (16,))
+    assert (quick.lr, quick.patience) == (engine.RECIPES["quick"]["lr"], 8)
+    full = engine_budget(JobSpec.model_validate(base), settings)  # the default recipe
+    assert (full.epochs, full.hidden, full.lr) == (3, (16,), engine.RECIPES["full"]["lr"])
+    # Without a recipe, knobs that leave the recipe to matter do not name one.
+    assert JobSpec.model_validate({**base, "budget": {"hidden": [32]}}).recipe == "full"
+    bare = engine_budget(JobSpec.model_validate({**base, "budget": {}}), settings)
+    assert bare == engine.recipe_budget(engine.DEFAULT_RECIPE, memory_mb=settings.memory_mb)
+    assert bare.hidden == engine.Budget().hidden
+
+
+def test_openapi_lists_the_recipes(client: TestClient) -> None:
+    recipe = _schema(client, "JobSpec")["properties"]["recipe"]
+    assert recipe["enum"] == list(engine.RECIPE_NAMES)
+    assert recipe["default"] == engine.DEFAULT_RECIPE
+    for name in engine.RECIPE_NAMES:  # every recipe's knobs, from the engine
+        assert engine.describe_recipe(name, engine.recipe_budget(name)) in recipe["description"]
+    ranking = _schema(client, "RankingOut")["properties"]
+    assert {"recipe", "recipe_text", "estimand"} <= set(ranking)
+
+
+def test_the_api_takes_a_recipe_and_refuses_an_unknown_one(client: TestClient, dataset) -> None:
+    quick = client.post("/api/v1/jobs", json=job_spec(dataset["id"], recipe="quick"))
+    assert quick.status_code == 202, quick.text
+    assert quick.json()["spec"]["recipe"] == "quick"
+    default = job_spec(dataset["id"])
+    del default["recipe"]
+    full = client.post("/api/v1/jobs", json=default)
+    assert full.status_code == 202, full.text
+    assert full.json()["spec"]["recipe"] == engine.DEFAULT_RECIPE
+    assert full.json()["spec"]["budget"]["lr"] is None  # the recipe's, not a copy of it
+
+    before = _job_count(client)
+    unknown = client.post("/api/v1/jobs", json=job_spec(dataset["id"], recipe="medium"))
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    errors = unknown.json()["errors"]
+    assert [e["field"] for e in errors] == ["recipe"], errors
+    assert _job_count(client) == before
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_recipe_value_over_a_server_cap_is_refused_naming_the_recipe(
+    tmp_path, db_url: str
+) -> None:
+    """The server's caps apply to the budget the job trains, the recipe's values too."""
+    settings = make_settings(tmp_path / "data", db_url, max_hidden_width=128, max_epochs=100)
+    with TestClient(create_app(settings)) as client:
+        upload = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
+        spec = job_spec(upload.json()["id"], recipe="full", budget={"seeds": 2})
+        response = client.post("/api/v1/jobs", json=spec)
+        assert response.status_code == 422, response.text
+        errors = {e["field"]: e["message"] for e in response.json()["errors"]}
+        assert "AUXSEL_MAX_HIDDEN_WIDTH" in errors["budget.hidden[0]"]
+        assert "The full recipe trains 256-64" in errors["budget.hidden[0]"]
+        assert "The full recipe trains 150" in errors["budget.epochs"]
+        fine = job_spec(upload.json()["id"], recipe="quick", budget={"seeds": 2})
+        assert client.post("/api/v1/jobs", json=fine).status_code == 202

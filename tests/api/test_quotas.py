@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.db.models import Job
 from app.db.session import make_engine, make_sessionmaker
-from app.demo import DEMO_BUDGET, demo_family
+from app.demo import DEMO_BUDGET, DEMO_RECIPE, demo_family
 from app.security.auth import create_key
 from tests.conftest import family_csv, job_spec, make_settings, start_server
 
@@ -147,6 +147,7 @@ def test_demo_job_passes_comfortably_and_shows_its_estimate(server):
             "dataset_id": dataset,
             "main_task": {"column": family.main},
             "candidates": [{"column": c} for c in family.candidates],
+            "recipe": DEMO_RECIPE,
             "budget": DEMO_BUDGET,
         }
         response = bob.post("/api/v1/jobs", json=spec)

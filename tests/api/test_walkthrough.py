@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import engine
-from tests.conftest import SMALL_BUDGET, family_csv, job_spec
+from tests.conftest import SMALL_BUDGET, TEST_RECIPE, family_csv, job_spec
 
 
 def test_upload_profiles_the_table(client, dataset):
@@ -57,9 +57,17 @@ def test_walkthrough_matches_engine(client, worker, dataset):
         "y",
         ["rel_0_0.90", "rel_1_0.20", "noise_0"],
         seed=0,
+        recipe=TEST_RECIPE,
         **{**SMALL_BUDGET, "hidden": tuple(SMALL_BUDGET["hidden"])},
     )
     assert ranking["metric"] == "loss"
+    # The ranking states the recipe it answers for, every knob, and its estimand.
+    assert ranking["recipe"] == TEST_RECIPE == advice.recipe
+    assert ranking["recipe_text"] == advice.recipe_text
+    assert ranking["recipe_text"].startswith("quick (changed): trunk 16,")
+    assert "at most 3 epochs" in ranking["recipe_text"]
+    assert ranking["estimand"] == advice.estimand
+    assert ranking["estimand"].startswith("expected gain in the main task's test loss")
     assert ranking["baseline"]["seeds"] == 2
     assert ranking["baseline"]["loss"] == pytest.approx(advice.baseline.metrics["loss"], rel=1e-6)
     assert [c["name"] for c in ranking["candidates"]] == [c.name for c in advice.candidates]
@@ -215,6 +223,7 @@ def test_screening_and_subset_search_over_http_match_engine(client, worker):
         list(family.candidates),
         seed=0,
         method="screen+probe",
+        recipe=TEST_RECIPE,
         **{**budget, "hidden": tuple(budget["hidden"])},
     )
     assert ranking["method"] == "screen+probe"

@@ -67,6 +67,7 @@ def _submit(
         "dataset_id": dataset_id,
         "main_task": {"column": "y"},
         "candidates": [{"column": c} for c in CANDIDATES],
+        "recipe": "quick",  # small knobs over the short probe
         "budget": budget,
         **extra,
     }
@@ -128,6 +129,13 @@ def test_submit_watch_progress_and_read_the_ranking(page: Any, live_server: str,
         _select_role(page, column, "candidate")
     assert "3 candidate(s)" in page.inner_text("#role-counts")
     page.fill("#name", "browser study")
+    # The knobs left empty show the chosen recipe's values, and take them.
+    assert page.input_value("#recipe") == "full"
+    assert page.get_attribute("#hidden", "placeholder") == "256, 64"
+    assert page.input_value("#lr") == ""
+    page.select_option("#recipe", "quick")
+    assert page.get_attribute("#hidden", "placeholder") == "32"
+    assert page.get_attribute("#lr", "placeholder") == "0.003"
     page.fill("#seeds", str(WATCHABLE["seeds"]))
     page.fill("#epochs", str(WATCHABLE["epochs"]))
     page.fill("#hidden", "16")
@@ -150,6 +158,14 @@ def test_submit_watch_progress_and_read_the_ranking(page: Any, live_server: str,
     page.wait_for_selector("#ranking tbody tr")
     api_ranking = httpx.get(f"{url}/api/v1/jobs/{job_id}/ranking").json()
     expected = [c["name"] for c in api_ranking["candidates"]]
+    # It answers for the recipe chosen, the knobs typed over it and the rest its own.
+    assert api_ranking["recipe"] == "quick"
+    assert "trunk 16," in api_ranking["recipe_text"]
+    assert "lr 0.003" in api_ranking["recipe_text"]
+    assert "patience 0," in api_ranking["recipe_text"], api_ranking["recipe_text"]
+    answers = page.inner_text("#answers-for")
+    assert answers == f"Answers for: {api_ranking['recipe_text']}"
+    assert api_ranking["estimand"] in page.inner_text("#estimand")
     assert [rows.nth(i).get_attribute("data-candidate") for i in range(rows.count())] == expected
     assert page.locator("#ranking .badge").count() == 3
     assert page.locator("#baseline .card").count() >= 2
@@ -312,6 +328,7 @@ def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str
 
     # Fixed, it goes through.
     row.locator("select.kind").select_option("")
+    page.select_option("#recipe", "quick")
     page.fill("#seeds", "2")
     page.fill("#epochs", "3")
     page.fill("#hidden", "16")

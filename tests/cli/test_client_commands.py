@@ -14,13 +14,17 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+import engine
 from app.cli.main import cli
-from app.cli.remote import EXIT_REFUSED, EXIT_UNREACHABLE
+from app.cli.remote import EXIT_REFUSED, EXIT_UNREACHABLE, Recipe
 from app.settings import get_settings
 from tests.conftest import ROOT, family_csv, free_port
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
-SMALL_FLAGS = ["--seeds", "2", "--epochs", "3", "--hidden", "16", "--batch-size", "64"]
+# The short probe with small knobs over it (the default recipe trains 256-64 x 150).
+SMALL_FLAGS = [
+    "--recipe", "quick", "--seeds", "2", "--epochs", "3", "--hidden", "16", "--batch-size", "64"
+]  # fmt: skip
 
 
 def auxsel_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -97,6 +101,19 @@ def test_submit_wait_prints_the_ranking_in_the_apis_order(env, finished_job):
     }  # fmt: skip
     assert spec["budget"]["seeds"] == 2
     assert spec["budget"]["hidden"] == [16]
+    assert spec["recipe"] == "quick"  # --recipe
+    assert spec["budget"]["lr"] is None  # not given: the recipe's
+    # The ranking says which recipe it answers for, and what its gains estimate.
+    assert f"Answers for: {ranking['recipe_text']}" in result.stdout
+    assert ranking["recipe_text"].startswith("quick (changed): trunk 16,")
+    assert "Each gain estimates the expected gain in the main task's test loss" in result.stdout
+
+
+def test_the_recipe_choices_are_the_engines():
+    assert [r.value for r in Recipe] == list(engine.RECIPE_NAMES)
+    unknown = auxsel("submit", "ds_x", "--main", "y", "--candidates", "a", "--recipe", "slow")
+    assert unknown.exit_code == 2
+    assert "--recipe" in unknown.stderr
 
 
 def test_status_jobs_and_ranking_formats(env, finished_job):
@@ -122,6 +139,7 @@ def test_status_jobs_and_ranking_formats(env, finished_job):
     as_table = auxsel("ranking", job_id, **env)
     assert as_table.exit_code == 0
     assert "95% interval" in as_table.stdout
+    assert "Answers for: quick" in as_table.stdout
 
 
 def test_without_a_key_the_server_refuses(env):

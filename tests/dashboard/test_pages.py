@@ -4,6 +4,8 @@ pure helpers behind the charts. (tests/browser drives the pages in Chromium.)"""
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +13,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import engine
 from app.dashboard import STATIC, views
+from app.db.models import Job
+from app.db.session import write_transaction
 from app.jobs.failures import explain
+from app.jobs.worker import Worker
 from app.main import create_app
 from app.security.auth import create_key
 from app.security.sessions import COOKIE, csrf_token
 from app.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import family_csv, job_spec, make_settings
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -197,3 +203,66 @@ def test_failure_reasons_read_as_sentences():
     assert "unexpected error" in explain({"reason": "internal_error", "detail": "x"})
     assert "reason: disk_full" in explain({"reason": "disk_full", "detail": None})
     assert "without a recorded reason" in explain(None)
+
+
+def test_the_submit_form_offers_the_recipes_and_leaves_their_knobs_empty(
+    open_client: TestClient,
+):
+    """Knob inputs start empty with the default recipe's values as placeholders (the
+    page script swaps them for the chosen recipe's), so a job sends only what was typed."""
+    page = open_client.get("/submit").text
+    select = re.search(r'<select id="recipe"[^>]*>(.*?)</select>', page, flags=re.S)
+    assert select is not None
+    options = re.findall(r'<option value="(\w+)"( selected)?>', select.group(1))
+    assert options == [
+        (n, " selected" if n == engine.DEFAULT_RECIPE else "") for n in engine.RECIPE_NAMES
+    ]
+    recipes = json.loads(html.unescape(re.search(r"data-recipes='([^']*)'", page).group(1)))
+    assert recipes["quick"]["hidden"] == list(engine.RECIPES["quick"]["hidden"])
+    full = engine.RECIPES[engine.DEFAULT_RECIPE]
+    for knob in ("epochs", "lam", "batch_size", "lr", "patience", "hidden"):
+        tag = re.search(rf'<input id="{knob}"[^>]*>', page)
+        assert tag is not None, knob
+        assert 'value=""' in tag.group(0), knob
+        shown = ", ".join(map(str, full[knob])) if knob == "hidden" else str(full[knob])
+        assert f'placeholder="{shown}"' in tag.group(0), knob
+    assert 'id="error-recipe"' in page  # a refused recipe is shown by its field
+
+
+def test_the_job_page_states_the_recipe_and_estimand_old_jobs_included(tmp_path: Path):
+    settings = _settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
+        job_id = client.post("/api/v1/jobs", json=job_spec(dataset.json()["id"])).json()["id"]
+        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
+        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+        assert ranking["recipe"] == "quick"
+        text = html.unescape(client.get(f"/jobs/{job_id}").text)
+        assert f"Answers for:</strong> {ranking['recipe_text']}" in text
+        assert f"Each gain estimates the {ranking['estimand']}." in text
+        assert f"q ≤ {engine.Q_LEVEL}" in text  # the verdicts are q-gated
+
+        # A job from before recipes: no recipe in its spec (every knob set, the short
+        # probe's of then) nor in its result. It shows the recipe its budget implies.
+        with write_transaction(state.sessions) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            old_budget = {
+                **{k: list(v) if isinstance(v, tuple) else v
+                   for k, v in engine.RECIPES["quick"].items()},
+                **{k: v for k, v in job.spec["budget"].items() if v is not None},
+            }  # fmt: skip
+            job.spec = {k: v for k, v in job.spec.items() if k != "recipe"} | {"budget": old_budget}
+            job.result = {
+                k: v
+                for k, v in job.result.items()
+                if k not in ("recipe", "recipe_text", "estimand")
+            }
+        old = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+        assert (old["recipe"], old["recipe_text"], old["estimand"]) == (
+            ranking["recipe"], ranking["recipe_text"], ranking["estimand"]
+        )  # fmt: skip
+        assert client.get(f"/api/v1/jobs/{job_id}").json()["spec"]["recipe"] == "quick"
+        text = html.unescape(client.get(f"/jobs/{job_id}").text)
+        assert f"Answers for:</strong> {ranking['recipe_text']}" in text

@@ -14,6 +14,10 @@
   const mainColumn = $("main-column");
   const tbody = $("columns-table").tBodies[0];
   const KINDS = ["binary", "multiclass", "regression"];
+  // Each recipe's knobs (engine.RECIPES): an empty knob input takes the chosen recipe's
+  // value, which its placeholder shows; only what the user typed is sent.
+  // (getAttribute: the form's own `dataset` is shadowed by its #dataset select)
+  const RECIPES = JSON.parse(form.getAttribute("data-recipes") || "{}");
   let profile = []; // columns of the chosen data set
   let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
 
@@ -259,6 +263,14 @@
     const needle = event.target.value.toLowerCase();
     for (const row of tbody.rows) row.hidden = !row.dataset.column.toLowerCase().includes(needle);
   });
+  function showRecipe() {
+    const knobs = RECIPES[$("recipe").value] || {};
+    form.querySelectorAll("input[data-knob]").forEach((input) => {
+      const value = knobs[input.dataset.knob];
+      input.placeholder = Array.isArray(value) ? value.join(", ") : String(value ?? "");
+    });
+  }
+  $("recipe").addEventListener("change", showRecipe);
   $("mark-candidates").addEventListener("click", () => markShown("candidate"));
   $("mark-features").addEventListener("click", () => markShown("feature"));
 
@@ -280,6 +292,7 @@
       // (every column that is not a label) says the same.
       features: ignored ? features.map((r) => r.dataset.column) : [],
     };
+    const hidden = $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number);
     const body = {
       dataset_id: datasetSelect.value,
       main_task: { column: mainColumn.value },
@@ -290,10 +303,12 @@
       method: $("method").value,
       metric: $("metric").value,
       seed: num("seed"),
+      recipe: $("recipe").value,
+      // (an empty knob is left out: JSON.stringify drops undefined)
       budget: {
         seeds: num("seeds"),
         epochs: num("epochs"),
-        hidden: $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number),
+        hidden: hidden.length ? hidden : undefined,
         lam: num("lam"),
         batch_size: num("batch_size"),
         lr: num("lr"),
@@ -340,5 +355,6 @@
     }
   });
 
+  showRecipe();
   if (datasetSelect.value) pick(datasetSelect.value);
 })();
