@@ -85,7 +85,8 @@ def family_csv(n_rows: int = 400, seed: int = 0, **kwargs: object) -> bytes:
     return family.frame.to_csv(index=False).encode()
 
 
-SMALL_BUDGET = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
+# One round of replicates (no racing: its rounds are engine tests).
+SMALL_BUDGET = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64, "max_replicates": 2}
 # Test jobs train the short probe (and small explicit knobs over it): the default
 # recipe, full, is a 256-64 trunk for up to 150 epochs.
 TEST_RECIPE = "quick"

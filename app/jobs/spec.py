@@ -139,6 +139,8 @@ class BudgetIn(Strict):
     subset_budget: int = budget_field("subset_budget")
     dropout: float | None = budget_field("dropout")
     weight_decay: float | None = budget_field("weight_decay")
+    max_replicates: int = budget_field("max_replicates")
+    race_step: int = budget_field("race_step")
 
     def explicit(self) -> dict[str, Any]:
         """The options the job sets (engine.Budget's keyword arguments): a knob left out
@@ -214,6 +216,9 @@ class JobSpec(Strict):
             implied = implied_recipe(self.budget)
             if implied is not None:
                 self.recipe = implied
+                # Stored before racing too: it trained ``seeds`` replicates, one round.
+                if "max_replicates" not in self.budget.model_fields_set:
+                    self.budget.max_replicates = self.budget.seeds
         return self
 
     @property

@@ -206,6 +206,12 @@ def _check_budget(
 
     if spec.budget.seeds > settings.max_seeds:
         problems.add("budget.seeds", f"At most {settings.max_seeds} (AUXSEL_MAX_SEEDS).")
+    elif spec.budget.max_replicates > settings.max_seeds:
+        problems.add(
+            "budget.max_replicates",
+            f"At most {settings.max_seeds} (AUXSEL_MAX_SEEDS): racing trains up to this "
+            "many replicates of a candidate.",
+        )
     if epochs > settings.max_epochs:
         problems.add(
             "budget.epochs",

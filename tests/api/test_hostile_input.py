@@ -399,7 +399,7 @@ def test_path_like_and_odd_file_names_never_reach_the_filesystem(client, sent, k
 
 
 def _spec_with(dataset_id, **budget):
-    return job_spec(dataset_id, budget={"seeds": 2, "epochs": 3, **budget})
+    return job_spec(dataset_id, budget={"seeds": 2, "max_replicates": 2, "epochs": 3, **budget})
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,10 @@ def test_a_spec_stored_before_recipes_trains_the_same_budget(
     """Explicit knobs win: the engine budget is what it was (engine.Budget of the stored
     options), and the spec names the recipe its knobs are closest to."""
     spec = JobSpec.model_validate(_stored_before_recipes(budget))
-    before = engine.Budget.from_kwargs(**budget, memory_mb=settings.memory_mb)
+    # ... and trained one round of its seeds (stored before racing too).
+    before = engine.Budget.from_kwargs(
+        **budget, max_replicates=budget["seeds"], memory_mb=settings.memory_mb
+    )
     assert engine_budget(spec, settings) == before
     assert spec.recipe == implied
     assert spec.recipe_text == engine.describe_recipe(implied, before)

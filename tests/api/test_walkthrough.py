@@ -193,6 +193,7 @@ def test_screening_and_subset_search_over_http_match_engine(client, worker):
     dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", content)}).json()
     budget = {
         "seeds": 3,
+        "max_replicates": 3,
         "epochs": 15,
         "hidden": [32],
         "batch_size": 64,

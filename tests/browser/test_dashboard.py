@@ -23,8 +23,15 @@ from tests.conftest import family_csv
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
 # A job of a few seconds, long enough to watch; the tests never assume how long.
-WATCHABLE = {"seeds": 2, "epochs": 40, "hidden": [16], "batch_size": 64, "patience": 0}
-SMALL = {"seeds": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
+WATCHABLE = {
+    "seeds": 2,
+    "max_replicates": 2,
+    "epochs": 40,
+    "hidden": [16],
+    "batch_size": 64,
+    "patience": 0,
+}
+SMALL = {"seeds": 2, "max_replicates": 2, "epochs": 3, "hidden": [16], "batch_size": 64}
 FINISHED = ("succeeded", "failed", "canceled")
 
 PROGRESS_JS = "el => ({value: el.value, max: el.max})"

@@ -27,7 +27,9 @@ def small_data():
     # Class codes 0..2 would be inferred as regression; declare them.
     candidates = [TaskSpec(c, kind="multiclass") for c in family.candidates] + ["reg"]
     problem = prepare(frame, family.main, candidates)
-    budget = Budget(seeds=2, epochs=6, batch_size=64, lr=3e-3, hidden=(24, 12), patience=3)
+    budget = Budget(
+        seeds=2, max_replicates=2, epochs=6, batch_size=64, lr=3e-3, hidden=(24, 12), patience=3
+    )
     splits = splits_for(problem, budget, seed=0)
     return problem, budget, TrainingData(problem, splits, torch.device("cpu"))
 

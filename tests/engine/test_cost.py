@@ -3,9 +3,11 @@ chunk planner's memory estimate and scales the way training does."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from engine import Budget, JobShape, estimate_cost, pairwise_plan
+from engine import Budget, JobShape, estimate_cost, pairwise_plan, recipe_budget
 from engine.plan import chunk_plan, probe_bytes, probe_memory_bytes
 
 LARGEST = Budget(seeds=50, epochs=1000, hidden=(4096,) * 8, batch_size=65536)
@@ -22,11 +24,18 @@ def test_largest_legal_spec_costs_what_the_issue_measured():
     assert cost.memory_bytes >= cost.probe_bytes + cost.data_bytes
 
 
-def test_default_budget_on_a_small_table_is_cheap():
-    cost = estimate_cost("probe", Budget(), JobShape(rows=3000, n_features=32, n_candidates=8))
-    assert cost.probe_epochs == 5 * 9 * 30
-    assert cost.flops < 1e12
-    assert cost.memory_mb < 64
+def test_default_budget_plans_every_racing_round_at_most():
+    """The estimate is the most a job can cost: every replicate racing may spend (10)
+    for the baseline and each candidate, at the full recipe's 150 epochs; the quick
+    recipe's first round alone is far cheaper."""
+    shape = JobShape(rows=3000, n_features=32, n_candidates=8)
+    cost = estimate_cost("probe", Budget(), shape)
+    assert cost.probe_epochs == 10 * 9 * 150
+    assert 1e12 < cost.flops < 1e13
+    assert cost.memory_mb < 256
+    quick = estimate_cost("probe", recipe_budget("quick", max_replicates=5), shape)
+    assert quick.probe_epochs == 5 * 9 * 30
+    assert quick.flops < cost.flops / 50
 
 
 def test_memory_estimate_is_the_chunk_planners(small_data):
@@ -49,11 +58,14 @@ def test_memory_estimate_is_the_chunk_planners(small_data):
 
 def test_cost_scales_with_seeds_epochs_and_rows():
     shape = JobShape(rows=10_000, n_features=20, n_candidates=10)
-    base = estimate_cost("probe", Budget(), shape)
-    assert estimate_cost("probe", Budget(seeds=10), shape).flops == pytest.approx(2 * base.flops)
-    assert estimate_cost("probe", Budget(epochs=60), shape).flops == pytest.approx(2 * base.flops)
+    one_round = Budget(seeds=5, max_replicates=5, epochs=30)
+    base = estimate_cost("probe", one_round, shape)
+    for doubled in (replace(one_round, seeds=10), replace(one_round, epochs=60)):
+        assert estimate_cost("probe", doubled, shape).flops == pytest.approx(2 * base.flops)
+    raced = replace(one_round, max_replicates=10)  # racing may spend 5 more replicates
+    assert estimate_cost("probe", raced, shape).flops == pytest.approx(2 * base.flops)
     bigger = JobShape(rows=20_000, n_features=20, n_candidates=10)
-    assert estimate_cost("probe", Budget(), bigger).flops == pytest.approx(2 * base.flops, 0.01)
+    assert estimate_cost("probe", one_round, bigger).flops == pytest.approx(2 * base.flops, 0.01)
     # A minibatch never holds more rows than a replicate trains on.
     tiny = JobShape(rows=100, n_features=20, n_candidates=10)
     assert estimate_cost("probe", Budget(batch_size=65536), tiny).probe_bytes == (
@@ -65,6 +77,6 @@ def test_screening_counts_its_joint_run_and_fewer_probes():
     shape = JobShape(rows=10_000, n_features=20, n_candidates=100)
     probe = estimate_cost("probe", Budget(), shape)
     screen = estimate_cost("screen+probe", Budget(), shape)
-    assert screen.probe_epochs == 5 * 10 + 5 * (1 + 7) * 30
+    assert screen.probe_epochs == 5 * 10 + 10 * (1 + 7) * 150
     assert screen.flops < probe.flops
     assert estimate_cost("screen", Budget(), shape).flops > 0

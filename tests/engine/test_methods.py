@@ -17,6 +17,7 @@ from engine import (
     planned_epochs,
     proxy_order,
     rank_agreement,
+    recipe_budget,
 )
 from engine.methods import Stages
 
@@ -141,7 +142,7 @@ def test_subset_search_beats_the_best_single_candidate(family_jobs):
     # Subset probes are kept with the job's runs; progress ends at the planned total.
     n_subset_runs = sum(len(r.spec.aux) > 1 for r in full.runs)
     assert n_subset_runs == 5 * subset.evaluated
-    total = planned_epochs("probe", Budget(**BUDGET, subset_search=True, subset_budget=2), 8)
+    total = planned_epochs("probe", recipe_budget(**BUDGET, subset_search=True, subset_budget=2), 8)
     assert progress["probe"][-1] == (total, total)
 
 

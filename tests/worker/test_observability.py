@@ -32,7 +32,14 @@ from tests.conftest import (
 from tests.worker.conftest import jobs, wait_for
 
 # Long enough (a few seconds) for heartbeats to be written while it trains.
-BUDGET = {"seeds": 3, "epochs": 12, "hidden": [32], "batch_size": 32, "patience": 0}
+BUDGET = {
+    "seeds": 3,
+    "max_replicates": 3,
+    "epochs": 12,
+    "hidden": [32],
+    "batch_size": 32,
+    "patience": 0,
+}
 PROBES = 3 * 4  # replicates x (baseline + 3 candidates)
 
 

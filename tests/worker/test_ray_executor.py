@@ -36,7 +36,14 @@ pytestmark = pytest.mark.slow
 
 # 12 probes (3 replicates x (baseline + 3 candidates)) in 4 shards of 3, each a second
 # or two of training on one core.
-BUDGET = {"seeds": 3, "epochs": 8, "hidden": [32], "batch_size": 32, "patience": 0}
+BUDGET = {
+    "seeds": 3,
+    "max_replicates": 3,
+    "epochs": 8,
+    "hidden": [32],
+    "batch_size": 32,
+    "patience": 0,
+}
 SHARD = "ray::train_shard"
 
 

@@ -37,7 +37,14 @@ from tests.worker.conftest import jobs, wait_for
 
 JOBS = 8
 ROUNDS = 2
-BUDGET = {"seeds": 3, "epochs": 12, "hidden": [32], "batch_size": 32, "patience": 0}
+BUDGET = {
+    "seeds": 3,
+    "max_replicates": 3,
+    "epochs": 12,
+    "hidden": [32],
+    "batch_size": 32,
+    "patience": 0,
+}
 
 
 class SessionProc(Proc):
