@@ -169,6 +169,12 @@ class RankingOut(BaseModel):
     )
     estimand: str = Field(description="What each candidate's gain estimates, in words.")
     interval: str
+    confidence: float = Field(
+        description="Confidence of each interval: 0.95 spread over the racing rounds the job "
+        "could run (0.975 with two), so the interval it stopped at covers the gain with at "
+        "least 95% probability."
+    )
+    rounds: int = Field(description="Racing rounds the job trained.")
     main_task: MainTaskOut
     baseline: BaselineOut
     candidates: list[CandidateOut]

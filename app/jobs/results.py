@@ -113,6 +113,8 @@ def advice_rows(
         "recipe_text": advice.recipe_text,
         "estimand": advice.estimand,
         "interval": advice.interval,
+        "confidence": advice.confidence,
+        "rounds": advice.rounds,
         "main_task": {
             "name": advice.main.name,
             "column": advice.main.column,
@@ -166,6 +168,9 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> dict[str, Any]:
         **answers_for(job),
         "candidates": candidates,
         "dropped_features": result.get("dropped_features") or {},
+        # A job from before racing trained one round of 95% intervals.
+        "confidence": result.get("confidence", 0.95),
+        "rounds": result.get("rounds", 1),
     }
 
 

@@ -13,6 +13,36 @@ import engine
 from tests.conftest import SMALL_BUDGET, TEST_RECIPE, family_csv, job_spec
 
 
+def test_a_racing_job_takes_the_engines_rounds(client, worker, dataset):
+    """A job that races (rounds of replicates for the open candidates) reaches the same
+    rounds, replicates per candidate and gains through the service as in the engine."""
+    budget = {**SMALL_BUDGET, "seeds": 2, "max_replicates": 6, "race_step": 2}
+    response = client.post("/api/v1/jobs", json=job_spec(dataset["id"], budget=budget))
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["progress"]["total"] == 6 * 4 * 3  # every round it may run
+    assert worker.run_one() is True
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+    advice = engine.advise(
+        pd.read_csv(io.BytesIO(family_csv())),
+        "y",
+        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
+        seed=0,
+        recipe=TEST_RECIPE,
+        **{**budget, "hidden": tuple(budget["hidden"])},
+    )
+    assert advice.rounds > 1  # this family keeps a candidate open after round 1
+    assert ranking["rounds"] == advice.rounds
+    assert ranking["confidence"] == pytest.approx(1 - 0.05 / 3)
+    assert ranking["baseline"]["seeds"] == advice.baseline.seeds
+    for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
+        assert got["name"] == want.name
+        assert got["seeds"] == want.seeds
+        assert got["verdict"] == want.verdict
+        assert got["gain"] == pytest.approx(want.gain, rel=1e-6, abs=1e-9)
+
+
 def test_upload_profiles_the_table(client, dataset):
     assert dataset["rows"] == 400
     assert dataset["format"] == "csv"
@@ -69,6 +99,7 @@ def test_walkthrough_matches_engine(client, worker, dataset):
     assert ranking["estimand"] == advice.estimand
     assert ranking["estimand"].startswith("expected gain in the main task's test loss")
     assert ranking["baseline"]["seeds"] == 2
+    assert (ranking["confidence"], ranking["rounds"]) == (0.95, 1)  # one round: no racing
     assert ranking["baseline"]["loss"] == pytest.approx(advice.baseline.metrics["loss"], rel=1e-6)
     assert [c["name"] for c in ranking["candidates"]] == [c.name for c in advice.candidates]
     for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
