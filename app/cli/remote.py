@@ -173,7 +173,13 @@ def submit(
             "Budget options given here override its values.",
         ),
     ] = None,
-    seeds: int | None = typer.Option(None, help="Replicates, each with its own split."),
+    seeds: int | None = typer.Option(
+        None, help="Replicates of the first round, each with its own split."
+    ),
+    max_replicates: int | None = typer.Option(
+        None, help="Most replicates per candidate when racing (= --seeds: no racing)."
+    ),
+    race_step: int | None = typer.Option(None, help="Replicates each racing round adds."),
     epochs: int | None = typer.Option(None, help="Epochs per probe at most (default: recipe's)."),
     hidden: str | None = typer.Option(
         None, help="Hidden layer widths, e.g. 128 or 64,32 (default: recipe's)."
@@ -200,6 +206,8 @@ def submit(
         key: value
         for key, value in {
             "seeds": seeds,
+            "max_replicates": max_replicates,
+            "race_step": race_step,
             "epochs": epochs,
             "hidden": _hidden(hidden) if hidden is not None else None,
             "lam": lam,

@@ -30,7 +30,7 @@ from benchmarks.validity.truth import (
     split,
     split_half_reliability,
 )
-from engine import SpecError, TaskSpec, advise, make_task_family
+from engine import Budget, SpecError, TaskSpec, advise, make_task_family
 
 PREDICTED = pd.Series({"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.0, "e": -1.0})
 TRUTH = pd.DataFrame(
@@ -221,7 +221,8 @@ def test_runner_end_to_end_on_a_tiny_scenario():
     assert default.spearman.between(-1, 1).all()
     assert default.coverage.between(0, 1).all()
 
-    # The first default job is exactly the job a user runs with this seed.
+    # The first default job is exactly the job a user runs with this seed, without
+    # racing (the v1 study trains a fixed number of replicates).
     advice = advise(
         scenario.frame,
         scenario.main,
@@ -229,6 +230,7 @@ def test_runner_end_to_end_on_a_tiny_scenario():
         seed=0,
         features=list(scenario.features),
         main_train_fraction=scenario.main_train_fraction,
+        max_replicates=Budget().seeds,
     )
     first = result.predictions.query("method == 'probe' and budget == 'default' and repeat == 0")
     ours = first.set_index("candidate")["gain"]
@@ -543,16 +545,38 @@ def test_benchmark_v2_end_to_end_on_a_tiny_family(tmp_path):
     result = run_family(family, "report", config, log=lambda _: None)
     assert result.reference.replicates == 4
     jobs = result.scores.groupby("method").size().to_dict()
-    assert jobs == {"probe": 2, "correlation": 1, "mutual_info": 1, "prediction": 1}
+    # Today's default (the full recipe, racing) beside the previous one (quick).
+    assert jobs == {
+        "probe": 2,
+        "probe@quick": 2,
+        "correlation": 1,
+        "mutual_info": 1,
+        "prediction": 1,
+    }
     probe = result.scores[result.scores.method == "probe"]
     assert probe.spearman.between(-1, 1).all()
     assert (probe.compute_ratio > 0).all()
     assert {"severe_wrong_sign", "claims", "ceiling"} <= set(probe.columns)
     table = per_family([result])
-    assert set(table.method) == {"probe", "correlation", "mutual_info", "prediction"}
+    assert set(table.method) == {"probe", "probe@quick", "correlation", "mutual_info", "prediction"}
     text = render([result], config, 1.0)
     assert "REPORT half" in text
     assert "## Families" in text
+
+
+def test_a_benchmark_method_names_its_recipe_and_budget_options():
+    from benchmarks.validity.v2 import engine_method
+
+    assert engine_method("probe") == ("probe", "full", {})
+    assert engine_method("screen+probe@quick") == ("screen+probe", "quick", {})
+    name, recipe, knobs = engine_method("probe@full+dropout=0.1+hidden=128,32+max_replicates=5")
+    assert (name, recipe) == ("probe", "full")
+    assert knobs == {"dropout": 0.1, "hidden": (128, 32), "max_replicates": 5}
+    assert isinstance(knobs["max_replicates"], int)
+    with pytest.raises(ValueError, match="budget options"):
+        engine_method("probe@full+widths=3")
+    with pytest.raises(SpecError, match="Unknown recipe"):
+        engine_method("probe@slow")
 
 
 @pytest.mark.parametrize(

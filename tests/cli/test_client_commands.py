@@ -23,7 +23,8 @@ from tests.conftest import ROOT, family_csv, free_port
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
 # The short probe with small knobs over it (the default recipe trains 256-64 x 150).
 SMALL_FLAGS = [
-    "--recipe", "quick", "--seeds", "2", "--epochs", "3", "--hidden", "16", "--batch-size", "64"
+    "--recipe", "quick", "--seeds", "2", "--max-replicates", "2", "--epochs", "3",
+    "--hidden", "16", "--batch-size", "64",
 ]  # fmt: skip
 
 
