@@ -42,7 +42,9 @@ from benchmarks.validity.truth import TruthConfig
 
 Log = Callable[[str], None]
 METHODS = ("probe", "probe@quick", "correlation", "mutual_info", "prediction")
-DEFAULT_CACHE = Path("artifacts/validity/v2-references")
+DEFAULT_CACHE = Path(__file__).parent / "reference_cache"
+"""The references computed so far, committed: each is hours of CPU on a small machine,
+and a machine can be lost (content-addressed, so a stale batch is never read)."""
 
 
 def _stderr(message: str) -> None:
@@ -75,7 +77,7 @@ class BenchConfig:
             kwargs.setdefault("recipe", TruthConfig(hidden=(32,), max_epochs=20, patience=3))
             kwargs.setdefault("plan", ReferencePlan(first=4, step=4, max_replicates=4))
             kwargs.setdefault("jobs", 1)
-            kwargs.setdefault("probe_budget", {"seeds": 2, "epochs": 10})
+            kwargs.setdefault("probe_budget", {"seeds": 2, "epochs": 10, "max_replicates": 2})
             kwargs.setdefault("resamples", 999)
         return cls(**kwargs)
 
