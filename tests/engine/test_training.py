@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from engine import (
+    DEFAULT_RECIPE,
+    RECIPES,
     Budget,
     Cancelled,
     ProbeSpec,
@@ -188,7 +190,12 @@ def _recipe(budget, **changes):
 
 @pytest.mark.parametrize(
     ("hidden", "dropout", "weight_decay"),
-    [((24, 12), 0.3, 1e-2), ((256, 64), 0.2, 1e-4), ((32,), 0.5, 0.0)],
+    [
+        ((24, 12), 0.3, 1e-2),
+        ((256, 64), 0.2, 1e-4),
+        ((32,), 0.5, 0.0),
+        tuple(RECIPES[DEFAULT_RECIPE][k] for k in ("hidden", "dropout", "weight_decay")),
+    ],
 )
 def test_batched_equals_sequential_with_dropout_and_weight_decay(
     small_data, hidden, dropout, weight_decay
