@@ -10,8 +10,7 @@ spent: that cap is the stated cost. The reference is then *reliable* (>= target)
 counts like a noisy one (false claims only).
 
 Every batch is cached content-addressed on (data, tasks, recipe, seed, replicates) in
-``cache`` (by default ``benchmarks/validity/reference_cache``, committed with the
-repository so that scoring does not need the references rebuilt): a rerun reads it, and
+``cache`` (an artifact directory, not part of the repository): a rerun reads it, and
 ``rebuild=True`` recomputes and overwrites. Like ``truth.py`` this module imports
 nothing from the engine.
 """

@@ -42,9 +42,7 @@ from benchmarks.validity.truth import TruthConfig
 
 Log = Callable[[str], None]
 METHODS = ("probe", "probe@quick", "correlation", "mutual_info", "prediction")
-DEFAULT_CACHE = Path(__file__).parent / "reference_cache"
-"""The references computed so far, committed: each is hours of CPU on a small machine,
-and a machine can be lost (content-addressed, so a stale batch is never read)."""
+DEFAULT_CACHE = Path("artifacts/validity/v2-references")
 
 
 def _stderr(message: str) -> None:
