@@ -173,7 +173,21 @@ def _probe(
     frame = advice.to_frame().set_index("candidate")
     if frame["gain"].isna().any():  # a screening method: score its ranking
         frame = pd.DataFrame({"gain": -frame["rank"].astype(float), "verdict": frame["verdict"]})
+    else:  # what another verdict rule needs, to be compared offline without retraining
+        frame["per_seed"] = [" ".join(f"{g:.9g}" for g in c.per_seed) for c in advice.candidates]
+        frame["test_train_ratio"] = holdout_ratio(advice)
+        frame["confidence"] = advice.confidence
     return frame.reindex(scenario.candidate_names), seconds
+
+
+def holdout_ratio(advice: engine.Advice) -> float:
+    """n_test / n_train of the job's corrected interval, read back from a candidate's
+    standard error (se² = s² (1/n + ratio)); NaN when no candidate has two replicates."""
+    for c in advice.candidates:
+        gains = np.asarray(c.per_seed, dtype=float)
+        if gains.size >= 2 and c.se > 0 and gains.std(ddof=1) > 0:
+            return float((c.se / gains.std(ddof=1)) ** 2 - 1 / gains.size)
+    return math.nan
 
 
 def run_family(family: Family, half: str, config: BenchConfig, log: Log = _stderr) -> FamilyResult:

@@ -555,6 +555,11 @@ def test_benchmark_v2_end_to_end_on_a_tiny_family(tmp_path):
     }
     probe = result.scores[result.scores.method == "probe"]
     assert probe.spearman.between(-1, 1).all()
+    # Each candidate's per-replicate gains and the job's n_test/n_train are kept, so
+    # another verdict rule can be scored without retraining.
+    rows = result.predictions[result.predictions.method == "probe"]
+    assert (rows.test_train_ratio > 0).all()
+    assert (rows.per_seed.str.split().map(len) == rows.seeds.astype(int)).all()
     assert (probe.compute_ratio > 0).all()
     assert {"severe_wrong_sign", "claims", "ceiling"} <= set(probe.columns)
     table = per_family([result])
