@@ -19,6 +19,7 @@ from engine.errors import (
     TooFewRowsError,
     UnknownColumnError,
 )
+from engine.evidence import LabelEvidence, label_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -59,6 +60,7 @@ from engine.ranking import (
     TaskInfo,
     json_safe,
     summarise,
+    with_evidence,
 )
 from engine.recipes import (
     DEFAULT_RECIPE,
@@ -129,6 +131,7 @@ __all__ = [
     "IntervalMethod",
     "JobShape",
     "LabelError",
+    "LabelEvidence",
     "LabelProblem",
     "LabelStats",
     "LocalRunner",
@@ -170,6 +173,7 @@ __all__ = [
     "gated_verdict",
     "infer_kind",
     "json_safe",
+    "label_evidence",
     "label_problems",
     "make_splits",
     "make_task_family",
@@ -190,4 +194,5 @@ __all__ = [
     "summarise",
     "train_chunks",
     "train_probes",
+    "with_evidence",
 ]

@@ -15,6 +15,7 @@ import torch
 
 from engine.budget import Budget
 from engine.errors import SpecError
+from engine.evidence import label_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -32,7 +33,7 @@ from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
 from engine.racing import open_candidates, round_specs, schedule
-from engine.ranking import Advice, TaskInfo, summarise
+from engine.ranking import Advice, TaskInfo, summarise, with_evidence
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
@@ -374,7 +375,10 @@ def build_advice(
 ) -> Advice:
     """Score the runs into advice. With a ``screen`` result every candidate gets its
     proxy scores and those without single-candidate runs become ``not_probed``; with a
-    ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too."""
+    ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too.
+    Every candidate carries its label evidence (:func:`engine.evidence.label_evidence`)
+    and the flag of :func:`engine.ranking.with_evidence`, which changes no gain,
+    verdict or rank."""
     race = schedule(budget)
     baseline, ranked = summarise(
         runs,
@@ -393,6 +397,7 @@ def build_advice(
         ranked = with_screening(ranked, screen, names, probed, budget.screen_proxy)
         if confirmation is not None:
             agreement = agreement_of(ranked, screen, names, confirmation, budget.screen_proxy)
+    ranked = with_evidence(ranked, label_evidence(problem))
     return Advice(
         metric=metric,
         method=method,

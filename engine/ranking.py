@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from engine.budget import Budget
+from engine.evidence import LabelEvidence
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
 from engine.recipes import DEFAULT_RECIPE, ESTIMAND, describe_recipe
 from engine.scoring import (
@@ -69,7 +70,10 @@ class CandidateAdvice:
 
     ``proxies`` holds its screening scores when the job screened (methods ``screen``
     and ``screen+probe``), e.g. ``{"lookahead": 0.012, "grad_cosine": 0.03}`` (see
-    :mod:`engine.proxies`); it is empty for method ``probe``.
+    :mod:`engine.proxies`); it is empty for method ``probe``. ``evidence`` holds what
+    its labels say before training (:class:`engine.evidence.LabelEvidence`) and
+    ``evidence_disagrees`` flags a probe that the label correlation contradicts (see
+    :func:`with_evidence`).
     """
 
     rank: int
@@ -92,6 +96,8 @@ class CandidateAdvice:
     disagreement: bool
     errors: tuple[str, ...] = ()
     proxies: dict[str, float] = field(default_factory=dict)
+    evidence: LabelEvidence | None = None
+    evidence_disagrees: bool = False
 
     @property
     def probed(self) -> bool:
@@ -238,6 +244,12 @@ class Advice:
             if c.secondary is not None:
                 row[f"{c.secondary.metric}_gain"] = c.secondary.gain
                 row["disagreement"] = c.disagreement
+            if c.evidence is not None:
+                row["labelled"] = c.evidence.labelled
+                row["overlap"] = c.evidence.overlap
+                row["label_correlation"] = c.evidence.correlation
+                row["mutual_info"] = c.evidence.mutual_info
+                row["evidence_disagrees"] = c.evidence_disagrees
             row.update(c.proxies)
             rows.append(row)
         return pd.DataFrame(rows)
@@ -357,6 +369,49 @@ def summarise(
             )
         )
     return baseline, ranked
+
+
+def with_evidence(
+    candidates: Sequence[CandidateAdvice], evidence: Sequence[LabelEvidence]
+) -> list[CandidateAdvice]:
+    """Attach each candidate's label evidence (matched by name) and flag where the
+    probe and the label correlation disagree; order, gains, intervals and verdicts
+    stay as they are.
+
+    The rule looks at the probed candidates with a finite gain and a finite label
+    correlation, n of them. Each gets a rank by gain and a rank by correlation
+    (1 = highest, ties in ranking order). A candidate is flagged when the two ranks
+    differ by at least max(3, n / 2), or when its whole interval is below zero
+    (the probe says it hurts) while its correlation ranks in the top third
+    (rank <= n // 3). The flag is a prompt to look closer, not a verdict: a related
+    label can still hurt, and an unrelated one can still help.
+    """
+    by_name = {e.name: e for e in evidence}
+    scored = [
+        c
+        for c in candidates
+        if c.probed
+        and math.isfinite(c.gain)
+        and c.name in by_name
+        and math.isfinite(by_name[c.name].correlation)
+    ]
+    n = len(scored)
+    gain_rank = {c.name: r for r, c in enumerate(sorted(scored, key=lambda c: -c.gain), start=1)}
+    corr_rank = {
+        c.name: r
+        for r, c in enumerate(sorted(scored, key=lambda c: -by_name[c.name].correlation), start=1)
+    }
+    wide = max(3.0, n / 2)
+    flagged = {
+        c.name
+        for c in scored
+        if abs(gain_rank[c.name] - corr_rank[c.name]) >= wide
+        or (c.ci_high < 0 and corr_rank[c.name] <= n // 3)
+    }
+    return [
+        replace(c, evidence=by_name.get(c.name), evidence_disagrees=c.name in flagged)
+        for c in candidates
+    ]
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from benchmarks.validity.scenarios import Scenario
-from engine import TaskSpec
+from engine import TaskSpec, evidence
 
 TOP_K = 3
 
@@ -122,24 +122,44 @@ def label_pair(scenario: Scenario, task: TaskSpec) -> pd.DataFrame | None:
     return pair.merge(other, on=keys)[["main", "aux"]]
 
 
-def label_correlation(scenario: Scenario) -> pd.Series:
-    """The zero-cost baseline: per candidate, |correlation| of its labels with the main
-    task's over rows that carry both (Pearson; the correlation ratio η for a multiclass
-    candidate). A candidate from another table is matched row to row on
-    ``scenario.match_on``; without a match it gets NaN."""
-    scores = {}
+def paired_labels(scenario: Scenario) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per candidate, (main labels, candidate labels) as the engine encodes them (class
+    codes, or numbers for regression; NaN = missing) over the rows of :func:`label_pair`;
+    empty arrays for a candidate of another table without a match key."""
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for task in scenario.candidates:
         pair = label_pair(scenario, task)
         if pair is None:
-            scores[task.label] = math.nan
+            pairs[task.label] = (np.array([]), np.array([]))
             continue
-        pair = pair.dropna()
-        if task.kind == "multiclass":
-            means = pair.groupby("aux")["main"].transform("mean")
-            scores[task.label] = float(np.sqrt(means.var() / pair["main"].var()))
-        else:
-            aux = pd.to_numeric(pair["aux"], errors="coerce")
-            if aux.isna().any():  # text binary labels: compare as codes
-                aux = pd.Series(pd.factorize(pair["aux"], sort=True)[0], index=pair.index)
-            scores[task.label] = abs(float(pair["main"].astype(float).corr(aux.astype(float))))
+        codes = {c: pd.factorize(pair[c].astype("string"), sort=True)[0] for c in pair}
+        numeric = {
+            "main": scenario.main.kind == "regression",
+            "aux": task.kind == "regression",
+        }
+        arrays = [
+            pd.to_numeric(pair[c], errors="coerce").to_numpy(float)
+            if numeric[c]
+            else np.where(codes[c] < 0, np.nan, codes[c]).astype(float)
+            for c in ("main", "aux")
+        ]
+        pairs[task.label] = (arrays[0], arrays[1])
+    return pairs
+
+
+def label_correlation(scenario: Scenario) -> pd.Series:
+    """The zero-cost baseline: per candidate, the engine's absolute label correlation
+    (:func:`engine.evidence.label_correlation`: Pearson; the correlation ratio η for a
+    multiclass candidate) with the main task's labels over rows that carry both. A
+    candidate from another table is matched row to row on ``scenario.match_on``;
+    without a match it gets NaN."""
+    main_kind = scenario.main.kind or "regression"
+    scores = {
+        name: evidence.label_correlation(
+            m, a, x_kind=main_kind, y_kind=task.kind or "regression", min_rows=2
+        )
+        for (name, (m, a)), task in zip(
+            paired_labels(scenario).items(), scenario.candidates, strict=True
+        )
+    }
     return pd.Series(scores, dtype=float)

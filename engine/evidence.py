@@ -1,0 +1,171 @@
+"""Zero-cost evidence about each candidate, read from the labels alone (no training):
+how many rows carry its label, how many of those also carry the main task's, and how
+strongly the two labels go together there (absolute correlation and mutual
+information).
+
+The estimators work on label arrays as the engine encodes them (:class:`EncodedTask`:
+class codes for binary and multiclass tasks, numbers for regression, NaN = missing),
+so the validity benchmark scores its zero-training baselines with the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.problem import Problem
+from engine.tasks import TaskKind
+
+MIN_ROWS = 10
+"""Fewer rows labelled for both tasks than this give NaN correlation and information."""
+
+MAX_BINS = 10
+"""At most this many quantile bins for a regression label (mutual information)."""
+
+
+@dataclass(frozen=True)
+class LabelEvidence:
+    """What one candidate's labels say before any probe trains.
+
+    ``labelled``: rows carrying the candidate's label. ``overlap``: rows carrying both
+    its label and the main task's (0 for a candidate from another table, whose rows
+    carry only its own label). ``correlation``: :func:`label_correlation` of the two
+    labels over the overlap, in [0, 1]. ``mutual_info``: :func:`mutual_information`
+    there, in nats. Both are NaN with fewer than :data:`MIN_ROWS` overlapping rows.
+    """
+
+    name: str
+    labelled: int
+    overlap: int
+    correlation: float
+    mutual_info: float
+
+
+def label_evidence(problem: Problem) -> list[LabelEvidence]:
+    """Every candidate's label evidence against the main task, in candidate order."""
+    main = problem.main
+    evidence = []
+    for task in problem.candidates:
+        both = np.isfinite(main.values) & np.isfinite(task.values)
+        evidence.append(
+            LabelEvidence(
+                name=task.name,
+                labelled=task.n_labelled,
+                overlap=int(both.sum()),
+                correlation=label_correlation(
+                    main.values, task.values, x_kind=main.kind, y_kind=task.kind
+                ),
+                mutual_info=mutual_information(
+                    main.values,
+                    task.values,
+                    x_discrete=main.kind != "regression",
+                    y_discrete=task.kind != "regression",
+                ),
+            )
+        )
+    return evidence
+
+
+def label_correlation(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_kind: TaskKind,
+    y_kind: TaskKind,
+    min_rows: int = MIN_ROWS,
+) -> float:
+    """Absolute correlation in [0, 1] of two labels over the rows that carry both.
+
+    Binary and regression labels: |Pearson| (on a binary label's 0/1 codes, the
+    point-biserial or phi coefficient). A multiclass label has no order, so against a
+    binary or regression label it gets the correlation ratio η (the square root of
+    the share of the other label's variance explained by its classes; η = |r| when it
+    has two classes, and against a binary label η = Cramér's V). Two multiclass labels
+    get Cramér's V. NaN with fewer than ``min_rows`` common rows or a constant label.
+    """
+    keep = np.isfinite(x) & np.isfinite(y)
+    if int(keep.sum()) < max(2, min_rows):
+        return math.nan
+    a, b = x[keep].astype(np.float64), y[keep].astype(np.float64)
+    if x_kind == "multiclass" and y_kind == "multiclass":
+        return _cramers_v(a, b)
+    if x_kind == "multiclass":
+        return _correlation_ratio(b, a)
+    if y_kind == "multiclass":
+        return _correlation_ratio(a, b)
+    da, db = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
+    if denominator == 0:
+        return math.nan
+    return min(1.0, abs(float((da * db).sum())) / denominator)
+
+
+def _correlation_ratio(values: np.ndarray, classes: np.ndarray) -> float:
+    """η: sqrt(between-class sum of squares / total sum of squares) of ``values``."""
+    codes = np.unique(classes, return_inverse=True)[1]
+    centred = values - values.mean()
+    total = float((centred * centred).sum())
+    if total == 0:
+        return math.nan
+    sums = np.bincount(codes, weights=centred)
+    counts = np.bincount(codes)
+    between = float((sums * sums / counts).sum())
+    return min(1.0, math.sqrt(between / total))
+
+
+def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
+    table = _contingency(_codes(a), _codes(b))
+    n = table.sum()
+    expected = table.sum(1, keepdims=True) @ table.sum(0, keepdims=True) / n
+    k = min(table.shape) - 1
+    if k == 0:
+        return math.nan
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return min(1.0, math.sqrt(chi2 / (n * k)))
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    return np.unique(values, return_inverse=True)[1].reshape(-1)
+
+
+def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    table = np.zeros((int(a.max()) + 1, int(b.max()) + 1))
+    np.add.at(table, (a, b), 1)
+    return table
+
+
+def _discrete(values: np.ndarray, discrete: bool) -> np.ndarray:
+    """Integer codes: the values themselves for a discrete label, else quantile bins
+    (between 2 and :data:`MAX_BINS`, about one per five rows squared)."""
+    if discrete:
+        return _codes(values)
+    bins = int(np.clip(math.sqrt(len(values) / 5), 2, MAX_BINS))
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    return np.searchsorted(edges, values, side="right")
+
+
+def mutual_information(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_discrete: bool,
+    y_discrete: bool,
+    min_rows: int = MIN_ROWS,
+) -> float:
+    """Plug-in mutual information (nats) of two labels over their common rows, a
+    regression label binned at quantiles, minus the Miller-Madow bias
+    (cells - rows - columns + 1) / 2n; NaN below ``min_rows`` rows. The correction can
+    take it slightly below zero for independent labels."""
+    keep = ~(np.isnan(x) | np.isnan(y))
+    n = int(keep.sum())
+    if n < max(1, min_rows):
+        return math.nan
+    table = _contingency(_discrete(x[keep], x_discrete), _discrete(y[keep], y_discrete))
+    p = table / n
+    pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum())
+    cells, rows, cols = int(nz.sum()), int((pa > 0).sum()), int((pb > 0).sum())
+    return mi - (cells - rows - cols + 1) / (2 * n)
