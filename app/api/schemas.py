@@ -120,6 +120,18 @@ class MetricGainOut(BaseModel):
     verdict: str
 
 
+class EvidenceOut(BaseModel):
+    """What a candidate's labels say before any training: rows labelled for it, rows
+    labelled for both it and the main task (0 for a candidate from another table), the
+    absolute label correlation and the mutual information (nats) over those rows
+    (null under 10 of them)."""
+
+    labelled: int
+    overlap: int
+    label_correlation: float | None
+    mutual_info: float | None
+
+
 class CandidateOut(BaseModel):
     """A candidate's measured gain. ``verdict`` is helpful / harmful / inconclusive, or
     not_probed when only its proxy scores were computed (methods with screening)."""
@@ -144,6 +156,14 @@ class CandidateOut(BaseModel):
     metrics: dict[str, float | None]
     per_seed: list[float | None]
     errors: list[str]
+    evidence: EvidenceOut | None = Field(
+        default=None, description="Label evidence (null for jobs from before it)."
+    )
+    evidence_disagrees: bool = Field(
+        default=False,
+        description="The probe and the label correlation disagree by a wide margin: "
+        "check this candidate.",
+    )
 
 
 class BaselineOut(BaseModel):

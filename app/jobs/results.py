@@ -32,6 +32,8 @@ DETAILS: dict[str, Callable[[], object]] = {
     "metrics": dict,
     "per_seed": list,
     "errors": list,
+    "evidence": lambda: None,
+    "evidence_disagrees": bool,
 }
 """What a candidate row keeps in its ``details`` JSON, with the empty value of each."""
 
@@ -101,6 +103,23 @@ def _details(values: dict[str, Any]) -> dict[str, object]:
     return {key: values.get(key) or empty() for key, empty in DETAILS.items()}
 
 
+EVIDENCE_KEYS = ("labelled", "overlap", "label_correlation", "mutual_info")
+"""A candidate's ``evidence`` in the ranking (from its labels alone, no training)."""
+
+
+def _evidence(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A candidate's label evidence as stored (the engine's field names) in the
+    ranking's names; None for a job from before label evidence."""
+    if not evidence:
+        return None
+    return {
+        "labelled": evidence.get("labelled"),
+        "overlap": evidence.get("overlap"),
+        "label_correlation": evidence.get("correlation"),
+        "mutual_info": evidence.get("mutual_info"),
+    }
+
+
 def advice_rows(
     advice: engine.Advice, spec: JobSpec
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -159,9 +178,11 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> dict[str, Any]:
             type_="ranking-not-ready",
         )
     result = job.result
-    candidates = [
-        {**{key: getattr(s, key) for key in SCORE_COLUMNS}, **_details(s.details)} for s in scores
-    ]
+    candidates = []
+    for s in scores:
+        details = _details(s.details)
+        details["evidence"] = _evidence(details["evidence"])  # type: ignore[arg-type]
+        candidates.append({**{key: getattr(s, key) for key in SCORE_COLUMNS}, **details})
     return {
         "job_id": job.id,
         **{key: result.get(key) for key in RESULT_VIEW},
@@ -190,6 +211,11 @@ RANKING_COLUMNS = [
     "secondary_metric",
     "secondary_gain",
     "disagreement",
+    "labelled",
+    "overlap",
+    "label_correlation",
+    "mutual_info",
+    "evidence_disagrees",
 ]
 """The ranking's CSV columns (then one ``proxy_<name>`` column per proxy score)."""
 
@@ -198,11 +224,14 @@ def ranking_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for c in view["candidates"]:
         secondary = c["secondary"] or {}
+        evidence = c.get("evidence") or {}
         rows.append(
             {
-                **{k: c[k] for k in RANKING_COLUMNS if k in c},
+                **{k: c[k] for k in RANKING_COLUMNS if k in c and k != "evidence_disagrees"},
                 "secondary_metric": secondary.get("metric"),
                 "secondary_gain": secondary.get("gain"),
+                **{k: evidence.get(k) for k in EVIDENCE_KEYS},
+                "evidence_disagrees": bool(c.get("evidence_disagrees")),
                 **{f"proxy_{k}": v for k, v in c["proxies"].items()},
             }
         )

@@ -1,0 +1,64 @@
+"""Every candidate's label evidence in the ranking: JSON and CSV, equal to the engine's;
+null for a job stored before it."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+import engine
+from app.jobs import results
+from tests.conftest import SMALL_BUDGET, TEST_RECIPE, family_csv, job_spec
+
+
+def test_ranking_carries_label_evidence(client, worker, dataset):
+    response = client.post("/api/v1/jobs", json=job_spec(dataset["id"]))
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert worker.run_one() is True
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+    advice = engine.advise(
+        pd.read_csv(io.BytesIO(family_csv())),
+        "y",
+        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
+        seed=0,
+        recipe=TEST_RECIPE,
+        **{**SMALL_BUDGET, "hidden": tuple(SMALL_BUDGET["hidden"])},
+    )
+    for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
+        assert want.evidence is not None
+        assert got["evidence"]["labelled"] == want.evidence.labelled
+        assert got["evidence"]["overlap"] == want.evidence.overlap
+        assert got["evidence"]["label_correlation"] == pytest.approx(want.evidence.correlation)
+        assert got["evidence"]["mutual_info"] == pytest.approx(want.evidence.mutual_info)
+        assert got["evidence_disagrees"] is want.evidence_disagrees
+    by_name = {c["name"]: c["evidence"] for c in ranking["candidates"]}
+    # The closely related candidate correlates with the main label more than noise does.
+    assert by_name["rel_0_0.90"]["label_correlation"] > by_name["noise_0"]["label_correlation"]
+
+    csv = client.get(f"/api/v1/jobs/{job['id']}/ranking", params={"format": "csv"})
+    table = pd.read_csv(io.StringIO(csv.text))
+    for column in ("labelled", "overlap", "label_correlation", "mutual_info", "evidence_disagrees"):
+        assert column in table.columns
+    assert list(table["overlap"]) == [c["evidence"]["overlap"] for c in ranking["candidates"]]
+    assert list(table["label_correlation"]) == pytest.approx(
+        [c["evidence"]["label_correlation"] for c in ranking["candidates"]]
+    )
+
+
+def test_a_job_from_before_evidence_shows_none():
+    details = results._details({"proxies": {}, "metrics": {}})
+    assert details["evidence"] is None
+    assert details["evidence_disagrees"] is False
+    assert results._evidence(None) is None
+    rows = results.ranking_rows(
+        {
+            "candidates": [
+                {"rank": 1, "name": "a", "secondary": None, "proxies": {}, **details},
+            ]
+        }
+    )
+    assert rows[0]["label_correlation"] is None
+    assert rows[0]["evidence_disagrees"] is False
