@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 import engine
 from app.dashboard import STATIC, views
-from app.db.models import Job
+from app.db.models import CandidateScore, Job
 from app.db.session import write_transaction
 from app.jobs.failures import explain
 from app.jobs.worker import Worker
@@ -266,3 +266,42 @@ def test_the_job_page_states_the_recipe_and_estimand_old_jobs_included(tmp_path:
         assert client.get(f"/api/v1/jobs/{job_id}").json()["spec"]["recipe"] == "quick"
         text = html.unescape(client.get(f"/jobs/{job_id}").text)
         assert f"Answers for:</strong> {ranking['recipe_text']}" in text
+
+
+def test_the_job_page_shows_label_evidence_and_flags_disagreement(tmp_path: Path):
+    settings = _settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
+        job_id = client.post("/api/v1/jobs", json=job_spec(dataset.json()["id"])).json()["id"]
+        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
+        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+        page = client.get(f"/jobs/{job_id}").text
+        text = html.unescape(page)
+        assert ">Label |r|</button></th>" in text
+        head = text[text.index('<table id="ranking"') : text.index("</thead>")]
+        assert head.count('data-type="number"') + head.count('data-type="text"') == len(
+            re.findall(r"<th ", head)
+        )  # every column keeps its sort button
+        for c in ranking["candidates"]:
+            evidence = c["evidence"]
+            assert f"overlap {evidence['overlap']} of {evidence['labelled']}" in text
+            value = f'data-value="{evidence["label_correlation"]}"'
+            assert value in page
+        assert "the probe and the label correlation disagree" not in text.split("</table>")[0]
+
+        # A flagged candidate shows the marker; a job from before evidence shows "–".
+        with write_transaction(state.sessions) as session:
+            scores = session.query(CandidateScore).filter_by(job_id=job_id).all()
+            first, rest = scores[0], scores[1:]
+            first.details = {**first.details, "evidence_disagrees": True}
+            for score in rest:
+                score.details = {
+                    k: v
+                    for k, v in score.details.items()
+                    if k not in ("evidence", "evidence_disagrees")
+                }
+        text = html.unescape(client.get(f"/jobs/{job_id}").text)
+        table = text.split("</table>")[0]
+        assert table.count("the probe and the label correlation disagree: check this") == 1
+        assert table.count("overlap ") == 1
