@@ -137,8 +137,8 @@ def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _discrete(values: np.ndarray, discrete: bool) -> np.ndarray:
-    """Integer codes: the values themselves for a discrete label, else quantile bins
-    (between 2 and :data:`MAX_BINS`, about one per five rows squared)."""
+    """Integer codes: the values themselves for a discrete label, else sqrt(n / 5)
+    quantile bins (between 2 and :data:`MAX_BINS`)."""
     if discrete:
         return _codes(values)
     bins = int(np.clip(math.sqrt(len(values) / 5), 2, MAX_BINS))
