@@ -207,7 +207,7 @@ def execute(
     names = [t.name for t in problem.candidates]
     active = list(probed)
     rounds = 0
-    advice = advise_on(runs, rounds)
+    advice: Advice | None = None
     for replicates in schedule(plan).rounds() if active else []:
         specs = round_specs(replicates, active)
         planned = len(replicates) * (1 + len(probed)) * plan.epochs
@@ -219,6 +219,8 @@ def execute(
         )
         if not active:
             break
+    if advice is None:  # nothing to probe (method screen): the screening's advice
+        advice = advise_on(runs, rounds)
     if plan.subset_search:
 
         def train(subset_specs: Sequence[ProbeSpec]) -> list[ProbeRun]:
