@@ -170,14 +170,20 @@ def _probe(
         **(knobs | dict(config.probe_budget)),
     )
     seconds = time.process_time() - started
+    return prediction_frame(advice).reindex(scenario.candidate_names), seconds
+
+
+def prediction_frame(advice: engine.Advice) -> pd.DataFrame:
+    """A job's candidates, indexed by name, as predictions.csv keeps them."""
     frame = advice.to_frame().set_index("candidate")
     if frame["gain"].isna().any():  # a screening method: score its ranking
-        frame = pd.DataFrame({"gain": -frame["rank"].astype(float), "verdict": frame["verdict"]})
-    else:  # what another verdict rule needs, to be compared offline without retraining
-        frame["per_seed"] = [" ".join(f"{g:.9g}" for g in c.per_seed) for c in advice.candidates]
-        frame["test_train_ratio"] = holdout_ratio(advice)
-        frame["confidence"] = advice.confidence
-    return frame.reindex(scenario.candidate_names), seconds
+        return pd.DataFrame({"gain": -frame["rank"].astype(float), "verdict": frame["verdict"]})
+    # What another verdict rule needs, to be compared offline without retraining
+    # (benchmarks.validity.rules).
+    frame["per_seed"] = [" ".join(f"{g:.9g}" for g in c.per_seed) for c in advice.candidates]
+    frame["test_train_ratio"] = holdout_ratio(advice)
+    frame["confidence"] = advice.confidence
+    return frame
 
 
 def holdout_ratio(advice: engine.Advice) -> float:
