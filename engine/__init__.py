@@ -19,7 +19,7 @@ from engine.errors import (
     TooFewRowsError,
     UnknownColumnError,
 )
-from engine.evidence import LabelEvidence, label_evidence
+from engine.evidence import LabelEvidence, label_evidence, with_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -60,7 +60,6 @@ from engine.ranking import (
     TaskInfo,
     json_safe,
     summarise,
-    with_evidence,
 )
 from engine.recipes import (
     DEFAULT_RECIPE,

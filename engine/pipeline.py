@@ -15,7 +15,7 @@ import torch
 
 from engine.budget import Budget
 from engine.errors import SpecError
-from engine.evidence import label_evidence
+from engine.evidence import label_evidence, with_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -33,7 +33,7 @@ from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
 from engine.racing import open_candidates, round_specs, schedule
-from engine.ranking import Advice, TaskInfo, summarise, with_evidence
+from engine.ranking import Advice, TaskInfo, summarise
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
@@ -379,7 +379,7 @@ def build_advice(
     proxy scores and those without single-candidate runs become ``not_probed``; with a
     ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too.
     Every candidate carries its label evidence (:func:`engine.evidence.label_evidence`)
-    and the flag of :func:`engine.ranking.with_evidence`, which changes no gain,
+    and the flag of :func:`engine.evidence.with_evidence`, which changes no gain,
     verdict or rank."""
     race = schedule(budget)
     baseline, ranked = summarise(

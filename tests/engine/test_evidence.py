@@ -10,9 +10,15 @@ import pytest
 
 import engine.pipeline
 from engine import Budget, TaskSpec, build_advice, prepare, run_probes, splits_for
-from engine.evidence import LabelEvidence, label_correlation, label_evidence, mutual_information
+from engine.evidence import (
+    LabelEvidence,
+    label_correlation,
+    label_evidence,
+    mutual_information,
+    with_evidence,
+)
 from engine.probe import ProbeSpec
-from engine.ranking import CandidateAdvice, json_safe, with_evidence
+from engine.ranking import CandidateAdvice, json_safe
 
 N = 400
 
