@@ -7,6 +7,7 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 
 from engine.budget import PROXY_NAMES, Bounds, Budget, ProxyName
 from engine.chem import morgan_fingerprints
+from engine.chunks import resolve_device, run_probes, train_chunks
 from engine.cost import CostEstimate, JobShape, estimate_cost
 from engine.errors import (
     Cancelled,
@@ -39,10 +40,7 @@ from engine.pipeline import (
     build_advice,
     execute,
     planned_epochs,
-    resolve_device,
-    run_probes,
     splits_for,
-    train_chunks,
 )
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
