@@ -93,7 +93,8 @@ from engine.tasks import (
     infer_kind,
     label_problems,
 )
-from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
+from engine.training import ProbeRun, ProgressFn, train_probes
+from engine.training_data import TrainingData
 
 __all__ = [
     "DEFAULT_METHOD",

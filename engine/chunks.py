@@ -14,7 +14,8 @@ from engine.plan import chunk_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem
 from engine.splits import Splits
-from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
+from engine.training import ProbeRun, ProgressFn, train_probes
+from engine.training_data import TrainingData
 
 
 def resolve_device(device: str) -> torch.device:

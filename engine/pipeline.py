@@ -37,7 +37,8 @@ from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
 from engine.tasks import TaskSpec
-from engine.training import ProbeRun, ProgressFn, TrainingData
+from engine.training import ProbeRun, ProgressFn
+from engine.training_data import TrainingData
 
 
 def advise(
