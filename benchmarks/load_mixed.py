@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.serving import wait_ready
 from engine import make_task_family
 
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -305,13 +306,7 @@ def main() -> None:
                 serve.append("--no-worker")
             procs.append(_start([*serve, "--port", str(args.port)], env, log_dir / "api.log"))
             url = f"http://127.0.0.1:{args.port}"
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            wait_ready(url, 600)
             for i in range(args.workers):
                 worker = [sys.executable, "-m", "app.cli", "worker"]
                 procs.append(_start(worker, env, log_dir / f"worker{i}.log"))

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.serving import wait_ready
 from engine import make_task_family
 
 
@@ -136,13 +137,7 @@ def main() -> None:
         server = start_server(Path(tmp), args.port, args.database_url, args.auth, args.workers)
         url = f"http://127.0.0.1:{args.port}"
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            wait_ready(url, 300)
             frame = make_task_family(n_rows=2000, n_features=16, seed=0).frame
             ds = httpx.post(
                 f"{url}/api/v1/datasets",

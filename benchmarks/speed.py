@@ -100,7 +100,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this (fresh) process and return its record."""
     from engine import Budget, advise, pairwise_plan, prepare, resolve_device, splits_for
     from engine.reference import train_sequential
-    from engine.training import TrainingData
+    from engine.training_data import TrainingData
 
     torch.set_num_threads(job["threads"])
     device = resolve_device(job["device"])

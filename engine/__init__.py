@@ -7,6 +7,7 @@ sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 
 from engine.budget import PROXY_NAMES, Bounds, Budget, ProxyName
 from engine.chem import morgan_fingerprints
+from engine.chunks import resolve_device, run_probes, train_chunks
 from engine.cost import CostEstimate, JobShape, estimate_cost
 from engine.errors import (
     Cancelled,
@@ -19,7 +20,7 @@ from engine.errors import (
     TooFewRowsError,
     UnknownColumnError,
 )
-from engine.evidence import LabelEvidence, label_evidence
+from engine.evidence import LabelEvidence, label_evidence, with_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -39,10 +40,7 @@ from engine.pipeline import (
     build_advice,
     execute,
     planned_epochs,
-    resolve_device,
-    run_probes,
     splits_for,
-    train_chunks,
 )
 from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
@@ -60,7 +58,6 @@ from engine.ranking import (
     TaskInfo,
     json_safe,
     summarise,
-    with_evidence,
 )
 from engine.recipes import (
     DEFAULT_RECIPE,
@@ -96,7 +93,8 @@ from engine.tasks import (
     infer_kind,
     label_problems,
 )
-from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
+from engine.training import ProbeRun, ProgressFn, train_probes
+from engine.training_data import TrainingData
 
 __all__ = [
     "DEFAULT_METHOD",

@@ -1,7 +1,8 @@
 """Zero-cost evidence about each candidate, read from the labels alone (no training):
 how many rows carry its label, how many of those also carry the main task's, and how
 strongly the two labels go together there (absolute correlation and mutual
-information).
+information). :func:`with_evidence` attaches it to ranked candidates and flags where
+the probes and the labels disagree.
 
 The estimators work on label arrays as the engine encodes them (:class:`EncodedTask`:
 class codes for binary and multiclass tasks, numbers for regression, NaN = missing),
@@ -11,12 +12,17 @@ so the validity benchmark scores its zero-training baselines with the same code.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.problem import Problem
 from engine.tasks import TaskKind
+
+if TYPE_CHECKING:  # engine.ranking imports LabelEvidence from here; only the type is needed
+    from engine.ranking import CandidateAdvice
 
 MIN_ROWS = 10
 """Fewer rows labelled for both tasks than this give NaN correlation and information."""
@@ -66,6 +72,49 @@ def label_evidence(problem: Problem) -> list[LabelEvidence]:
             )
         )
     return evidence
+
+
+def with_evidence(
+    candidates: Sequence[CandidateAdvice], evidence: Sequence[LabelEvidence]
+) -> list[CandidateAdvice]:
+    """Attach each candidate's label evidence (matched by name) and flag where the
+    probe and the label correlation disagree; order, gains, intervals and verdicts
+    stay as they are.
+
+    The rule looks at the probed candidates with a finite gain and a finite label
+    correlation, n of them. Each gets a rank by gain and a rank by correlation
+    (1 = highest, ties in ranking order). A candidate is flagged when the two ranks
+    differ by at least max(3, n / 2), or when its whole interval is below zero
+    (the probe says it hurts) while its correlation ranks in the top third
+    (rank <= n // 3). The flag is a prompt to look closer, not a verdict: a related
+    label can still hurt, and an unrelated one can still help.
+    """
+    by_name = {e.name: e for e in evidence}
+    scored = [
+        c
+        for c in candidates
+        if c.probed
+        and math.isfinite(c.gain)
+        and c.name in by_name
+        and math.isfinite(by_name[c.name].correlation)
+    ]
+    n = len(scored)
+    gain_rank = {c.name: r for r, c in enumerate(sorted(scored, key=lambda c: -c.gain), start=1)}
+    corr_rank = {
+        c.name: r
+        for r, c in enumerate(sorted(scored, key=lambda c: -by_name[c.name].correlation), start=1)
+    }
+    wide = max(3.0, n / 2)
+    flagged = {
+        c.name
+        for c in scored
+        if abs(gain_rank[c.name] - corr_rank[c.name]) >= wide
+        or (c.ci_high < 0 and corr_rank[c.name] <= n // 3)
+    }
+    return [
+        replace(c, evidence=by_name.get(c.name), evidence_disagrees=c.name in flagged)
+        for c in candidates
+    ]
 
 
 def label_correlation(

@@ -1,21 +1,20 @@
 """How a job runs: the notebook-level entry point (table + spec in, ranked advice out),
-the ``Runner`` a job's method trains through, and the one loop that trains probes
-chunk by chunk (shared by ``LocalRunner`` and the service's local executor)."""
+the ``Runner`` a job's method trains through, its stages (screening, racing rounds of
+paired probes, subset search) and the scoring of the runs into advice."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
 
 from engine.budget import Budget
+from engine.chunks import resolve_device, run_probes
 from engine.errors import SpecError
-from engine.evidence import label_evidence
+from engine.evidence import LabelEvidence, label_evidence, with_evidence
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -28,18 +27,18 @@ from engine.methods import (
     with_screening,
 )
 from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
-from engine.plan import chunk_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
-from engine.racing import open_candidates, round_specs, schedule
-from engine.ranking import Advice, TaskInfo, summarise, with_evidence
+from engine.racing import race, schedule
+from engine.ranking import Advice, TaskInfo, summarise
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
 from engine.tasks import TaskSpec
-from engine.training import ProbeRun, ProgressFn, TrainingData, train_probes
+from engine.training import ProbeRun, ProgressFn
+from engine.training_data import TrainingData
 
 
 def advise(
@@ -184,6 +183,9 @@ def execute(
         else:
             probed = ()
 
+    # The labels do not change between rounds: their evidence is read once per job.
+    evidence = label_evidence(problem)
+
     def advise_on(runs: Sequence[ProbeRun], rounds: int) -> Advice:
         return build_advice(
             problem,
@@ -199,26 +201,15 @@ def execute(
             confirmation=confirmation,
             recipe=recipe,
             rounds=rounds,
+            evidence=evidence,
         )
 
-    # Racing (engine.racing): round 1 trains every probed candidate, later rounds the
-    # open ones. Progress plans every round in full; a job that settles early jumps.
-    runs: list[ProbeRun] = []
-    names = [t.name for t in problem.candidates]
-    active = list(probed)
-    rounds = 0
-    advice: Advice | None = None
-    for replicates in schedule(plan).rounds() if active else []:
-        specs = round_specs(replicates, active)
-        planned = len(replicates) * (1 + len(probed)) * plan.epochs
-        runs.extend(runner.probes(specs, stages.stage(planned)))
-        rounds += 1
-        advice = advise_on(runs, rounds)
-        active = open_candidates(
-            advice.candidates, names, advice.baseline.metrics.get(metric, math.nan)
-        )
-        if not active:
-            break
+    def train_round(specs: Sequence[ProbeSpec], planned: int) -> list[ProbeRun]:
+        return runner.probes(specs, stages.stage(planned))
+
+    runs, rounds, advice = race(
+        plan, probed, [t.name for t in problem.candidates], metric, train_round, advise_on
+    )
     if advice is None:  # nothing to probe (method screen): the screening's advice
         advice = advise_on(runs, rounds)
     if plan.subset_search:
@@ -292,73 +283,6 @@ def splits_for(problem: Problem, budget: Budget, seed: int) -> Splits:
     )
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise SpecError(f"Unknown device {device!r}.", field="device") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError(
-            "CUDA was asked for but is not available.",
-            field="device",
-            hint="Use device='cpu' or 'auto'.",
-        )
-    return resolved
-
-
-def run_probes(
-    problem: Problem,
-    splits: Splits,
-    specs: Sequence[ProbeSpec],
-    budget: Budget,
-    *,
-    seed: int,
-    metric: MetricName,
-    device: str = "cpu",
-    progress: ProgressFn | None = None,
-    data: TrainingData | None = None,
-) -> tuple[list[ProbeRun], int]:
-    """Train ``specs`` chunk by chunk under the budget's memory cap.
-
-    Returns the runs in the order of ``specs`` and the number of chunks used.
-    """
-    data = data or TrainingData(problem, splits, resolve_device(device))
-    chunks = chunk_plan(specs, problem, budget)
-    runs: list[ProbeRun] = []
-    for _chunk, chunk_runs in train_chunks(
-        data, chunks, budget, seed=seed, metric=metric, progress=progress
-    ):
-        runs.extend(chunk_runs)
-    return runs, len(chunks)
-
-
-def train_chunks(
-    data: TrainingData,
-    chunks: Sequence[Sequence[ProbeSpec]],
-    budget: Budget,
-    *,
-    seed: int,
-    metric: MetricName,
-    progress: ProgressFn | None = None,
-) -> Iterator[tuple[Sequence[ProbeSpec], list[ProbeRun]]]:
-    """Train ``chunks`` one after another, yielding each chunk with its runs as soon as
-    it finishes. ``progress`` gets (probe-epochs done, total) over all the chunks."""
-    total = sum(len(c) for c in chunks) * budget.epochs
-    offset = 0
-    for chunk in chunks:
-
-        def chunk_progress(done: int, _total: int, offset: int = offset) -> None:
-            if progress is not None:
-                progress(offset + done, total)
-
-        runs = train_probes(data, chunk, budget, seed=seed, metric=metric, progress=chunk_progress)
-        yield chunk, runs
-        offset += len(chunk) * budget.epochs
-
-
 def build_advice(
     problem: Problem,
     splits: Splits,
@@ -374,13 +298,14 @@ def build_advice(
     confirmation: Confirmation | None = None,
     recipe: str = DEFAULT_RECIPE,
     rounds: int = 1,
+    evidence: Sequence[LabelEvidence] | None = None,
 ) -> Advice:
     """Score the runs into advice. With a ``screen`` result every candidate gets its
     proxy scores and those without single-candidate runs become ``not_probed``; with a
     ``confirmation`` (``screen+probe``) the proxy's agreement with the probes too.
     Every candidate carries its label evidence (:func:`engine.evidence.label_evidence`)
-    and the flag of :func:`engine.ranking.with_evidence`, which changes no gain,
-    verdict or rank."""
+    and the flag of :func:`engine.evidence.with_evidence`, which changes no gain,
+    verdict or rank; ``evidence`` is that label evidence when the caller already has it."""
     race = schedule(budget)
     baseline, ranked = summarise(
         runs,
@@ -399,7 +324,7 @@ def build_advice(
         ranked = with_screening(ranked, screen, names, probed, budget.screen_proxy)
         if confirmation is not None:
             agreement = agreement_of(ranked, screen, names, confirmation, budget.screen_proxy)
-    ranked = with_evidence(ranked, label_evidence(problem))
+    ranked = with_evidence(ranked, label_evidence(problem) if evidence is None else evidence)
     return Advice(
         metric=metric,
         method=method,

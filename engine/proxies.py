@@ -32,9 +32,12 @@ import numpy as np
 import torch
 
 from engine.budget import PROXY_NAMES, Budget, ProxyName
+from engine.objective import ProbeObjective
 from engine.probe import ProbeBatch, ProbeSpec
+from engine.sampling import BatchOrder
 from engine.seeding import derive_seed
-from engine.training import BatchOrder, ProbeObjective, ProgressFn, TrainingData
+from engine.training import ProgressFn
+from engine.training_data import TrainingData
 
 _BYTES = 4  # float32
 

@@ -23,13 +23,15 @@ takes the same rounds as the one that trained them (jobs resume).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.budget import Budget
+from engine.metrics import MetricName
 from engine.probe import ProbeSpec
-from engine.ranking import CandidateAdvice
+from engine.ranking import Advice, CandidateAdvice
 from engine.scoring import Q_LEVEL
+from engine.training import ProbeRun
 
 NEGLIGIBLE = 0.01
 """A gain within ±1% of the baseline's metric counts as no gain (the validity
@@ -98,3 +100,38 @@ def open_candidates(
     """Indices (in ``names``' order) of the candidates still open after a round."""
     index = {name: i for i, name in enumerate(names)}
     return sorted(index[c.name] for c in ranked if is_open(c, baseline_metric))
+
+
+def race(
+    budget: Budget,
+    probed: Sequence[int],
+    names: Sequence[str],
+    metric: MetricName,
+    train: Callable[[Sequence[ProbeSpec], int], list[ProbeRun]],
+    advise: Callable[[Sequence[ProbeRun], int], Advice],
+) -> tuple[list[ProbeRun], int, Advice | None]:
+    """Train the ``probed`` candidates (indices into ``names``) round by round: round 1
+    all of them, later rounds the open ones, until none is open or the schedule ends.
+
+    ``train(specs, planned)`` trains a round's specs; ``planned`` is the round's
+    probe-epochs had every probed candidate stayed open (progress plans every round in
+    full, so a job that settles early jumps). ``advise(runs, rounds)`` scores the runs
+    so far. Returns every run, the rounds taken and the last round's advice (``None``
+    when nothing was probed).
+    """
+    runs: list[ProbeRun] = []
+    active = list(probed)
+    rounds = 0
+    advice: Advice | None = None
+    for replicates in schedule(budget).rounds() if active else []:
+        specs = round_specs(replicates, active)
+        planned = len(replicates) * (1 + len(probed)) * budget.epochs
+        runs.extend(train(specs, planned))
+        rounds += 1
+        advice = advise(runs, rounds)
+        active = open_candidates(
+            advice.candidates, names, advice.baseline.metrics.get(metric, math.nan)
+        )
+        if not active:
+            break
+    return runs, rounds, advice

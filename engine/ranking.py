@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -73,7 +73,7 @@ class CandidateAdvice:
     :mod:`engine.proxies`); it is empty for method ``probe``. ``evidence`` holds what
     its labels say before training (:class:`engine.evidence.LabelEvidence`) and
     ``evidence_disagrees`` flags a probe that the label correlation contradicts (see
-    :func:`with_evidence`).
+    :func:`engine.evidence.with_evidence`).
     """
 
     rank: int
@@ -369,49 +369,6 @@ def summarise(
             )
         )
     return baseline, ranked
-
-
-def with_evidence(
-    candidates: Sequence[CandidateAdvice], evidence: Sequence[LabelEvidence]
-) -> list[CandidateAdvice]:
-    """Attach each candidate's label evidence (matched by name) and flag where the
-    probe and the label correlation disagree; order, gains, intervals and verdicts
-    stay as they are.
-
-    The rule looks at the probed candidates with a finite gain and a finite label
-    correlation, n of them. Each gets a rank by gain and a rank by correlation
-    (1 = highest, ties in ranking order). A candidate is flagged when the two ranks
-    differ by at least max(3, n / 2), or when its whole interval is below zero
-    (the probe says it hurts) while its correlation ranks in the top third
-    (rank <= n // 3). The flag is a prompt to look closer, not a verdict: a related
-    label can still hurt, and an unrelated one can still help.
-    """
-    by_name = {e.name: e for e in evidence}
-    scored = [
-        c
-        for c in candidates
-        if c.probed
-        and math.isfinite(c.gain)
-        and c.name in by_name
-        and math.isfinite(by_name[c.name].correlation)
-    ]
-    n = len(scored)
-    gain_rank = {c.name: r for r, c in enumerate(sorted(scored, key=lambda c: -c.gain), start=1)}
-    corr_rank = {
-        c.name: r
-        for r, c in enumerate(sorted(scored, key=lambda c: -by_name[c.name].correlation), start=1)
-    }
-    wide = max(3.0, n / 2)
-    flagged = {
-        c.name
-        for c in scored
-        if abs(gain_rank[c.name] - corr_rank[c.name]) >= wide
-        or (c.ci_high < 0 and corr_rank[c.name] <= n // 3)
-    }
-    return [
-        replace(c, evidence=by_name.get(c.name), evidence_disagrees=c.name in flagged)
-        for c in candidates
-    ]
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -21,7 +21,8 @@ from engine.metrics import (
 )
 from engine.probe import ProbeSpec, linear_init
 from engine.seeding import derive_seed
-from engine.training import ProbeRun, TrainingData
+from engine.training import ProbeRun
+from engine.training_data import TrainingData
 
 
 def _linear(fan_in: int, fan_out: int, seed: int, purpose: str, *parts: int) -> nn.Linear:

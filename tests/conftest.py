@@ -189,14 +189,20 @@ def start_worker(settings: Settings, log: Path, **env: str) -> Proc:
     return Proc([sys.executable, "-m", "app.cli", "worker"], auxsel_env(settings, **env), log)
 
 
-@pytest.fixture(scope="module")
-def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`auxsel serve` with API keys on, as a remote server would be; (url, a valid key)."""
-    root = tmp_path_factory.mktemp("secured")
+def serve_with_key(root: Path, worker: bool = True, **env: str) -> tuple[Proc, str, str, Settings]:
+    """`auxsel serve` with API keys on, over a fresh SQLite database under ``root``, and a
+    key for "alice" made in that database: (process, url, key, settings)."""
     settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
-    proc, url = start_server(settings, root / "server.log", AUXSEL_AUTH="on")
+    proc, url = start_server(settings, root / "server.log", worker, AUXSEL_AUTH="on", **env)
     engine = make_engine(settings.resolved_database_url)
     key = create_key(make_sessionmaker(engine), "alice").key
     engine.dispose()
+    return proc, url, key, settings
+
+
+@pytest.fixture(scope="module")
+def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`auxsel serve` with API keys on, as a remote server would be; (url, a valid key)."""
+    proc, url, key, _ = serve_with_key(tmp_path_factory.mktemp("secured"))
     yield url, key
     proc.stop()

@@ -8,9 +8,9 @@ import io
 import pandas as pd
 import pytest
 
-import engine
 from app.jobs import results
-from tests.conftest import SMALL_BUDGET, TEST_RECIPE, family_csv, job_spec
+from tests.api.conftest import engine_advice
+from tests.conftest import job_spec
 
 
 def test_ranking_carries_label_evidence(client, worker, dataset):
@@ -19,14 +19,7 @@ def test_ranking_carries_label_evidence(client, worker, dataset):
     job = response.json()
     assert worker.run_one() is True
     ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
-    advice = engine.advise(
-        pd.read_csv(io.BytesIO(family_csv())),
-        "y",
-        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
-        seed=0,
-        recipe=TEST_RECIPE,
-        **{**SMALL_BUDGET, "hidden": tuple(SMALL_BUDGET["hidden"])},
-    )
+    advice = engine_advice()
     for got, want in zip(ranking["candidates"], advice.candidates, strict=True):
         assert want.evidence is not None
         assert got["evidence"]["labelled"] == want.evidence.labelled

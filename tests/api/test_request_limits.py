@@ -18,9 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db.session import make_engine, make_sessionmaker
-from app.security.auth import create_key
-from tests.conftest import Proc, family_csv, make_settings, start_server
+from tests.conftest import Proc, family_csv, serve_with_key
 
 HEADER_TIMEOUT_S = 2
 BODY_TIMEOUT_S = 2
@@ -62,20 +60,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("limits")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
-    proc, url = start_server(
-        settings,
-        root / "server.log",
+    proc, url, key, settings = serve_with_key(
+        tmp_path_factory.mktemp("limits"),
         worker=False,
-        AUXSEL_AUTH="on",
         AUXSEL_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
         AUXSEL_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         AUXSEL_MAX_HEADER_KB=str(MAX_HEADER_KB),
     )
-    engine = make_engine(settings.resolved_database_url)
-    key = create_key(make_sessionmaker(engine), "alice").key
-    engine.dispose()
     yield Server(proc, url, key, settings.uploads_dir)
     proc.stop()
 

@@ -22,7 +22,7 @@ from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.main import create_app
 from app.security.auth import create_key, revoke_key
 from app.security.sessions import COOKIE, csrf_token
-from tests.conftest import family_csv, job_spec, make_settings, start_server
+from tests.conftest import family_csv, job_spec, make_settings, serve_with_key, start_server
 
 
 @dataclass
@@ -365,18 +365,11 @@ def test_docs_exposure_is_a_setting(tmp_path: Path, mode: str, anonymous: int, w
 
 @pytest.fixture(scope="module")
 def public_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("public")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'auxsel.db'}")
-    proc, url = start_server(
-        settings,
-        root / "server.log",
+    proc, url, key, _ = serve_with_key(
+        tmp_path_factory.mktemp("public"),
         worker=False,
-        AUXSEL_AUTH="on",
         AUXSEL_PUBLIC_URL="https://auxsel.example:8443/",
     )
-    engine = make_engine(settings.resolved_database_url)
-    key = create_key(make_sessionmaker(engine), "alice").key
-    engine.dispose()
     yield url, key
     proc.stop()
 

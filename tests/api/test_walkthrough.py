@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import engine
+from tests.api.conftest import engine_advice
 from tests.conftest import SMALL_BUDGET, TEST_RECIPE, family_csv, job_spec
 
 
@@ -24,14 +25,7 @@ def test_a_racing_job_takes_the_engines_rounds(client, worker, dataset):
     assert worker.run_one() is True
     assert client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "succeeded"
     ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
-    advice = engine.advise(
-        pd.read_csv(io.BytesIO(family_csv())),
-        "y",
-        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
-        seed=0,
-        recipe=TEST_RECIPE,
-        **{**budget, "hidden": tuple(budget["hidden"])},
-    )
+    advice = engine_advice(budget)
     assert advice.rounds > 1  # this family keeps a candidate open after round 1
     assert ranking["rounds"] == advice.rounds
     assert ranking["confidence"] == pytest.approx(1 - 0.05 / 3)
@@ -81,15 +75,7 @@ def test_walkthrough_matches_engine(client, worker, dataset):
     assert body["finished_at"] >= body["started_at"] >= body["created_at"]
 
     ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
-    frame = pd.read_csv(io.BytesIO(family_csv()))
-    advice = engine.advise(
-        frame,
-        "y",
-        ["rel_0_0.90", "rel_1_0.20", "noise_0"],
-        seed=0,
-        recipe=TEST_RECIPE,
-        **{**SMALL_BUDGET, "hidden": tuple(SMALL_BUDGET["hidden"])},
-    )
+    advice = engine_advice()
     assert ranking["metric"] == "loss"
     # The ranking states the recipe it answers for, every knob, and its estimand.
     assert ranking["recipe"] == TEST_RECIPE == advice.recipe

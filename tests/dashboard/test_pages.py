@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,6 +41,27 @@ def open_client(tmp_path: Path) -> Iterator[TestClient]:
 def secured(tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
     with TestClient(create_app(_settings(tmp_path, auth="on"))) as client:
         yield client, create_key(client.app.state.sessions, "alice").key  # type: ignore[attr-defined]
+
+
+class _FinishedJob(NamedTuple):
+    client: TestClient
+    job_id: str
+    ranking: dict[str, Any]
+    sessions: Any  # the app's sessionmaker, to edit stored rows
+
+
+@pytest.fixture
+def finished_job(tmp_path: Path) -> Iterator[_FinishedJob]:
+    """The app with one default job run to the end by an in-process worker, and its
+    ranking as the API returns it."""
+    settings = _settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
+        job_id = client.post("/api/v1/jobs", json=job_spec(dataset.json()["id"])).json()["id"]
+        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
+        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+        yield _FinishedJob(client, job_id, ranking, state.sessions)
 
 
 def test_pages_are_kept_out_of_the_api_schema(open_client: TestClient):
@@ -229,79 +251,65 @@ def test_the_submit_form_offers_the_recipes_and_leaves_their_knobs_empty(
     assert 'id="error-recipe"' in page  # a refused recipe is shown by its field
 
 
-def test_the_job_page_states_the_recipe_and_estimand_old_jobs_included(tmp_path: Path):
-    settings = _settings(tmp_path)
-    with TestClient(create_app(settings)) as client:
-        state = client.app.state  # type: ignore[attr-defined]
-        dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
-        job_id = client.post("/api/v1/jobs", json=job_spec(dataset.json()["id"])).json()["id"]
-        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
-        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
-        assert ranking["recipe"] == "quick"
-        text = html.unescape(client.get(f"/jobs/{job_id}").text)
-        assert f"Answers for:</strong> {ranking['recipe_text']}" in text
-        assert f"Each gain estimates the {ranking['estimand']}." in text
-        assert f"q ≤ {engine.Q_LEVEL}" in text  # the verdicts are q-gated
+def test_the_job_page_states_the_recipe_and_estimand_old_jobs_included(finished_job: _FinishedJob):
+    client, job_id, ranking, sessions = finished_job
+    assert ranking["recipe"] == "quick"
+    text = html.unescape(client.get(f"/jobs/{job_id}").text)
+    assert f"Answers for:</strong> {ranking['recipe_text']}" in text
+    assert f"Each gain estimates the {ranking['estimand']}." in text
+    assert f"q ≤ {engine.Q_LEVEL}" in text  # the verdicts are q-gated
 
-        # A job from before recipes: no recipe in its spec (every knob set, the short
-        # probe's of then) nor in its result. It shows the recipe its budget implies.
-        with write_transaction(state.sessions) as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            old_budget = {
-                **{k: list(v) if isinstance(v, tuple) else v
-                   for k, v in engine.RECIPES["quick"].items()},
-                **{k: v for k, v in job.spec["budget"].items() if v is not None},
-            }  # fmt: skip
-            job.spec = {k: v for k, v in job.spec.items() if k != "recipe"} | {"budget": old_budget}
-            job.result = {
+    # A job from before recipes: no recipe in its spec (every knob set, the short
+    # probe's of then) nor in its result. It shows the recipe its budget implies.
+    with write_transaction(sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        old_budget = {
+            **{k: list(v) if isinstance(v, tuple) else v
+               for k, v in engine.RECIPES["quick"].items()},
+            **{k: v for k, v in job.spec["budget"].items() if v is not None},
+        }  # fmt: skip
+        job.spec = {k: v for k, v in job.spec.items() if k != "recipe"} | {"budget": old_budget}
+        job.result = {
+            k: v for k, v in job.result.items() if k not in ("recipe", "recipe_text", "estimand")
+        }
+    old = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+    assert (old["recipe"], old["recipe_text"], old["estimand"]) == (
+        ranking["recipe"], ranking["recipe_text"], ranking["estimand"]
+    )  # fmt: skip
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["spec"]["recipe"] == "quick"
+    text = html.unescape(client.get(f"/jobs/{job_id}").text)
+    assert f"Answers for:</strong> {ranking['recipe_text']}" in text
+
+
+def test_the_job_page_shows_label_evidence_and_flags_disagreement(finished_job: _FinishedJob):
+    client, job_id, ranking, sessions = finished_job
+    page = client.get(f"/jobs/{job_id}").text
+    text = html.unescape(page)
+    assert ">Label |r|</button></th>" in text
+    head = text[text.index('<table id="ranking"') : text.index("</thead>")]
+    assert head.count('data-type="number"') + head.count('data-type="text"') == len(
+        re.findall(r"<th ", head)
+    )  # every column keeps its sort button
+    for c in ranking["candidates"]:
+        evidence = c["evidence"]
+        assert f"overlap {evidence['overlap']} of {evidence['labelled']}" in text
+        value = f'data-value="{evidence["label_correlation"]}"'
+        assert value in page
+    assert "the probe and the label correlation disagree" not in text.split("</table>")[0]
+
+    # A flagged candidate shows the marker; a job from before evidence shows "–".
+    with write_transaction(sessions) as session:
+        scores = session.query(CandidateScore).filter_by(job_id=job_id).all()
+        first, rest = scores[0], scores[1:]
+        first.details = {**first.details, "evidence_disagrees": True}
+        for score in rest:
+            score.details = {
                 k: v
-                for k, v in job.result.items()
-                if k not in ("recipe", "recipe_text", "estimand")
+                for k, v in score.details.items()
+                if k not in ("evidence", "evidence_disagrees")
             }
-        old = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
-        assert (old["recipe"], old["recipe_text"], old["estimand"]) == (
-            ranking["recipe"], ranking["recipe_text"], ranking["estimand"]
-        )  # fmt: skip
-        assert client.get(f"/api/v1/jobs/{job_id}").json()["spec"]["recipe"] == "quick"
-        text = html.unescape(client.get(f"/jobs/{job_id}").text)
-        assert f"Answers for:</strong> {ranking['recipe_text']}" in text
-
-
-def test_the_job_page_shows_label_evidence_and_flags_disagreement(tmp_path: Path):
-    settings = _settings(tmp_path)
-    with TestClient(create_app(settings)) as client:
-        state = client.app.state  # type: ignore[attr-defined]
-        dataset = client.post("/api/v1/datasets", files={"file": ("f.csv", family_csv())})
-        job_id = client.post("/api/v1/jobs", json=job_spec(dataset.json()["id"])).json()["id"]
-        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
-        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
-        page = client.get(f"/jobs/{job_id}").text
-        text = html.unescape(page)
-        assert ">Label |r|</button></th>" in text
-        head = text[text.index('<table id="ranking"') : text.index("</thead>")]
-        assert head.count('data-type="number"') + head.count('data-type="text"') == len(
-            re.findall(r"<th ", head)
-        )  # every column keeps its sort button
-        for c in ranking["candidates"]:
-            evidence = c["evidence"]
-            assert f"overlap {evidence['overlap']} of {evidence['labelled']}" in text
-            value = f'data-value="{evidence["label_correlation"]}"'
-            assert value in page
-        assert "the probe and the label correlation disagree" not in text.split("</table>")[0]
-
-        # A flagged candidate shows the marker; a job from before evidence shows "–".
-        with write_transaction(state.sessions) as session:
-            scores = session.query(CandidateScore).filter_by(job_id=job_id).all()
-            first, rest = scores[0], scores[1:]
-            first.details = {**first.details, "evidence_disagrees": True}
-            for score in rest:
-                score.details = {
-                    k: v
-                    for k, v in score.details.items()
-                    if k not in ("evidence", "evidence_disagrees")
-                }
-        text = html.unescape(client.get(f"/jobs/{job_id}").text)
-        table = text.split("</table>")[0]
-        assert table.count("the probe and the label correlation disagree: check this") == 1
-        assert table.count("overlap ") == 1
+    text = html.unescape(client.get(f"/jobs/{job_id}").text)
+    table = text.split("</table>")[0]
+    assert table.count("the probe and the label correlation disagree: check this") == 1
+    assert table.count("overlap ") == 1

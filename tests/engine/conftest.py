@@ -1,10 +1,13 @@
+import math
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
-from engine import Budget, TaskSpec, make_task_family, prepare, splits_for
+from engine import Budget, CandidateAdvice, TaskSpec, make_task_family, prepare, splits_for
 from engine.probe import ProbeBatch, ProbeSpec
-from engine.training import TrainingData
+from engine.training_data import TrainingData
 
 
 @pytest.fixture
@@ -45,3 +48,29 @@ def probe_batch(problem, budget, data, specs: list[ProbeSpec], seed: int = 0) ->
         seed=seed,
         device=torch.device("cpu"),
     )
+
+
+def candidate_advice(name: str, gain: float, **fields: Any) -> CandidateAdvice:
+    """A probed regression candidate for tests of the rules that read rankings: an
+    interval of ``gain`` ± 0.01, p = q = 0.5, inconclusive; ``fields`` set any other."""
+    values: dict[str, Any] = {
+        "rank": 1,
+        "name": name,
+        "column": name,
+        "kind": "regression",
+        "source": None,
+        "gain": gain,
+        "se": 0.01,
+        "ci_low": gain - 0.01,
+        "ci_high": gain + 0.01,
+        "rel_gain": math.nan,
+        "p_value": 0.5,
+        "q_value": 0.5,
+        "verdict": "inconclusive",
+        "seeds": 3,
+        "metrics": {},
+        "per_seed": (),
+        "secondary": None,
+        "disagreement": False,
+    }
+    return CandidateAdvice(**(values | fields))

@@ -10,9 +10,16 @@ import pytest
 
 import engine.pipeline
 from engine import Budget, TaskSpec, build_advice, prepare, run_probes, splits_for
-from engine.evidence import LabelEvidence, label_correlation, label_evidence, mutual_information
+from engine.evidence import (
+    LabelEvidence,
+    label_correlation,
+    label_evidence,
+    mutual_information,
+    with_evidence,
+)
 from engine.probe import ProbeSpec
-from engine.ranking import CandidateAdvice, json_safe, with_evidence
+from engine.ranking import json_safe
+from tests.engine.conftest import candidate_advice
 
 N = 400
 
@@ -103,27 +110,7 @@ def test_estimators_on_small_and_discrete_inputs():
 
 def _candidate(name: str, gain: float, ci: tuple[float, float] | None = None, **kw):
     low, high = ci if ci is not None else (gain - 0.01, gain + 0.01)
-    return CandidateAdvice(
-        rank=0,
-        name=name,
-        column=name,
-        kind="regression",
-        source=None,
-        gain=gain,
-        se=0.01,
-        ci_low=low,
-        ci_high=high,
-        rel_gain=math.nan,
-        p_value=0.5,
-        q_value=0.5,
-        verdict=kw.pop("verdict", "inconclusive"),
-        seeds=3,
-        metrics={},
-        per_seed=(),
-        secondary=None,
-        disagreement=False,
-        **kw,
-    )
+    return candidate_advice(name, gain, rank=0, ci_low=low, ci_high=high, **kw)
 
 
 def _evidence(name: str, correlation: float) -> LabelEvidence:

@@ -16,7 +16,7 @@ from engine import (
     splits_for,
 )
 from engine.features import encode_features
-from engine.training import TrainingData
+from engine.training_data import TrainingData
 
 
 def _frame(n=200, seed=0):

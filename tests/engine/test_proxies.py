@@ -15,8 +15,8 @@ from engine import (
     pairwise_plan,
     screen,
 )
+from engine.objective import ProbeObjective
 from engine.proxies import _MainRows, _Meter
-from engine.training import ProbeObjective
 from tests.engine.conftest import probe_batch
 
 

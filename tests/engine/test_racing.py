@@ -15,6 +15,7 @@ from engine.pipeline import execute
 from engine.racing import NEGLIGIBLE, RaceSchedule, is_open, schedule
 from engine.ranking import CandidateAdvice
 from engine.training import ProgressFn
+from tests.engine.conftest import candidate_advice
 
 # The test gain of each candidate per replicate (loss: lower is better, so a positive
 # gain here is a loss this much below the baseline's 1.0).
@@ -117,11 +118,16 @@ def test_schedule_spreads_the_error_rate_over_its_looks():
 
 
 def _candidate(verdict: str, low: float, high: float) -> CandidateAdvice:
-    return CandidateAdvice(
-        rank=1, name="a", column="a", kind="regression", source=None, gain=(low + high) / 2,
-        se=1.0, ci_low=low, ci_high=high, rel_gain=0.0, p_value=0.5, q_value=0.5,
-        verdict=verdict, seeds=5, metrics={}, per_seed=(), secondary=None, disagreement=False,
-    )  # fmt: skip
+    return candidate_advice(
+        "a",
+        (low + high) / 2,
+        se=1.0,
+        ci_low=low,
+        ci_high=high,
+        rel_gain=0.0,
+        verdict=verdict,
+        seeds=5,
+    )
 
 
 def test_a_candidate_is_settled_by_its_verdict_or_a_negligible_interval():

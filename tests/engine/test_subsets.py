@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from engine import Budget, ProbeRun, ProbeSpec, TaskSpec, advise, search_subsets, train_probes
-from engine.ranking import CandidateAdvice
 from engine.reference import train_sequential
+from tests.engine.conftest import candidate_advice
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -19,14 +19,10 @@ def _run(replicate, aux, loss):
 
 
 def _candidate(name, gain, verdict, rank):
-    return CandidateAdvice(
+    return candidate_advice(
+        name,
+        gain,
         rank=rank,
-        name=name,
-        column=name,
-        kind="regression",
-        source=None,
-        gain=gain,
-        se=0.01,
         ci_low=gain - 0.02,
         ci_high=gain + 0.02,
         rel_gain=gain,
@@ -34,10 +30,6 @@ def _candidate(name, gain, verdict, rank):
         q_value=0.01,
         verdict=verdict,
         seeds=4,
-        metrics={},
-        per_seed=(),
-        secondary=None,
-        disagreement=False,
     )
 
 

@@ -21,8 +21,10 @@ from engine import (
 )
 from engine import run_probes as run_chunked
 from engine.errors import SpecError
+from engine.objective import ProbeObjective
 from engine.reference import train_sequential
-from engine.training import DropoutMasks, ProbeObjective, TrainingData
+from engine.sampling import DropoutMasks
+from engine.training_data import TrainingData
 from tests.engine.conftest import probe_batch
 
 
@@ -35,13 +37,17 @@ def _close(a, b, tol=1e-4):
     np.testing.assert_allclose(a.curve, b.curve, atol=tol)
 
 
-def test_batched_equals_sequential_nn_loop(small_data):
-    problem, budget, data = small_data
-    specs = pairwise_plan(len(problem.candidates), budget.seeds)
+def _assert_batched_equals_sequential(data, specs, budget):
     batched = train_probes(data, specs, budget, seed=0, metric="loss")
     sequential = train_sequential(data, specs, budget, seed=0, metric="loss")
     for a, b in zip(batched, sequential, strict=True):
         _close(a, b)
+
+
+def test_batched_equals_sequential_nn_loop(small_data):
+    problem, budget, data = small_data
+    specs = pairwise_plan(len(problem.candidates), budget.seeds)
+    _assert_batched_equals_sequential(data, specs, budget)
 
 
 def test_probe_alone_equals_probe_in_batch(small_data):
@@ -205,10 +211,7 @@ def test_batched_equals_sequential_with_dropout_and_weight_decay(
         budget, hidden=hidden, dropout=dropout, weight_decay=weight_decay, lr=1e-3, epochs=4
     )
     specs = pairwise_plan(len(problem.candidates), recipe.seeds)
-    batched = train_probes(data, specs, recipe, seed=0, metric="loss")
-    sequential = train_sequential(data, specs, recipe, seed=0, metric="loss")
-    for a, b in zip(batched, sequential, strict=True):
-        _close(a, b)
+    _assert_batched_equals_sequential(data, specs, recipe)
 
 
 def test_dropout_is_deterministic_and_changes_training(small_data):

@@ -12,6 +12,17 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import family_csv, job_spec
 
+# A job budget long enough (a few seconds of training) for a test to act while it
+# trains: write heartbeats, kill a worker, fail the database.
+LONG = {
+    "seeds": 3,
+    "max_replicates": 3,
+    "epochs": 12,
+    "hidden": [32],
+    "batch_size": 32,
+    "patience": 0,
+}
+
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:

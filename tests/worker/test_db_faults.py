@@ -20,16 +20,7 @@ from app.db.session import write_transaction
 from app.jobs.worker import Worker
 from engine import pairwise_plan
 from tests.conftest import ROOT, make_settings, start_worker
-from tests.worker.conftest import jobs, runs, submit, wait_for
-
-LONG = {
-    "seeds": 3,
-    "max_replicates": 3,
-    "epochs": 12,
-    "hidden": [32],
-    "batch_size": 32,
-    "patience": 0,
-}
+from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
 def _disconnect() -> OperationalError:

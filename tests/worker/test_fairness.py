@@ -13,16 +13,7 @@ from app.jobs.failures import explain
 from app.security.auth import create_key
 from app.settings import Settings
 from tests.conftest import family_csv, job_spec, start_server, start_worker
-from tests.worker.conftest import jobs, runs, submit, wait_for
-
-LONG = {
-    "seeds": 3,
-    "max_replicates": 3,
-    "epochs": 12,
-    "hidden": [32],
-    "batch_size": 32,
-    "patience": 0,
-}
+from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
 def test_worker_claims_second_owners_job_before_first_owners_backlog(tmp_path, settings):

@@ -29,17 +29,8 @@ from tests.conftest import (
     start_server,
     start_worker,
 )
-from tests.worker.conftest import jobs, wait_for
+from tests.worker.conftest import LONG, jobs, wait_for
 
-# Long enough (a few seconds) for heartbeats to be written while it trains.
-BUDGET = {
-    "seeds": 3,
-    "max_replicates": 3,
-    "epochs": 12,
-    "hidden": [32],
-    "batch_size": 32,
-    "patience": 0,
-}
 PROBES = 3 * 4  # replicates x (baseline + 3 candidates)
 
 
@@ -62,7 +53,7 @@ def test_metrics_move_when_a_job_runs_and_logs_are_json(tmp_path, settings):
     try:
         before = scrape(httpx.get(f"{url}/metrics").text)
         ds = httpx.post(f"{url}/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
-        job = httpx.post(f"{url}/api/v1/jobs", json=job_spec(ds["id"], budget=BUDGET)).json()
+        job = httpx.post(f"{url}/api/v1/jobs", json=job_spec(ds["id"], budget=LONG)).json()
         wait_for(
             lambda: httpx.get(f"{url}/api/v1/jobs/{job['id']}").json()["status"] == "succeeded",
             120,
@@ -120,7 +111,7 @@ def test_standalone_worker_serves_its_own_metrics(tmp_path, pg_url):
             before = scrape(_get(f"http://127.0.0.1:{port}/metrics") or "")
             api_before = scrape(api.get("/metrics").text)
             ds = api.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
-            job_id = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=BUDGET)).json()["id"]
+            job_id = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=LONG)).json()["id"]
             wait_for(lambda: jobs(api)[job_id].status == "succeeded", 120)
             after = scrape(_get(f"http://127.0.0.1:{port}/metrics") or "")
             api_side = scrape(api.get("/metrics").text)

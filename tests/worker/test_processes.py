@@ -10,16 +10,7 @@ import pytest
 from app.settings import Settings
 from engine import pairwise_plan
 from tests.conftest import make_settings, start_server, start_worker
-from tests.worker.conftest import jobs, runs, submit, wait_for
-
-LONG = {
-    "seeds": 3,
-    "max_replicates": 3,
-    "epochs": 12,
-    "hidden": [32],
-    "batch_size": 32,
-    "patience": 0,
-}
+from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
 def _ranking(api, job_id):

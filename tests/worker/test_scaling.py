@@ -33,18 +33,10 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import ROOT, Proc, auxsel_env, family_csv, job_spec, make_settings
-from tests.worker.conftest import jobs, wait_for
+from tests.worker.conftest import LONG, jobs, wait_for
 
 JOBS = 8
 ROUNDS = 2
-BUDGET = {
-    "seeds": 3,
-    "max_replicates": 3,
-    "epochs": 12,
-    "hidden": [32],
-    "batch_size": 32,
-    "patience": 0,
-}
 
 
 class SessionProc(Proc):
@@ -79,7 +71,7 @@ def test_two_workers_share_the_queue_and_run_side_by_side(tmp_path, pg_url, reco
             started = time.monotonic()
             ids = []
             for _ in range(n_jobs):
-                response = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=BUDGET))
+                response = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=LONG))
                 ids.append(response.json()["id"])
             wait_for(lambda: all(jobs(api)[i].status == "succeeded" for i in ids), 900, 0.1)
             if batch is not None:
