@@ -1,0 +1,57 @@
+"""Means and paired bootstrap intervals over several runs of the same half.
+
+python -m benchmarks.validity.combine OUT_DIR [OUT_DIR ...] [--previous probe@quick]
+
+Families are often run in separate processes (one per core, ``--families``); each run's
+``per_family.csv`` holds its families' scores, and this scores them together exactly as
+one run over all of them would (``v2.summarise_half``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.validity.v2 import summarise_half
+
+
+def combined(
+    out_dirs: Sequence[Path], previous: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per-family rows, means per method, bootstrap differences) over ``out_dirs``."""
+    table = pd.concat([pd.read_csv(d / "per_family.csv") for d in out_dirs])
+    twice = table[table.duplicated(["family", "method"])]
+    if not twice.empty:
+        raise ValueError(f"scored in more than one run: {sorted(set(twice.family))}")
+    means, diffs = summarise_half(table, previous=previous)
+    return table, means, diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("out_dirs", type=Path, nargs="+")
+    parser.add_argument("--previous", default="probe@quick")
+    args = parser.parse_args(argv)
+    try:
+        table, means, diffs = combined(args.out_dirs, args.previous)
+    except ValueError as error:
+        parser.error(str(error))
+
+    def fmt(v: float) -> str:
+        return "–" if math.isnan(v) else f"{v:.2f}"
+
+    spearman = table.pivot(index="family", columns="method", values="spearman")
+    print(spearman.to_string(float_format=fmt))
+    print()
+    print(means.to_string(float_format=fmt, index=False))
+    print()
+    print(diffs.to_string(float_format=fmt, index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
