@@ -53,6 +53,7 @@ RULES = (
     Rule("naive, spread over looks, q-gated", "naive"),
     Rule("naive, 95% at every look, q-gated", "naive", spread_over_looks=False),
     Rule("naive, spread over looks, interval only", "naive", q_gate=False),
+    Rule("naive, 95% at every look, interval only", "naive", False, False),
     Rule("corrected, 95% at every look, interval only", "corrected", False, False),
 )
 
