@@ -68,7 +68,10 @@ async def get_storage(request: Request) -> Storage:
     return storage
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. FastAPI's default ("request")
+# ends the dependency after the response has gone out, so a client that polls the
+# moment it reads 202 could miss its own job (tests/api/test_read_your_writes.py).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_owner(request: Request, session: SessionDep) -> str:
