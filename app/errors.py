@@ -4,7 +4,7 @@ handlers that render it and every other error as application/problem+json."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,9 +34,9 @@ class ProblemError(Exception):
         detail: str,
         *,
         type_: str = "about:blank",
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
-        extensions: dict[str, Any] | None = None,
+        extensions: Mapping[str, object] | None = None,
         errors_omitted: int = 0,
     ) -> None:
         super().__init__(detail)
@@ -49,8 +49,8 @@ class ProblemError(Exception):
         self.headers = headers or {}
         self.extensions = extensions or {}
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def body(self, instance: str | None = None) -> dict[str, object]:
+        body: dict[str, object] = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
@@ -111,7 +111,7 @@ def problem_response(problem: ProblemError, request: Request | None = None) -> J
     )
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     path = ""
     for part in parts:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
@@ -190,7 +189,8 @@ def job_page(
     runs = results.runs_view(row, repo.stored_runs(session, row.id))
     names = _dataset_names(session, owner, {row.dataset_id})
     order = [c["name"] for c in ranking["candidates"]] if ranking else None
-    charts: dict[str, Any] = {"curves": views.mean_curves(runs, order)}
+    curves = views.mean_curves(runs, order)
+    charts: dict[str, object] = {"curves": curves}
     if ranking:
         charts["gains"] = views.gain_chart(ranking)
         charts["proxies"] = views.proxy_points(ranking)
@@ -208,7 +208,7 @@ def job_page(
             "failure": failures.explain(job["error"])
             if job["status"] == JobStatus.FAILED
             else None,
-            "has_curves": any(s["mean"] for s in charts["curves"]["series"]),
+            "has_curves": any(s["mean"] for s in curves["series"]),
         },
     )
 

@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -38,7 +37,7 @@ class ParsedUpload:
     filename: str
     format: str
     rows: int
-    profile: list[dict[str, Any]]
+    profile: list[dict[str, object]]
 
 
 async def store_upload(
