@@ -12,7 +12,6 @@ gives the same budget as then, and names the recipe its knobs are closest to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -164,7 +163,7 @@ def implied_recipe(budget: BudgetIn) -> engine.RecipeName | None:
     """The recipe closest to a budget that sets every knob on which recipes differ (the
     most knobs the same; the default on a tie): how a spec stored before recipes names
     what it trained. None when such a knob is left out (the recipe then matters)."""
-    knobs: Mapping[str, Any] = budget.explicit()
+    knobs = budget.explicit()
     if not SETTLING_KNOBS.issubset(knobs):
         return None
     try:
