@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ TYPE_BASE = "https://auxsel.dev/problems/"
 # request with 300,000 bad list items must not be answered with 30 MiB of errors.
 MAX_ERRORS = 20
 log = logging.getLogger("auxsel.errors")
+RowT = TypeVar("RowT")
 
 
 class ProblemError(Exception):
@@ -89,6 +91,13 @@ def not_found(what: str, ident: str) -> ProblemError:
     return ProblemError(
         404, f"{what} not found", f"No {what.lower()} with id {ident!r}.", type_="not-found"
     )
+
+
+def found(row: RowT | None, what: str, ident: str) -> RowT:
+    """``row``, or a 404 for the ``what`` with id ``ident`` when there is none."""
+    if row is None:
+        raise not_found(what, ident)
+    return row
 
 
 def invalid(field: str, message: str, detail: str | None = None) -> ProblemError:

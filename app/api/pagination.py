@@ -105,6 +105,15 @@ def newest_first(
     return query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)
 
 
+def next_token(rows: Sequence[Keyed], size: int) -> str | None:
+    """The page_token of the page after the first ``size`` of ``rows`` (fetched with one
+    row more by newest_first), or None when that was the last page."""
+    if len(rows) <= size:
+        return None
+    last = rows[size - 1]
+    return encode_cursor(last.created_at, last.id)
+
+
 def page_body(
     request: Request,
     response: Response,
@@ -113,7 +122,6 @@ def page_body(
     view: Callable[[RowT], ViewT],
 ) -> Page[ViewT]:
     """The list body (items, next_page_token) and its Link: rel="next" header."""
-    last = rows[size - 1] if len(rows) > size else None
-    token = encode_cursor(last.created_at, last.id) if last is not None else None
+    token = next_token(rows, size)
     response.headers.update(next_link(request, token))
     return {"items": [view(row) for row in rows[:size]], "next_page_token": token}

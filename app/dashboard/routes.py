@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 import engine
 from app.api.deps import OptionalOwnerDep, SessionDep
-from app.api.pagination import decode_cursor, encode_cursor
+from app.api.pagination import decode_cursor, next_token
 from app.api.schemas import BudgetIn
 from app.dashboard import views
 from app.db.repositories import datasets as dataset_repo
@@ -111,11 +111,7 @@ def jobs_page(
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
     jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
-    older = (
-        encode_cursor(rows[PAGE_SIZE - 1].created_at, rows[PAGE_SIZE - 1].id)
-        if len(rows) > PAGE_SIZE
-        else None
-    )
+    older = next_token(rows, PAGE_SIZE)
     return _render(
         request,
         "jobs.html",

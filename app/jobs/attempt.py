@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -146,15 +146,7 @@ class JobRun:
                 error_detail=f"{exc.__class__.__name__}: {exc}",
             )
 
-    def _finish(
-        self,
-        *,
-        status: str,
-        result: Mapping[str, object] | None = None,
-        scores: Sequence[Mapping[str, object]] = (),
-        error_reason: str | None = None,
-        error_detail: str | None = None,
-    ) -> bool:
+    def _finish(self, *, status: str, **ending: Unpack[claims.Ending]) -> bool:
         """End the job (fenced). If a COMMIT was lost with the connection and retried,
         the first one may have landed: a job already in the wanted state at this
         attempt counts as finished by us."""
@@ -165,15 +157,7 @@ class JobRun:
             retried = True
 
         def end(session: Session) -> bool:
-            if claims.finish(
-                session,
-                self.claim,
-                status=status,
-                result=result,
-                scores=scores,
-                error_reason=error_reason,
-                error_detail=error_detail,
-            ):
+            if claims.finish(session, self.claim, status=status, **ending):
                 return True
             return retried and claims.ended_as(session, self.claim, status)
 

@@ -19,7 +19,7 @@ from app.db.models import IdempotencyKey, Job, utcnow
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.session import session_scope
-from app.errors import ProblemError, not_found
+from app.errors import ProblemError, found
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
 from app.services.checks import Checked, check
@@ -149,10 +149,7 @@ def _replay(session: Session, existing: IdempotencyKey, spec: JobSpec) -> Job:
 
 
 def require(session: Session, owner: str, job_id: str) -> Job:
-    job = repo.get(session, owner, job_id)
-    if job is None:
-        raise not_found("Job", job_id)
-    return job
+    return found(repo.get(session, owner, job_id), "Job", job_id)
 
 
 def cancel(session: Session, owner: str, job_id: str) -> Job:
