@@ -57,9 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    # Every JSON column names its type (JSON), so no annotation needs a type map; their
-    # annotations say what the API and the worker store (objects whose values are read
-    # back with isinstance, or numbers).
+    # Every JSON column names its type (JSON), so no annotation needs a type map.
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
