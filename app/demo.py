@@ -3,13 +3,11 @@ main task (engine.make_task_family), so the ranking can be checked against the t
 
 from __future__ import annotations
 
-from typing import Any
-
 from engine import RecipeName, TaskFamily, make_task_family
 
 DEMO_NAME = "demo: which tasks help y?"
 # Low-data regime: 5% of the training rows keep their main label.
-DEMO_BUDGET: dict[str, Any] = {"seeds": 5, "epochs": 30, "main_train_fraction": 0.05}
+DEMO_BUDGET: dict[str, int | float] = {"seeds": 5, "epochs": 30, "main_train_fraction": 0.05}
 # The short probe: the demo shows the service in a minute, not a decision.
 DEMO_RECIPE: RecipeName = "quick"
 

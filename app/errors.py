@@ -4,7 +4,8 @@ handlers that render it and every other error as application/problem+json."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ TYPE_BASE = "https://auxsel.dev/problems/"
 # request with 300,000 bad list items must not be answered with 30 MiB of errors.
 MAX_ERRORS = 20
 log = logging.getLogger("auxsel.errors")
+RowT = TypeVar("RowT")
 
 
 class ProblemError(Exception):
@@ -34,9 +36,9 @@ class ProblemError(Exception):
         detail: str,
         *,
         type_: str = "about:blank",
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
-        extensions: dict[str, Any] | None = None,
+        extensions: Mapping[str, object] | None = None,
         errors_omitted: int = 0,
     ) -> None:
         super().__init__(detail)
@@ -49,8 +51,8 @@ class ProblemError(Exception):
         self.headers = headers or {}
         self.extensions = extensions or {}
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def body(self, instance: str | None = None) -> dict[str, object]:
+        body: dict[str, object] = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
@@ -91,6 +93,13 @@ def not_found(what: str, ident: str) -> ProblemError:
     )
 
 
+def found(row: RowT | None, what: str, ident: str) -> RowT:
+    """``row``, or a 404 for the ``what`` with id ``ident`` when there is none."""
+    if row is None:
+        raise not_found(what, ident)
+    return row
+
+
 def invalid(field: str, message: str, detail: str | None = None) -> ProblemError:
     """A 422 for one field, with the message saying what to change."""
     return ProblemError(
@@ -111,7 +120,7 @@ def problem_response(problem: ProblemError, request: Request | None = None) -> J
     )
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     path = ""
     for part in parts:

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 JOB_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("auxsel_job_id", default=None)
 WORKER_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -54,7 +53,7 @@ class JsonFormatter(logging.Formatter):
     known, and exc (the traceback) for errors."""
 
     def format(self, record: logging.LogRecord) -> str:
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -83,7 +82,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
 
 
-def uvicorn_log_config(fmt: str) -> dict[str, Any] | None:
+def uvicorn_log_config(fmt: str) -> dict[str, object] | None:
     """What to hand uvicorn: None in JSON mode (its loggers then propagate to ours, so
     access and error lines are JSON too); its own default config for text."""
     if fmt == "json":

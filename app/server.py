@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from app.settings import Settings, get_settings
 
@@ -166,7 +166,15 @@ def _logs_info(level_name: str) -> bool:
     return not isinstance(level, int) or level <= logging.INFO
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+class UvicornOptions(TypedDict):
+    http: type[asyncio.Protocol] | str
+    h11_max_incomplete_event_size: int
+    timeout_keep_alive: int
+    limit_concurrency: int | None
+    access_log: bool
+
+
+def uvicorn_options(settings: Settings) -> UvicornOptions:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` from the settings."""
     max_header_bytes = settings.max_header_kb * 1024
     http: type[asyncio.Protocol] | str = "h11"  # uvicorn reads the class by name

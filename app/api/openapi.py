@@ -6,14 +6,12 @@ for ids, 413 for bodies, 422, 429 where rate-limited, 500). Checked by schemathe
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.errors import PROBLEM_JSON
 
-PROBLEM_SCHEMA: dict[str, Any] = {
+PROBLEM_SCHEMA: dict[str, object] = {
     "title": "Problem",
     "type": "object",
     "description": "RFC 9457 problem details.",
@@ -48,14 +46,14 @@ DESCRIPTIONS = {
 }
 
 
-def _problem(description: str) -> dict[str, Any]:
+def _problem(description: str) -> dict[str, object]:
     return {
         "description": description,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 
 
-def problem_openapi(app: FastAPI) -> dict[str, Any]:
+def problem_openapi(app: FastAPI) -> dict[str, object]:
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -70,7 +68,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         api = path.startswith("/api/")
         for method, operation in item.items():
-            responses: dict[str, Any] = operation.setdefault("responses", {})
+            responses = operation.setdefault("responses", {})
             wanted = set()
             if api:
                 wanted |= {"401", "500", "503"}
@@ -96,7 +94,7 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
 def install_openapi(app: FastAPI) -> None:
     """Serve the problem-aware document (built once, on first request)."""
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
             app.openapi_schema = problem_openapi(app)
         return app.openapi_schema

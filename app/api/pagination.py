@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Generic, Protocol, TypedDict, TypeVar, TypeVarTuple
 
 from fastapi import Request, Response
 from sqlalchemy import Select, and_, or_
 
+from app.db.models import Dataset, Job
 from app.errors import invalid
 
 
@@ -69,10 +70,29 @@ def next_link(request: Request, token: str | None) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="next"'}
 
 
-RowT = TypeVar("RowT")
+class Keyed(Protocol):
+    """A row in a page: its sort key."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
 
 
-def newest_first(query: Select[Any], model: Any, cursor: Cursor | None, size: int) -> Select[Any]:
+RowT = TypeVar("RowT", bound=Keyed)
+ViewT = TypeVar("ViewT")
+Columns = TypeVarTuple("Columns")
+
+
+class Page(TypedDict, Generic[ViewT]):
+    items: list[ViewT]
+    next_page_token: str | None
+
+
+def newest_first(
+    query: Select[*Columns], model: type[Dataset | Job], cursor: Cursor | None, size: int
+) -> Select[*Columns]:
     """Keyset pagination over (created_at, id), newest first; fetches one extra row to
     know whether there is a next page."""
     if cursor is not None:
@@ -85,15 +105,23 @@ def newest_first(query: Select[Any], model: Any, cursor: Cursor | None, size: in
     return query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)
 
 
+def next_token(rows: Sequence[Keyed], size: int) -> str | None:
+    """The page_token of the page after the first ``size`` of ``rows`` (fetched with one
+    row more by newest_first), or None when that was the last page."""
+    if len(rows) <= size:
+        return None
+    last = rows[size - 1]
+    return encode_cursor(last.created_at, last.id)
+
+
 def page_body(
     request: Request,
     response: Response,
-    rows: Sequence[Any],
+    rows: Sequence[RowT],
     size: int,
-    view: Callable[[Any], dict[str, Any]],
-) -> dict[str, Any]:
+    view: Callable[[RowT], ViewT],
+) -> Page[ViewT]:
     """The list body (items, next_page_token) and its Link: rel="next" header."""
-    last = rows[size - 1] if len(rows) > size else None
-    token = encode_cursor(last.created_at, last.id) if last is not None else None
+    token = next_token(rows, size)
     response.headers.update(next_link(request, token))
     return {"items": [view(row) for row in rows[:size]], "next_page_token": token}

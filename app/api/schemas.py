@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -198,8 +197,8 @@ class RankingOut(BaseModel):
     main_task: MainTaskOut
     baseline: BaselineOut
     candidates: list[CandidateOut]
-    subset: dict[str, Any] | None
-    agreement: dict[str, Any] | None
+    subset: dict[str, object] | None
+    agreement: dict[str, object] | None
     dropped_features: dict[str, str]
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 from rich.table import Table
@@ -17,6 +17,10 @@ from rich.table import Table
 from app.cli.views import console, follow, ranking_table
 from app.jobs.status import JobStatus
 from app.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.orm import Session, sessionmaker
 
 # alembic and uvicorn are imported inside the commands that need them: the client
 # commands (submit, status, ranking, jobs) then start in half the time.
@@ -37,7 +41,7 @@ def _configure_logging(settings: Settings) -> None:
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:
     settings = get_settings()
-    updates: dict[str, Any] = {}
+    updates: dict[str, object] = {}
     if host is not None:
         updates["host"] = host
     if port is not None:
@@ -72,7 +76,7 @@ def serve(
     from app.logging_setup import uvicorn_log_config
     from app.server import uvicorn_options
 
-    processes: dict[str, Any] = {}
+    processes: _Processes = {}
     if settings.serve_workers > 1:
         processes = {"factory": True, "workers": settings.serve_workers}
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
@@ -90,7 +94,13 @@ def serve(
     )
 
 
-def _serve_target(settings: Settings) -> Any:
+class _Processes(TypedDict, total=False):
+    factory: bool
+    workers: int
+    timeout_worker_healthcheck: int
+
+
+def _serve_target(settings: Settings) -> FastAPI | str:
     """The app for one process; for N processes, the import string of a factory that
     each of them calls (with the settings handed down in AUXSEL_* variables)."""
     from app.main import create_app
@@ -125,7 +135,7 @@ def _serve_target(settings: Settings) -> Any:
     return "app.cli.admin:served_app"
 
 
-def served_app() -> Any:
+def served_app() -> FastAPI:
     """One API process of ``auxsel serve --workers N`` (a uvicorn app factory)."""
     from app.main import create_app
 
@@ -190,7 +200,7 @@ def db_current() -> None:
     console.print(migrate.current(get_settings().resolved_database_url) or "empty")
 
 
-def _sessions() -> Any:
+def _sessions() -> sessionmaker[Session]:
     from app.db import migrate
     from app.db.session import make_engine, make_sessionmaker
 

@@ -4,9 +4,9 @@ client's own settings (which server, which key)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
 import httpx
 from pydantic import SecretStr
@@ -25,10 +25,75 @@ class ClientSettings(BaseSettings):
     api_key: SecretStr | None = None
 
 
+# The API's JSON answers, as far as the CLI reads them (app/api/schemas.py has them all;
+# timestamps arrive as ISO strings). The client trusts the server for their shape.
+
+
+class FieldError(TypedDict, total=False):
+    field: str
+    message: str
+
+
+class Problem(TypedDict, total=False):
+    """An error answer (RFC 9457 problem details)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError]
+
+
+class Progress(TypedDict):
+    done: int
+    total: int
+    fraction: float
+
+
+class JobError(TypedDict):
+    reason: str
+    detail: str | None
+
+
+class JobJSON(TypedDict):
+    id: str
+    name: str
+    status: str
+    progress: Progress
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: JobError | None
+
+
+class DatasetJSON(TypedDict):
+    id: str
+    rows: int
+    columns: int
+
+
+class CandidateJSON(TypedDict):
+    rank: int
+    name: str
+    gain: float | None
+    ci_low: float | None
+    ci_high: float | None
+    q_value: float | None
+    verdict: str
+
+
+class RankingJSON(TypedDict):
+    metric: str
+    baseline: dict[str, float | int | None]
+    candidates: list[CandidateJSON]
+    recipe_text: NotRequired[str]  # absent from a server from before recipes
+    estimand: NotRequired[str]
+
+
 class ApiError(Exception):
     """An error answer of the API, with its problem details."""
 
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+    def __init__(self, status: int, problem: Problem) -> None:
         self.status = status
         self.problem = problem
         detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
@@ -52,46 +117,51 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response) -> object:
         if response.status_code >= 400:
             try:
-                problem = response.json()
+                problem = cast(Problem, response.json())
             except ValueError:
                 problem = {"detail": response.text[:500]}
             raise ApiError(response.status_code, problem)
         return response.json()
 
-    def upload(self, path: Path, name: str | None = None) -> dict[str, Any]:
+    def upload(self, path: Path, name: str | None = None) -> DatasetJSON:
         with path.open("rb") as f:
             files = {"file": (path.name, f, "application/octet-stream")}
             data = {"name": name} if name else None
-            return dict(self._json(self.http.post("/api/v1/datasets", files=files, data=data)))
+            return cast(
+                DatasetJSON, self._json(self.http.post("/api/v1/datasets", files=files, data=data))
+            )
 
-    def upload_bytes(
-        self, content: bytes, filename: str, name: str | None = None
-    ) -> dict[str, Any]:
+    def upload_bytes(self, content: bytes, filename: str, name: str | None = None) -> DatasetJSON:
         files = {"file": (filename, content, "text/csv")}
         data = {"name": name} if name else None
-        return dict(self._json(self.http.post("/api/v1/datasets", files=files, data=data)))
+        return cast(
+            DatasetJSON, self._json(self.http.post("/api/v1/datasets", files=files, data=data))
+        )
 
-    def dataset(self, dataset_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.get(f"/api/v1/datasets/{dataset_id}")))
+    def dataset(self, dataset_id: str) -> DatasetJSON:
+        return cast(DatasetJSON, self._json(self.http.get(f"/api/v1/datasets/{dataset_id}")))
 
-    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+    def submit(self, spec: Mapping[str, object], idempotency_key: str | None = None) -> JobJSON:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return dict(self._json(self.http.post("/api/v1/jobs", json=spec, headers=headers)))
+        return cast(JobJSON, self._json(self.http.post("/api/v1/jobs", json=spec, headers=headers)))
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.get(f"/api/v1/jobs/{job_id}")))
+    def job(self, job_id: str) -> JobJSON:
+        return cast(JobJSON, self._json(self.http.get(f"/api/v1/jobs/{job_id}")))
 
-    def jobs(self, status: str | None = None, page_size: int = 50) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"page_size": page_size}
+    def jobs(self, status: str | None = None, page_size: int = 50) -> list[JobJSON]:
+        params: dict[str, str | int] = {"page_size": page_size}
         if status:
             params["status"] = status
-        return list(self._json(self.http.get("/api/v1/jobs", params=params))["items"])
+        page = cast(
+            dict[str, list[JobJSON]], self._json(self.http.get("/api/v1/jobs", params=params))
+        )
+        return list(page["items"])
 
-    def ranking(self, job_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.get(f"/api/v1/jobs/{job_id}/ranking")))
+    def ranking(self, job_id: str) -> RankingJSON:
+        return cast(RankingJSON, self._json(self.http.get(f"/api/v1/jobs/{job_id}/ranking")))
 
     def ranking_csv(self, job_id: str) -> str:
         response = self.http.get(f"/api/v1/jobs/{job_id}/ranking", params={"format": "csv"})
@@ -99,19 +169,19 @@ class Client:
             self._json(response)
         return response.text
 
-    def runs(self, job_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.get(f"/api/v1/jobs/{job_id}/runs")))
+    def runs(self, job_id: str) -> dict[str, object]:
+        return cast(dict[str, object], self._json(self.http.get(f"/api/v1/jobs/{job_id}/runs")))
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.post(f"/api/v1/jobs/{job_id}/cancel")))
+    def cancel(self, job_id: str) -> JobJSON:
+        return cast(JobJSON, self._json(self.http.post(f"/api/v1/jobs/{job_id}/cancel")))
 
     def wait(
         self,
         job_id: str,
-        on_update: Callable[[dict[str, Any]], None] | None = None,
+        on_update: Callable[[JobJSON], None] | None = None,
         poll_s: float = 0.5,
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> JobJSON:
         """Poll until the job ends; returns its last state."""
         start = time.monotonic()
         while True:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand
 
-from app.cli.client import ApiError, Client, ClientSettings
+from app.cli.client import ApiError, Client, ClientSettings, JobJSON
 from app.cli.views import console, follow, ranking_table, when
 from app.jobs.status import JobStatus
 
@@ -95,16 +95,16 @@ def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Client, str]
         raise typer.Exit(EXIT_REFUSED) from exc
 
 
-def _print_failure(job: dict[str, Any]) -> None:
+def _print_failure(job: JobJSON) -> None:
     from app.jobs.failures import explain
 
     if job["status"] == JobStatus.CANCELED:
         err_console.print(f"job {job['id']} was canceled.")
         return
-    err_console.print(f"[red]job {job['id']} failed[/]: {explain(job.get('error'))}")
-    detail = (job.get("error") or {}).get("detail")
-    if detail:
-        err_console.print(f"  reason {job['error']['reason']}: {detail}")
+    error = job.get("error")
+    err_console.print(f"[red]job {job['id']} failed[/]: {explain(error)}")
+    if error and error.get("detail"):
+        err_console.print(f"  reason {error['reason']}: {error['detail']}")
 
 
 def _parse_kinds(pairs: list[str], labels: set[str]) -> dict[str, str]:
@@ -202,7 +202,7 @@ def submit(
     path = Path(data)
     if not path.is_file() and not data.startswith("ds_"):
         raise typer.BadParameter(f"no file {data!r} (and not a data set id).", param_hint="DATA")
-    budget: dict[str, Any] = {
+    budget: dict[str, object] = {
         key: value
         for key, value in {
             "seeds": seeds,
@@ -231,7 +231,7 @@ def submit(
             )
         else:
             dataset = client.dataset(data)
-        spec: dict[str, Any] = {
+        spec: dict[str, object] = {
             "dataset_id": dataset["id"],
             "main_task": task(main),
             "candidates": [task(c) for c in candidates],
@@ -275,8 +275,9 @@ def status(
             "progress",
             f"{progress['done']} / {progress['total']} probe-epochs ({progress['fraction']:.0%})",
         )
-        for field in ("created_at", "started_at", "finished_at"):
-            table.add_row(field.removesuffix("_at"), when(job[field]))
+        table.add_row("created", when(job["created_at"]))
+        table.add_row("started", when(job["started_at"]))
+        table.add_row("finished", when(job["finished_at"]))
         table.add_row("page", f"{base}/jobs/{job['id']}")
         console.print(table)
         if job["status"] == JobStatus.FAILED:

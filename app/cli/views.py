@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from app.cli.client import Client
+    from app.cli.client import Client, JobJSON, RankingJSON
 
 console = Console()
 
@@ -23,7 +23,7 @@ def when(value: str | None, short: bool = False) -> str:
     return text[5:16] if short else text[:19]
 
 
-def follow(client: Client, job_id: str) -> dict[str, Any]:
+def follow(client: Client, job_id: str) -> JobJSON:
     """Show a progress bar until the job ends."""
     with Progress(
         TextColumn("{task.description}"),
@@ -34,7 +34,7 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
     ) as bar:
         task = bar.add_task("queued", total=1)
 
-        def update(job: dict[str, Any]) -> None:
+        def update(job: JobJSON) -> None:
             progress = job["progress"]
             bar.update(
                 task,
@@ -43,11 +43,10 @@ def follow(client: Client, job_id: str) -> dict[str, Any]:
                 description=job["status"],
             )
 
-        result: dict[str, Any] = client.wait(job_id, on_update=update)
-        return result
+        return client.wait(job_id, on_update=update)
 
 
-def answers_for(ranking: dict[str, Any]) -> str:
+def answers_for(ranking: RankingJSON) -> str:
     """What the ranking answers for: its recipe, every knob named, and what each gain
     estimates (empty from a server that does not say)."""
     lines = []
@@ -58,7 +57,7 @@ def answers_for(ranking: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ranking_table(ranking: dict[str, Any]) -> Group:
+def ranking_table(ranking: RankingJSON) -> Group:
     """The ranking as a rich table, the baseline in the title, then the recipe it
     answers for and its estimand (lines of their own, not cut to the table's width)."""
     baseline = ranking["baseline"]

@@ -5,8 +5,6 @@ everyone who can connect) or ``off`` (404)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -43,7 +41,7 @@ def openapi_document(request: Request, owner: OptionalOwnerDep) -> Response:
             "The API description needs an API key on this server (AUXSEL_DOCS="
             "authenticated): send 'Authorization: Bearer <key>' or sign in to the dashboard."
         )
-    document: dict[str, Any] = request.app.openapi()
+    document: dict[str, object] = request.app.openapi()
     return JSONResponse(document)
 
 

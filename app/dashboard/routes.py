@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
@@ -17,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 import engine
 from app.api.deps import OptionalOwnerDep, SessionDep
-from app.api.pagination import decode_cursor, encode_cursor
+from app.api.pagination import decode_cursor, next_token
 from app.api.schemas import BudgetIn
 from app.dashboard import views
 from app.db.repositories import datasets as dataset_repo
@@ -112,11 +111,7 @@ def jobs_page(
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
     jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
-    older = (
-        encode_cursor(rows[PAGE_SIZE - 1].created_at, rows[PAGE_SIZE - 1].id)
-        if len(rows) > PAGE_SIZE
-        else None
-    )
+    older = next_token(rows, PAGE_SIZE)
     return _render(
         request,
         "jobs.html",
@@ -190,7 +185,8 @@ def job_page(
     runs = results.runs_view(row, repo.stored_runs(session, row.id))
     names = _dataset_names(session, owner, {row.dataset_id})
     order = [c["name"] for c in ranking["candidates"]] if ranking else None
-    charts: dict[str, Any] = {"curves": views.mean_curves(runs, order)}
+    curves = views.mean_curves(runs, order)
+    charts: dict[str, object] = {"curves": curves}
     if ranking:
         charts["gains"] = views.gain_chart(ranking)
         charts["proxies"] = views.proxy_points(ranking)
@@ -208,7 +204,7 @@ def job_page(
             "failure": failures.explain(job["error"])
             if job["status"] == JobStatus.FAILED
             else None,
-            "has_curves": any(s["mean"] for s in charts["curves"]["series"]),
+            "has_curves": any(s["mean"] for s in curves["series"]),
         },
     )
 

@@ -4,7 +4,10 @@ replicates, chart data, and number formats. Pure functions (unit-tested)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from app.jobs.results import RankingView, RunsView
 
 VERDICTS = ("helpful", "inconclusive", "harmful")
 BASELINE = "baseline (main task alone)"
@@ -12,7 +15,27 @@ BASELINE = "baseline (main task alone)"
 CURVES_SHOWN = 8
 
 
-def mean_curves(runs: dict[str, Any], order: list[str] | None = None) -> dict[str, Any]:
+class Series(TypedDict):
+    name: str
+    baseline: bool
+    mean: list[float | None]
+    n: list[int]
+    hidden: bool
+
+
+class Curves(TypedDict):
+    metric: str
+    series: list[Series]
+
+
+class Point(TypedDict):
+    name: str
+    x: float | None
+    y: float | None
+    verdict: str
+
+
+def mean_curves(runs: RunsView, order: list[str] | None = None) -> Curves:
     """The main task's validation metric per epoch, averaged over replicates, for the
     baseline and each single-candidate probe. Probes stop early at different epochs,
     so each epoch's mean is over the replicates that reached it (``n`` says how many)."""
@@ -26,7 +49,7 @@ def mean_curves(runs: dict[str, Any], order: list[str] | None = None) -> dict[st
     labels = sorted(
         groups, key=lambda k: (k != BASELINE, rank.get(k, len(rank)), k)
     )  # baseline first, then ranking order
-    series = []
+    series: list[Series] = []
     for i, label in enumerate(labels):
         curves = groups[label]
         length = max((len(c) for c in curves), default=0)
@@ -50,15 +73,17 @@ def mean_curves(runs: dict[str, Any], order: list[str] | None = None) -> dict[st
     return {"metric": runs["metric"], "series": series}
 
 
-def finite(value: Any) -> float | None:
+def finite(value: object) -> float | None:
     """A number the page's JSON can carry (JSON has no NaN or infinity)."""
     if value is None or isinstance(value, bool):
         return None
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
     number = float(value)
     return number if math.isfinite(number) else None
 
 
-def gain_chart(ranking: dict[str, Any]) -> dict[str, Any]:
+def gain_chart(ranking: RankingView) -> dict[str, object]:
     """Gains with their intervals, best first, coloured by verdict."""
     rows = [c for c in ranking["candidates"] if finite(c["gain"]) is not None]
     return {
@@ -71,7 +96,7 @@ def gain_chart(ranking: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def proxy_names(ranking: dict[str, Any]) -> list[str]:
+def proxy_names(ranking: RankingView) -> list[str]:
     """Proxy scores that at least one candidate has."""
     names: dict[str, None] = {}
     for c in ranking["candidates"]:
@@ -81,9 +106,9 @@ def proxy_names(ranking: dict[str, Any]) -> list[str]:
     return list(names)
 
 
-def proxy_points(ranking: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def proxy_points(ranking: RankingView) -> dict[str, list[Point]]:
     """Per proxy: one point per candidate with both a proxy score and a probe gain."""
-    points: dict[str, list[dict[str, Any]]] = {}
+    points: dict[str, list[Point]] = {}
     for key in proxy_names(ranking):
         points[key] = [
             {

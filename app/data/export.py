@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
 
 import pandas as pd
 
@@ -33,7 +32,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def _escape_cell(value: Any) -> Any:
+def _escape_cell(value: object) -> object:
     if not isinstance(value, str):
         return value
     value = _HIDDEN_FORMULA.sub(r"\1'\2", value)

@@ -4,7 +4,6 @@ hold, and the task kind the engine would infer for each."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,10 +13,10 @@ import pyarrow.compute as pc
 import engine
 
 
-def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def profile(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Per column: dtype, missing and distinct counts, infinite values, and the task
     kind the engine would infer if it were used as a label (None if it cannot be one)."""
-    columns = []
+    columns: list[dict[str, object]] = []
     for name in frame.columns:
         series = frame[name]
         missing = int(series.isna().sum())
@@ -56,7 +55,7 @@ def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
 NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
-def _mixed_types(series: pd.Series) -> dict[str, Any] | None:
+def _mixed_types(series: pd.Series) -> dict[str, int | str] | None:
     """For a text column: whether its distinct values mix numbers and text (a numeric
     column with stray text, say), with counts of distinct values and an example.
     Vectorised in Arrow: a million distinct strings take well under a second."""
@@ -79,7 +78,7 @@ def _mixed_types(series: pd.Series) -> dict[str, Any] | None:
     return {"numbers": n_numbers, "text": n_text, "example": str(example)[:80]}
 
 
-def _examples(series: pd.Series, n: int = 3) -> list[Any]:
+def _examples(series: pd.Series, n: int = 3) -> list[object]:
     """The first ``n`` distinct values (looking at the head first: cheap on long columns)."""
     head = series.head(10_000).dropna().unique()
     if len(head) >= n:
@@ -99,7 +98,7 @@ def _dtype(series: pd.Series) -> str:
     return "text"
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> int | float | bool | str:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

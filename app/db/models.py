@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -58,8 +57,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    # Every JSON column names its type (JSON), so no annotation needs a type map.
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Dataset(Base):
@@ -74,7 +73,7 @@ class Dataset(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(255))
     rows: Mapped[int] = mapped_column(Integer)
-    profile: Mapped[list[Any]] = mapped_column(JSON)
+    profile: Mapped[list[dict[str, object]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -93,7 +92,7 @@ class Job(Base):
     dataset_id: Mapped[str | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True, nullable=True
     )
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, object]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
@@ -106,9 +105,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # The cost estimate at submission (engine.estimate_cost): flops, memory_mb, ...
-    estimate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    estimate: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -125,9 +124,10 @@ class ProbeRunRecord(Base):
     probe_key: Mapped[str] = mapped_column(String(255))
     replicate: Mapped[int] = mapped_column(Integer)
     # Candidate indices (empty list = baseline).
-    aux: Mapped[list[Any]] = mapped_column(JSON)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
-    curve: Mapped[list[Any]] = mapped_column(JSON)
+    aux: Mapped[list[int]] = mapped_column(JSON)
+    # A probe's metrics (numbers, None for NaN); the screening run's are its proxy scores.
+    metrics: Mapped[dict[str, object]] = mapped_column(JSON)
+    curve: Mapped[list[float | None]] = mapped_column(JSON)
     best_epoch: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -158,7 +158,7 @@ class CandidateScore(Base):
     verdict: Mapped[str] = mapped_column(String(16))
     seeds: Mapped[int] = mapped_column(Integer)
     # Secondary-metric gain, proxy scores, mean metrics, per-replicate gains, errors.
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
 
 
 class IdempotencyKey(Base):

@@ -12,8 +12,9 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,7 @@ class JobRun:
         self.progress_base = 0
         self.started = time.monotonic()
 
-    def _tx(self) -> Any:
+    def _tx(self) -> AbstractContextManager[Session]:
         return write_transaction(self.worker.sessions)
 
     def _db(
@@ -145,7 +146,7 @@ class JobRun:
                 error_detail=f"{exc.__class__.__name__}: {exc}",
             )
 
-    def _finish(self, **kwargs: Any) -> bool:
+    def _finish(self, *, status: str, **ending: Unpack[claims.Ending]) -> bool:
         """End the job (fenced). If a COMMIT was lost with the connection and retried,
         the first one may have landed: a job already in the wanted state at this
         attempt counts as finished by us."""
@@ -156,12 +157,12 @@ class JobRun:
             retried = True
 
         def end(session: Session) -> bool:
-            if claims.finish(session, self.claim, **kwargs):
+            if claims.finish(session, self.claim, status=status, **ending):
                 return True
-            return retried and claims.ended_as(session, self.claim, kwargs["status"])
+            return retried and claims.ended_as(session, self.claim, status)
 
         if self._db("finish", end, on_retry=note_retry):
-            metrics.record_finished(kwargs["status"])
+            metrics.record_finished(status)
             return True
         log.warning("job %s was taken over before it could end", self.claim.job_id)
         return False
@@ -242,7 +243,7 @@ class JobRun:
         )
         self._complete(advice, spec)
 
-    def store(self, rows: list[dict[str, Any]]) -> None:
+    def store(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Commit finished results at once (fenced and idempotent: ON CONFLICT DO
         NOTHING, so a retry after a lost COMMIT stores nothing twice)."""
         if not self._db(
@@ -270,12 +271,6 @@ class JobRun:
             )
             return
         result, scores = advice_rows(advice, spec)
-        # Replicates whose baseline failed are left out of every pairing; say which.
-        result["baseline"]["errors"] = sorted(
-            f"replicate {r.spec.replicate}: {r.error}"
-            for r in runs
-            if r.spec.is_baseline and r.error
-        )
         if not self._finish(status=JobStatus.SUCCEEDED, result=result, scores=scores):
             raise LeaseLost
         log.info("job %s succeeded", self.claim.job_id)

@@ -10,7 +10,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
 
 import engine
 from app import metrics
@@ -89,7 +90,7 @@ _LOST_ERROR_NAMES = (
 )
 
 
-def import_ray() -> Any:
+def import_ray() -> ModuleType:
     """Ray, imported on first use: an optional extra (``pip install 'auxsel[ray]'``)."""
     try:
         import ray
@@ -99,6 +100,15 @@ def import_ray() -> Any:
             "pip install 'auxsel[ray]' (or set AUXSEL_EXECUTOR=local)."
         ) from exc
     return ray
+
+
+class _RemoteFunction(Protocol):
+    """What ``ray.remote(fn)`` gives (Ray has no type hints): ``options`` gives a task
+    with those options, and ``remote`` submits it, giving an ObjectRef."""
+
+    def options(self, **options: object) -> _RemoteFunction: ...
+
+    def remote(self, *args: object) -> object: ...
 
 
 class RayExecutor:
@@ -136,7 +146,7 @@ class RayExecutor:
         self.lost_errors: tuple[type[BaseException], ...] = tuple(
             getattr(exceptions, n) for n in _LOST_ERROR_NAMES if hasattr(exceptions, n)
         )
-        self._remote: Any = None
+        self._remote: _RemoteFunction | None = None
 
     def connect(self) -> None:
         """Join the cluster at ``address`` (``auto``, ``host:6379``, ``ray://…``), or
@@ -149,7 +159,7 @@ class RayExecutor:
         else:  # a throwaway local instance: no dashboard
             self.ray.init(namespace="auxsel", include_dashboard=False)
 
-    def _task(self) -> Any:
+    def _task(self) -> _RemoteFunction:
         if self._remote is None:
             self._remote = self.ray.remote(train_shard)
         return self._remote.options(
@@ -177,7 +187,7 @@ class RayExecutor:
         epochs = context.budget.epochs
         total = sum(len(c) for c in chunks) * epochs
         done = 0
-        pending: dict[Any, tuple[int, int]] = {}  # ObjectRef -> (chunk index, resubmits)
+        pending: dict[object, tuple[int, int]] = {}  # ObjectRef -> (chunk index, resubmits)
 
         def submit(index: int, tries: int) -> None:
             ref = task.remote(token, shared, list(chunks[index]), threads)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 REASONS = {
     "invalid_input": (
@@ -28,7 +28,7 @@ REASONS = {
 }
 
 
-def explain(error: dict[str, Any] | None) -> str:
+def explain(error: Mapping[str, object] | None) -> str:
     """One sentence or three for a job's ``error`` object ({reason, detail})."""
     if not error:
         return "The job failed without a recorded reason."

@@ -12,7 +12,6 @@ gives the same budget as then, and names the recipe its knobs are closest to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -61,8 +60,8 @@ RECIPE_NOTE = "Left out: the recipe's value."
 
 def budget_field(name: str) -> Any:
     """A pydantic field with the engine's default, bounds and description of budget
-    option ``name`` (``Any``: what ``pydantic.Field`` itself returns). A recipe knob
-    defaults to None, the job's recipe's value."""
+    option ``name`` (typed as ``pydantic.Field`` returns it, to fit any field). A
+    recipe knob defaults to None, the job's recipe's value."""
     bounds = engine.Budget.bounds(name)
     knob = name in engine.RECIPE_KNOBS
     default = getattr(_DEFAULT, name)
@@ -142,7 +141,7 @@ class BudgetIn(Strict):
     max_replicates: int = budget_field("max_replicates")
     race_step: int = budget_field("race_step")
 
-    def explicit(self) -> dict[str, Any]:
+    def explicit(self) -> dict[str, object]:
         """The options the job sets (engine.Budget's keyword arguments): a knob left out
         is the recipe's, and so is not here."""
         return self.model_dump(exclude_none=True)
@@ -164,7 +163,7 @@ def implied_recipe(budget: BudgetIn) -> engine.RecipeName | None:
     """The recipe closest to a budget that sets every knob on which recipes differ (the
     most knobs the same; the default on a tie): how a spec stored before recipes names
     what it trained. None when such a knob is left out (the recipe then matters)."""
-    knobs: Mapping[str, Any] = budget.explicit()
+    knobs = budget.explicit()
     if not SETTLING_KNOBS.issubset(knobs):
         return None
     try:

@@ -29,12 +29,13 @@ from app.db.repositories import api_keys as repo
 from app.db.session import write_transaction
 from app.errors import ProblemError
 from app.security import sessions as web_sessions
+from app.security.appstate import per_app
 from app.settings import Settings
 
 log = logging.getLogger("auxsel.auth")
 PREFIX = "auxsel_"
 USE_INTERVAL_S = 60.0  # last_used_at is written at most this often per key
-_state_lock = threading.Lock()  # guards the per-app / per-database objects made lazily
+_state_lock = threading.Lock()  # guards the per-database key caches made lazily
 
 
 @dataclass(frozen=True)
@@ -219,14 +220,7 @@ class KeyUse:
 
 def key_use_of(request: Request) -> KeyUse:
     """The app's key-use recorder (one per application object, made on first use)."""
-    state = request.app.state
-    recorder: KeyUse | None = getattr(state, "key_use", None)
-    if recorder is None:
-        with _state_lock:
-            recorder = getattr(state, "key_use", None)
-            if recorder is None:
-                recorder = state.key_use = KeyUse(state.sessions)
-    return recorder
+    return per_app(request, "key_use", lambda: KeyUse(request.app.state.sessions))
 
 
 def presented_key(request: Request) -> str | None:

@@ -24,6 +24,7 @@ from typing import Literal
 from fastapi import Request
 
 from app.errors import ProblemError
+from app.security.appstate import per_app
 from app.settings import Settings
 
 Action = Literal["submit", "upload"]
@@ -69,19 +70,9 @@ class RateLimiter:
         return len(self._buckets)
 
 
-_create_lock = threading.Lock()
-
-
 def limiter_of(request: Request) -> RateLimiter:
     """The app's limiter (one per application object, created on first use)."""
-    state = request.app.state
-    limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
-    if limiter is None:
-        with _create_lock:
-            limiter = getattr(state, "rate_limiter", None)
-            if limiter is None:
-                limiter = state.rate_limiter = RateLimiter()
-    return limiter
+    return per_app(request, "rate_limiter", RateLimiter)
 
 
 def rate_for(settings: Settings, action: Action) -> float:

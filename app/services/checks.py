@@ -190,10 +190,10 @@ def _check_budget(
     # The values engine.recipe_budget resolves (the recipe's, the explicit ones over
     # them), read before the engine budget is built: a width the engine refuses is
     # reported here by its item, with the server's cap.
-    explicit = spec.budget.explicit()
+    explicit = spec.budget.explicit()  # the options set (not None)
     recipe = engine.RECIPES[spec.recipe]
-    epochs: int = explicit.get("epochs", recipe["epochs"])
-    hidden: Sequence[int] = explicit.get("hidden", recipe["hidden"])
+    epochs: int = recipe["epochs"] if spec.budget.epochs is None else spec.budget.epochs
+    hidden: Sequence[int] = recipe["hidden"] if spec.budget.hidden is None else spec.budget.hidden
 
     def source(name: str) -> str:
         """Where a capped value comes from, when the job did not set it."""

@@ -16,7 +16,8 @@ from app.settings import Settings
 
 def columns_of(dataset: Dataset) -> dict[str, ColumnProfile]:
     """A data set's stored column profiles, by column name."""
-    return {c["name"]: ColumnProfile.model_validate(c) for c in dataset.profile}
+    profiles = (ColumnProfile.model_validate(c) for c in dataset.profile)
+    return {profile.name: profile for profile in profiles}
 
 
 def _encoded_width(column: ColumnProfile) -> int:

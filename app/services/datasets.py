@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from app.data.tables import (
 )
 from app.db.models import Dataset
 from app.db.repositories import datasets as repo
-from app.errors import ProblemError, field_problem, not_found
+from app.errors import ProblemError, field_problem, found
 from app.settings import Settings
 
 log = logging.getLogger("auxsel.datasets")
@@ -38,7 +37,7 @@ class ParsedUpload:
     filename: str
     format: str
     rows: int
-    profile: list[dict[str, Any]]
+    profile: list[dict[str, object]]
 
 
 async def store_upload(
@@ -120,10 +119,7 @@ def create(session: Session, owner: str, parsed: ParsedUpload, name: str | None)
 
 
 def require(session: Session, owner: str, dataset_id: str) -> Dataset:
-    dataset = repo.get(session, owner, dataset_id)
-    if dataset is None:
-        raise not_found("Data set", dataset_id)
-    return dataset
+    return found(repo.get(session, owner, dataset_id), "Data set", dataset_id)
 
 
 def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> None:

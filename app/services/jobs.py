@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TypedDict
 
 from fastapi import Request
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,7 @@ from app.db.models import IdempotencyKey, Job, utcnow
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.session import session_scope
-from app.errors import ProblemError, not_found
+from app.errors import ProblemError, found
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
 from app.services.checks import Checked, check
@@ -148,10 +149,7 @@ def _replay(session: Session, existing: IdempotencyKey, spec: JobSpec) -> Job:
 
 
 def require(session: Session, owner: str, job_id: str) -> Job:
-    job = repo.get(session, owner, job_id)
-    if job is None:
-        raise not_found("Job", job_id)
-    return job
+    return found(repo.get(session, owner, job_id), "Job", job_id)
 
 
 def cancel(session: Session, owner: str, job_id: str) -> Job:
@@ -171,7 +169,33 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job | SimpleNamespace, request: Request) -> dict[str, Any]:
+class Progress(TypedDict):
+    done: int
+    total: int
+    fraction: float
+
+
+class JobView(TypedDict):
+    """A job as the API shows it (JobOut)."""
+
+    id: str
+    name: str
+    dataset_id: str | None
+    status: str
+    progress: Progress
+    attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    error: dict[str, str | None] | None
+    spec: dict[str, object]
+    estimate: dict[str, object] | None
+    links: dict[str, str]
+
+
+def job_view(job: Job | SimpleNamespace, request: Request) -> JobView:
     """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     # What request.url_for("get_job", ...) gives, without its search of every route
     # (8 % of a status poll): the job's published path on this request's base URL.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -11,11 +12,12 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
-from app.api.pagination import clamp_page_size, decode_cursor, page_body
+from app.api.pagination import Page, clamp_page_size, decode_cursor, page_body
 from app.api.schemas import DatasetList, DatasetOut
 from app.data.storage import StoredFile, upload_too_large
 from app.db.models import Dataset
 from app.db.repositories import datasets as repo
+from app.db.repositories.datasets import DatasetSummary
 from app.db.session import write_transaction
 from app.errors import ProblemError, field_problem
 from app.security.guard import upload_body_limit
@@ -47,34 +49,46 @@ UPLOAD_DOC = {
 }
 
 
-def summary_view(row: Any) -> dict[str, Any]:
-    """A data set in a list: everything but its column profile (GET /datasets/{id})."""
+class SummaryView(TypedDict):
+    """A data set in a list (schemas.DatasetSummary): all but its column profile."""
+
+    id: str
+    name: str
+    filename: str
+    format: str
+    rows: int
+    columns: int
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+
+class DatasetView(SummaryView):
+    """A data set with its column profile (DatasetOut, GET /datasets/{id})."""
+
+    profile: list[dict[str, object]]
+
+
+def _summary(row: DatasetSummary | Dataset, columns: int) -> SummaryView:
     return {
         "id": row.id,
         "name": row.name,
         "filename": row.filename,
         "format": row.format,
         "rows": row.rows,
-        "columns": row.columns,
+        "columns": columns,
         "size_bytes": row.size_bytes,
         "sha256": row.sha256,
         "created_at": row.created_at,
     }
 
 
-def dataset_view(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "name": dataset.name,
-        "filename": dataset.filename,
-        "format": dataset.format,
-        "rows": dataset.rows,
-        "columns": len(dataset.profile),
-        "size_bytes": dataset.size_bytes,
-        "sha256": dataset.sha256,
-        "created_at": dataset.created_at,
-        "profile": dataset.profile,
-    }
+def summary_view(row: DatasetSummary) -> SummaryView:
+    return _summary(row, row.columns)
+
+
+def dataset_view(dataset: Dataset) -> DatasetView:
+    return {**_summary(dataset, len(dataset.profile)), "profile": dataset.profile}
 
 
 class _MultipartUpload:
@@ -230,7 +244,7 @@ async def upload_dataset(
     settings: SettingsDep,
     storage: StorageDep,
     owner: OwnerDep,
-) -> dict[str, Any]:
+) -> DatasetView:
     """Upload a CSV or Parquet table; returns its id, row count and column profile."""
     # Every byte of the body, form fields and framing included, counts against
     # upload_body_limit (app/security/guard.py); the file part alone against the upload limit.
@@ -242,7 +256,7 @@ async def upload_dataset(
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
 
-    def finish() -> dict[str, Any]:
+    def finish() -> DatasetView:
         # Whatever refuses the upload (or fails) past this point, the stored file goes
         # with it: a rejected upload leaves neither a row nor a file.
         try:
@@ -277,7 +291,7 @@ def list_datasets(
     owner: OwnerDep,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
-) -> dict[str, Any]:
+) -> Page[SummaryView]:
     """Data sets, newest first, with cursor pagination. Each item is a summary (its
     column count, not its column profile): GET /api/v1/datasets/{id} has the profile."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
@@ -286,7 +300,7 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> DatasetView:
     return dataset_view(service.require(session, owner, dataset_id))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
@@ -19,7 +19,7 @@ from app.api.deps import (
     StorageDep,
     limit_submissions,
 )
-from app.api.pagination import clamp_page_size, decode_cursor, page_body
+from app.api.pagination import Page, clamp_page_size, decode_cursor, page_body
 from app.api.schemas import (
     JOB_EXAMPLE,
     JobList,
@@ -73,7 +73,7 @@ def create_job(
     owner: OwnerDep,
     spec: Annotated[JobSpec, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> dict[str, Any]:
+) -> service.JobView:
     """Submit a job. It is validated against the data set's columns and its data
     prepared as the worker will, now; then queued, and answered with 202 Accepted and a
     Location to poll."""
@@ -98,7 +98,7 @@ def list_jobs(
     status: JobStatus | None = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
-) -> dict[str, Any]:
+) -> Page[service.JobView]:
     """Jobs, newest first; filter by status; cursor pagination."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
     rows = repo.page(session, owner, status, decode_cursor(page_token), size)
@@ -161,7 +161,7 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 )
 def cancel_job(
     job_id: str, request: Request, session: SessionDep, owner: OwnerDep
-) -> dict[str, Any]:
+) -> service.JobView:
     """Cancel a queued job at once, or a running one at its next training step."""
     return service.job_view(service.cancel(session, owner, job_id), request)
 
@@ -180,7 +180,7 @@ def get_ranking(
     session: SessionDep,
     owner: OwnerDep,
     format: Literal["json", "csv"] = "json",
-) -> Any:
+) -> results.RankingView | Response:
     """Baseline, then candidates ranked by gain with interval, p/q-values, verdict."""
     job = service.require(session, owner, job_id)
     view = results.ranking_view(job, repo.scores(session, job.id))
@@ -196,7 +196,7 @@ def get_ranking(
 
 
 @router.get("/{job_id}/runs", response_model=ProbeRunList, responses={404: PROBLEM})
-def get_runs(job_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+def get_runs(job_id: str, session: SessionDep, owner: OwnerDep) -> results.RunsView:
     """Every stored probe run: metrics at the best epoch and the validation curve."""
     job = service.require(session, owner, job_id)
     return results.runs_view(job, repo.stored_runs(session, job.id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict, Unpack
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -153,18 +154,19 @@ def store_runs(
     return True
 
 
-def finish(
-    session: Session,
-    claim: Claim,
-    *,
-    status: str,
-    result: Mapping[str, object] | None = None,
-    scores: Sequence[Mapping[str, object]] = (),
-    error_reason: str | None = None,
-    error_detail: str | None = None,
-) -> bool:
+class Ending(TypedDict, total=False):
+    """How a job ends besides its status: a result and its scores, or an error."""
+
+    result: Mapping[str, object] | None
+    scores: Sequence[Mapping[str, object]]
+    error_reason: str | None
+    error_detail: str | None
+
+
+def finish(session: Session, claim: Claim, *, status: str, **ending: Unpack[Ending]) -> bool:
     """End a job this worker holds (succeeded / failed / canceled), fenced."""
     now = utcnow()
+    scores = ending.get("scores", ())
     updated = session.execute(
         update(Job)
         .where(
@@ -172,9 +174,9 @@ def finish(
         )
         .values(
             status=status,
-            result=result,
-            error_reason=error_reason,
-            error_detail=error_detail,
+            result=ending.get("result"),
+            error_reason=ending.get("error_reason"),
+            error_detail=ending.get("error_detail"),
             finished_at=now,
             lease_expires_at=None,
             worker_id=None,
