@@ -161,7 +161,9 @@ def submit(
         ),
     ] = None,
     name: str | None = typer.Option(None, help="Job name."),
-    method: str = typer.Option("probe", help="probe | screen | screen+probe."),
+    method: str | None = typer.Option(
+        None, help="probe (the server's default) | screen | screen+probe."
+    ),
     metric: str | None = typer.Option(None, help="Primary metric (default loss)."),
     seed: int | None = typer.Option(None, help="Seed of splits and initialisations."),
     recipe: Annotated[
@@ -235,10 +237,10 @@ def submit(
             "dataset_id": dataset["id"],
             "main_task": task(main),
             "candidates": [task(c) for c in candidates],
-            "method": method,
             "budget": budget,
         }
         optional = {
+            "method": method,
             "name": name,
             "metric": metric,
             "seed": seed,
