@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.validity.rules import read_table
 from benchmarks.validity.v2 import summarise_half
 
 
@@ -23,7 +24,7 @@ def combined(
     out_dirs: Sequence[Path], previous: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per-family rows, means per method, bootstrap differences) over ``out_dirs``."""
-    table = pd.concat([pd.read_csv(d / "per_family.csv") for d in out_dirs])
+    table = pd.concat([read_table(d / "per_family.csv") for d in out_dirs])
     twice = table[table.duplicated(["family", "method"])]
     if not twice.empty:
         raise ValueError(f"scored in more than one run: {sorted(set(twice.family))}")

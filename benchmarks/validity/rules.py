@@ -58,6 +58,12 @@ RULES = (
 )
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV the benchmark wrote. Only empty cells are missing: pandas would otherwise
+    read the family class "null" as a missing value."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     """One job's candidates (rows of predictions.csv) under ``rule``: gain, interval, verdict."""
     looks = max(1, round(0.05 / (1 - float(job.confidence.iloc[0]))))
@@ -99,7 +105,7 @@ def compare(out_dirs: Sequence[Path], method: str, rules: Sequence[Rule] = RULES
     """One row per rule: pooled verdict scores and coverage over every run in ``out_dirs``."""
     predictions = pd.concat([pd.read_csv(d / "predictions.csv") for d in out_dirs])
     references = pd.concat([pd.read_csv(d / "references.csv") for d in out_dirs])
-    classes = pd.concat([pd.read_csv(d / "families.csv") for d in out_dirs])
+    classes = pd.concat([read_table(d / "families.csv") for d in out_dirs])
     label = dict(zip(classes.family, classes["class"], strict=True))
     predictions = predictions[predictions.method == method]
     rows = []

@@ -35,7 +35,7 @@ def test_rescoring_under_the_engines_rule_reproduces_the_job(advice):
         assert scored.loc[c.name, "verdict"] == c.verdict
 
 
-def _write_run(path, per_seed, signs):
+def _write_run(path, per_seed, signs, family_class="reliable"):
     names = [f"c{i}" for i in range(len(per_seed))]
     pd.DataFrame(
         {
@@ -51,7 +51,7 @@ def _write_run(path, per_seed, signs):
     pd.DataFrame(
         {"candidate": names, "gain": [float(np.mean(g)) for g in per_seed], "sign": signs}
     ).assign(family="fam").to_csv(path / "references.csv", index=False)
-    pd.DataFrame({"family": ["fam"], "class": ["reliable"]}).to_csv(
+    pd.DataFrame({"family": ["fam"], "class": [family_class]}).to_csv(
         path / "families.csv", index=False
     )
 
@@ -74,3 +74,13 @@ def test_a_narrower_interval_calls_what_the_corrected_one_does_not(tmp_path):
     assert table.loc["naive", "helpful precision"] == 1.0
     assert table.loc["corrected", "helpful recall"] == 0.5
     assert table.loc["naive", "helpful recall"] == 1.0
+
+
+def test_calls_on_a_null_family_are_counted_as_null_claims(tmp_path):
+    steady = [0.010, 0.012, 0.011, 0.009, 0.010, 0.011, 0.012, 0.010, 0.009, 0.011]
+    noise = [0.01, -0.01] * 5
+    _write_run(tmp_path, [steady, noise], signs=[0, 0], family_class="null")
+    table = compare([tmp_path], "probe", [Rule("naive", "naive")])
+    # The family class is the string "null", which must not be read as a missing value.
+    assert table.loc["naive", "null-family claims / candidates"] == 0.5
+    assert table.loc["naive", "helpful calls"] == 0  # pooled over reliable families only
