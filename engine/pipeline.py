@@ -33,7 +33,7 @@ from engine.proxies import ScreenResult, screen
 from engine.racing import race, schedule
 from engine.ranking import Advice, TaskInfo, summarise
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
-from engine.scoring import INTERVAL_METHODS, IntervalMethod
+from engine.scoring import DEFAULT_INTERVAL, INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
 from engine.tasks import TaskSpec
@@ -50,7 +50,7 @@ def advise(
     features: Sequence[str] | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
     metric: MetricName = DEFAULT_METRIC,
-    interval: IntervalMethod = "corrected",
+    interval: IntervalMethod = DEFAULT_INTERVAL,
     device: str = "cpu",
     progress: ProgressFn | None = None,
     feature_config: FeatureConfig | None = None,
@@ -63,7 +63,8 @@ def advise(
     Trains, for every replicate, the main task alone and paired with each candidate
     (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
     on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
-    "corrected" (Nadeau–Bengio, see :func:`holdout_ratio`) or "naive".
+    "naive" (default, see :data:`engine.scoring.DEFAULT_INTERVAL`) or "corrected"
+    (Nadeau–Bengio, see :func:`holdout_ratio`).
 
     ``recipe``: what the user will train, and so what every probe trains (see
     :mod:`engine.recipes`): ``full`` (default), a standard full-training MLP, or
@@ -161,7 +162,7 @@ def execute(
     method: Method,
     seed: int,
     metric: MetricName,
-    interval: IntervalMethod = "corrected",
+    interval: IntervalMethod = DEFAULT_INTERVAL,
     progress: ProgressFn | None = None,
     recipe: str = DEFAULT_RECIPE,
 ) -> Advice:
@@ -291,7 +292,7 @@ def build_advice(
     *,
     seed: int,
     metric: MetricName,
-    interval: IntervalMethod = "corrected",
+    interval: IntervalMethod = DEFAULT_INTERVAL,
     method: str = DEFAULT_METHOD,
     chunks: int = 1,
     screen: ScreenResult | None = None,

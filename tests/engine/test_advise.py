@@ -44,13 +44,11 @@ def _check_family_advice(family, advice, min_spearman=0.8):
     for noise in family.noise:
         assert advice.candidate(noise).verdict != "helpful"
     best = max(family.relatedness, key=family.relatedness.get)
-    # Verdicts are q-gated over the job's candidates (and spread over racing's looks), so
-    # the truly best candidate is not always called; it is never called anything else,
-    # and it carries the job's strongest evidence.
+    # Verdicts are q-gated over the job's candidates (and spread over racing's looks);
+    # the truly best candidate's gain is large enough to be called even so.
     top = advice.candidate(best)
-    assert top.verdict in ("helpful", "inconclusive"), advice.to_frame()
+    assert top.verdict == "helpful", advice.to_frame()
     assert top.gain > 0
-    assert top.q_value == min(c.q_value for c in advice.candidates), advice.to_frame()
     return rho
 
 
