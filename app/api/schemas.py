@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 
 import engine
 
@@ -15,6 +15,21 @@ from app.jobs.spec import BudgetIn as BudgetIn
 from app.jobs.spec import JobSpec as JobSpec
 from app.jobs.spec import TaskIn as TaskIn
 from app.jobs.status import JobStatus as JobStatus
+
+# The job's response shapes are built in app/services and app/jobs, so they are
+# defined there (app/jobs/views.py), once.
+from app.jobs.views import BaselineOut as BaselineOut
+from app.jobs.views import CandidateOut as CandidateOut
+from app.jobs.views import EvidenceOut as EvidenceOut
+from app.jobs.views import JobError as JobError
+from app.jobs.views import JobEstimate as JobEstimate
+from app.jobs.views import JobOut as JobOut
+from app.jobs.views import MainTaskOut as MainTaskOut
+from app.jobs.views import MetricGainOut as MetricGainOut
+from app.jobs.views import ProbeRunList as ProbeRunList
+from app.jobs.views import ProbeRunOut as ProbeRunOut
+from app.jobs.views import Progress as Progress
+from app.jobs.views import RankingOut as RankingOut
 
 
 class MixedTypes(BaseModel):
@@ -64,159 +79,9 @@ class DatasetList(BaseModel):
     next_page_token: str | None
 
 
-class Progress(BaseModel):
-    done: int
-    total: int
-    fraction: float
-
-
-class JobError(BaseModel):
-    reason: str
-    detail: str | None
-
-
-class JobEstimate(BaseModel):
-    """The job's estimated cost at submission (engine.estimate_cost; order of magnitude)."""
-
-    flops: float = Field(description="Floating-point operations of every planned probe-epoch.")
-    memory_mb: float = Field(description="Peak memory: training data plus the largest chunk.")
-    probe_epochs: int
-    probe_memory_mb: float = Field(description="One probe's training memory.")
-    data_memory_mb: float
-
-
-class JobOut(BaseModel):
-    id: str
-    name: str
-    dataset_id: str | None
-    status: JobStatus
-    progress: Progress
-    attempts: int
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    error: JobError | None
-    spec: JobSpec
-    estimate: JobEstimate | None = Field(
-        default=None, description="Estimated cost (null for jobs submitted before estimates)."
-    )
-    links: dict[str, str]
-
-
 class JobList(BaseModel):
     items: list[JobOut]
     next_page_token: str | None
-
-
-class MetricGainOut(BaseModel):
-    metric: str
-    gain: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    verdict: str
-
-
-class EvidenceOut(BaseModel):
-    """What a candidate's labels say before any training: rows labelled for it, rows
-    labelled for both it and the main task (0 for a candidate from another table), the
-    absolute label correlation and the mutual information (nats) over those rows
-    (null under 10 of them)."""
-
-    labelled: int
-    overlap: int
-    label_correlation: float | None
-    mutual_info: float | None
-
-
-class CandidateOut(BaseModel):
-    """A candidate's measured gain. ``verdict`` is helpful / harmful / inconclusive, or
-    not_probed when only its proxy scores were computed (methods with screening)."""
-
-    rank: int
-    name: str
-    column: str
-    kind: str
-    dataset_id: str | None
-    gain: float | None
-    se: float | None
-    ci_low: float | None
-    ci_high: float | None
-    rel_gain: float | None
-    p_value: float | None
-    q_value: float | None
-    verdict: str
-    seeds: int
-    secondary: MetricGainOut | None
-    disagreement: bool
-    proxies: dict[str, float | None]
-    metrics: dict[str, float | None]
-    per_seed: list[float | None]
-    errors: list[str]
-    evidence: EvidenceOut | None = Field(
-        default=None, description="Label evidence (null for jobs from before it)."
-    )
-    evidence_disagrees: bool = Field(
-        default=False,
-        description="The probe and the label correlation disagree by a wide margin: "
-        "check this candidate.",
-    )
-
-
-class BaselineOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    seeds: int
-
-
-class MainTaskOut(BaseModel):
-    name: str
-    column: str
-    kind: engine.TaskKind
-
-
-class RankingOut(BaseModel):
-    job_id: str
-    method: str
-    metric: str
-    recipe: engine.RecipeName = Field(
-        description="The training recipe the ranking answers for (the job's `recipe`)."
-    )
-    recipe_text: str = Field(
-        description="That recipe with every knob it trained with, e.g. for a report."
-    )
-    estimand: str = Field(description="What each candidate's gain estimates, in words.")
-    interval: str
-    confidence: float = Field(
-        description="Confidence of each interval: 0.95 spread over the racing rounds the job "
-        "could run (0.975 with two), so the interval it stopped at covers the gain with at "
-        "least 95% probability."
-    )
-    rounds: int = Field(description="Racing rounds the job trained.")
-    main_task: MainTaskOut
-    baseline: BaselineOut
-    candidates: list[CandidateOut]
-    subset: dict[str, object] | None
-    agreement: dict[str, object] | None
-    dropped_features: dict[str, str]
-
-
-class ProbeRunOut(BaseModel):
-    key: str
-    replicate: int
-    candidates: list[str]
-    metrics: dict[str, float | None]
-    curve: list[float | None]
-    best_epoch: int
-    epochs: int
-    error: str | None
-
-
-class ProbeRunList(BaseModel):
-    job_id: str
-    metric: str
-    items: list[ProbeRunOut]
 
 
 class Health(BaseModel):

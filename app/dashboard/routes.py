@@ -24,6 +24,7 @@ from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
 from app.jobs.status import JobStatus
+from app.jobs.views import RankingOut
 from app.security import auth
 from app.security import sessions as web_sessions
 from app.services import jobs as service
@@ -110,7 +111,7 @@ def jobs_page(
     status = status if status in STATUSES else None
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
     jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
-    names = _dataset_names(session, owner, {j["dataset_id"] for j in jobs})
+    names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
     older = next_token(rows, PAGE_SIZE)
     return _render(
         request,
@@ -184,7 +185,7 @@ def job_page(
     )
     runs = results.runs_view(row, repo.stored_runs(session, row.id))
     names = _dataset_names(session, owner, {row.dataset_id})
-    order = [c["name"] for c in ranking["candidates"]] if ranking else None
+    order = [c.name for c in ranking.candidates] if ranking else None
     curves = views.mean_curves(runs, order)
     charts: dict[str, object] = {"curves": curves}
     if ranking:
@@ -201,21 +202,20 @@ def job_page(
             "proxy_names": views.proxy_names(ranking) if ranking else [],
             "baseline_metrics": _baseline_metrics(ranking),
             "charts": charts,
-            "failure": failures.explain(job["error"])
-            if job["status"] == JobStatus.FAILED
+            "failure": failures.explain(job.error.model_dump() if job.error else None)
+            if job.status == JobStatus.FAILED
             else None,
             "has_curves": any(s["mean"] for s in curves["series"]),
         },
     )
 
 
-def _baseline_metrics(ranking: Mapping[str, object] | None) -> list[tuple[str, float]]:
-    baseline = ranking.get("baseline") if ranking else None
-    if not isinstance(baseline, dict):
+def _baseline_metrics(ranking: RankingOut | None) -> list[tuple[str, float]]:
+    if ranking is None:
         return []
     return [
         (str(k), v)
-        for k, v in baseline.items()
+        for k, v in ranking.baseline.model_dump().items()
         if k != "seeds" and isinstance(v, int | float) and not isinstance(v, bool)
     ]
 

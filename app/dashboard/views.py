@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
-    from app.jobs.results import RankingView, RunsView
+    from app.jobs.views import ProbeRunList, RankingOut
 
 VERDICTS = ("helpful", "inconclusive", "harmful")
 BASELINE = "baseline (main task alone)"
@@ -35,16 +35,16 @@ class Point(TypedDict):
     verdict: str
 
 
-def mean_curves(runs: RunsView, order: list[str] | None = None) -> Curves:
+def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
     """The main task's validation metric per epoch, averaged over replicates, for the
     baseline and each single-candidate probe. Probes stop early at different epochs,
     so each epoch's mean is over the replicates that reached it (``n`` says how many)."""
     groups: dict[str, list[list[float | None]]] = {}
-    for run in runs.get("items", []):
-        if run.get("error"):
+    for run in runs.items:
+        if run.error:
             continue
-        label = " + ".join(run["candidates"]) if run["candidates"] else BASELINE
-        groups.setdefault(label, []).append(run["curve"])
+        label = " + ".join(run.candidates) if run.candidates else BASELINE
+        groups.setdefault(label, []).append(run.curve)
     rank = {name: i for i, name in enumerate(order or [])}
     labels = sorted(
         groups, key=lambda k: (k != BASELINE, rank.get(k, len(rank)), k)
@@ -70,7 +70,7 @@ def mean_curves(runs: RunsView, order: list[str] | None = None) -> Curves:
                 "hidden": i > CURVES_SHOWN,
             }
         )
-    return {"metric": runs["metric"], "series": series}
+    return {"metric": runs.metric, "series": series}
 
 
 def finite(value: object) -> float | None:
@@ -83,43 +83,42 @@ def finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def gain_chart(ranking: RankingView) -> dict[str, object]:
+def gain_chart(ranking: RankingOut) -> dict[str, object]:
     """Gains with their intervals, best first, coloured by verdict."""
-    rows = [c for c in ranking["candidates"] if finite(c["gain"]) is not None]
+    rows = [c for c in ranking.candidates if finite(c.gain) is not None]
     return {
-        "metric": ranking["metric"],
-        "names": [c["name"] for c in rows],
-        "gain": [finite(c["gain"]) for c in rows],
-        "low": [finite(c["ci_low"]) for c in rows],
-        "high": [finite(c["ci_high"]) for c in rows],
-        "verdict": [c["verdict"] for c in rows],
+        "metric": ranking.metric,
+        "names": [c.name for c in rows],
+        "gain": [finite(c.gain) for c in rows],
+        "low": [finite(c.ci_low) for c in rows],
+        "high": [finite(c.ci_high) for c in rows],
+        "verdict": [c.verdict for c in rows],
     }
 
 
-def proxy_names(ranking: RankingView) -> list[str]:
+def proxy_names(ranking: RankingOut) -> list[str]:
     """Proxy scores that at least one candidate has."""
     names: dict[str, None] = {}
-    for c in ranking["candidates"]:
-        for key, value in (c.get("proxies") or {}).items():
+    for c in ranking.candidates:
+        for key, value in c.proxies.items():
             if finite(value) is not None:
                 names.setdefault(key, None)
     return list(names)
 
 
-def proxy_points(ranking: RankingView) -> dict[str, list[Point]]:
+def proxy_points(ranking: RankingOut) -> dict[str, list[Point]]:
     """Per proxy: one point per candidate with both a proxy score and a probe gain."""
     points: dict[str, list[Point]] = {}
     for key in proxy_names(ranking):
         points[key] = [
             {
-                "name": c["name"],
-                "x": finite(c["proxies"][key]),
-                "y": finite(c["gain"]),
-                "verdict": c["verdict"],
+                "name": c.name,
+                "x": finite(c.proxies[key]),
+                "y": finite(c.gain),
+                "verdict": c.verdict,
             }
-            for c in ranking["candidates"]
-            if finite((c.get("proxies") or {}).get(key)) is not None
-            and finite(c["gain"]) is not None
+            for c in ranking.candidates
+            if finite(c.proxies.get(key)) is not None and finite(c.gain) is not None
         ]
     return points
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
+from pydantic import TypeAdapter
 from sqlalchemy import inspect
 
 import engine
@@ -14,6 +15,18 @@ from app.db.models import CandidateScore, Job, ProbeRunRecord
 from app.errors import ProblemError
 from app.jobs.spec import JobSpec
 from app.jobs.status import JobStatus
+from app.jobs.views import (
+    BaselineOut,
+    CandidateOut,
+    EvidenceOut,
+    MainTaskOut,
+    MetricGainOut,
+    ProbeRunList,
+    ProbeRunOut,
+    RankingOut,
+)
+
+T = TypeVar("T")
 
 SCREEN_KEY = "screen"
 """The probe_runs key of a job's screening run; its ``metrics`` hold the proxy scores."""
@@ -37,6 +50,23 @@ DETAILS: dict[str, Callable[[], object]] = {
 }
 """What a candidate row keeps in its ``details`` JSON, with the empty value of each."""
 
+# Stored JSON (a job's result, a candidate's details) read back into the views' types,
+# checked as the response model checks them.
+TEXT = TypeAdapter(str)
+NUMBER = TypeAdapter(float)
+COUNT = TypeAdapter(int)
+FLAG = TypeAdapter(bool)
+NUMBERS = TypeAdapter(dict[str, float | None])
+SERIES = TypeAdapter(list[float | None])
+TEXTS = TypeAdapter(list[str])
+TABLE = TypeAdapter(dict[str, object])
+NAMES = TypeAdapter(dict[str, str])
+RECIPE: TypeAdapter[engine.RecipeName] = TypeAdapter(engine.RecipeName)
+
+
+def _optional(adapter: TypeAdapter[T], value: object) -> T | None:
+    return None if value is None else adapter.validate_python(value)
+
 
 class RunRow(TypedDict):
     """A probe_runs row as the worker stores it (the job and attempt added there)."""
@@ -49,73 +79,6 @@ class RunRow(TypedDict):
     best_epoch: int
     epochs: int
     error: str | None
-
-
-class CandidateView(TypedDict):
-    """A candidate in the ranking: its candidate_scores columns, then its details."""
-
-    rank: int
-    name: str
-    column: str
-    kind: str
-    dataset_id: str | None
-    gain: float | None
-    se: float | None
-    ci_low: float | None
-    ci_high: float | None
-    rel_gain: float | None
-    p_value: float | None
-    q_value: float | None
-    verdict: str
-    seeds: int
-    secondary: object
-    disagreement: object
-    proxies: dict[str, object]
-    metrics: object
-    per_seed: object
-    errors: object
-    evidence: dict[str, object] | None
-    evidence_disagrees: object
-
-
-class RankingView(TypedDict):
-    """A succeeded job's ranking (GET /jobs/{id}/ranking, RankingOut). The values kept
-    from the stored result are passed through as stored."""
-
-    job_id: str
-    method: object
-    metric: object
-    recipe: str
-    recipe_text: str
-    estimand: str
-    interval: object
-    main_task: object
-    baseline: object
-    subset: object
-    agreement: object
-    dropped_features: object
-    candidates: list[CandidateView]
-    confidence: object
-    rounds: object
-
-
-class RunView(TypedDict):
-    """One stored probe run (GET /jobs/{id}/runs)."""
-
-    key: str
-    replicate: int
-    candidates: list[str]
-    metrics: dict[str, float | None]
-    curve: list[float | None]
-    best_epoch: int
-    epochs: int
-    error: str | None
-
-
-class RunsView(TypedDict):
-    job_id: str
-    metric: str
-    items: list[RunView]
 
 
 def _json_float(value: float) -> float | None:
@@ -185,17 +148,17 @@ EVIDENCE_KEYS = ("labelled", "overlap", "label_correlation", "mutual_info")
 """A candidate's ``evidence`` in the ranking (from its labels alone, no training)."""
 
 
-def _evidence(evidence: object) -> dict[str, object] | None:
+def _evidence(evidence: object) -> EvidenceOut | None:
     """A candidate's label evidence as stored (the engine's field names) in the
     ranking's names; None for a job from before label evidence."""
     if not evidence or not isinstance(evidence, Mapping):
         return None
-    return {
-        "labelled": evidence.get("labelled"),
-        "overlap": evidence.get("overlap"),
-        "label_correlation": evidence.get("correlation"),
-        "mutual_info": evidence.get("mutual_info"),
-    }
+    return EvidenceOut(
+        labelled=COUNT.validate_python(evidence.get("labelled")),
+        overlap=COUNT.validate_python(evidence.get("overlap")),
+        label_correlation=_optional(NUMBER, evidence.get("correlation")),
+        mutual_info=_optional(NUMBER, evidence.get("mutual_info")),
+    )
 
 
 def advice_rows(
@@ -255,36 +218,37 @@ def answers_for(job: Job) -> dict[str, str]:
     }
 
 
-def _candidate(score: CandidateScore) -> CandidateView:
+def _candidate(score: CandidateScore) -> CandidateOut:
     details = _details(score.details)
     proxies = details["proxies"]
-    return {
-        "rank": score.rank,
-        "name": score.name,
-        "column": score.column,
-        "kind": score.kind,
-        "dataset_id": score.dataset_id,
-        "gain": score.gain,
-        "se": score.se,
-        "ci_low": score.ci_low,
-        "ci_high": score.ci_high,
-        "rel_gain": score.rel_gain,
-        "p_value": score.p_value,
-        "q_value": score.q_value,
-        "verdict": score.verdict,
-        "seeds": score.seeds,
-        "secondary": details["secondary"],
-        "disagreement": details["disagreement"],
-        "proxies": dict(proxies) if isinstance(proxies, Mapping) else {},
-        "metrics": details["metrics"],
-        "per_seed": details["per_seed"],
-        "errors": details["errors"],
-        "evidence": _evidence(details["evidence"]),
-        "evidence_disagrees": details["evidence_disagrees"],
-    }
+    secondary = details["secondary"]
+    return CandidateOut(
+        rank=score.rank,
+        name=score.name,
+        column=score.column,
+        kind=score.kind,
+        dataset_id=score.dataset_id,
+        gain=score.gain,
+        se=score.se,
+        ci_low=score.ci_low,
+        ci_high=score.ci_high,
+        rel_gain=score.rel_gain,
+        p_value=score.p_value,
+        q_value=score.q_value,
+        verdict=score.verdict,
+        seeds=score.seeds,
+        secondary=MetricGainOut.model_validate(secondary) if secondary is not None else None,
+        disagreement=FLAG.validate_python(details["disagreement"]),
+        proxies=NUMBERS.validate_python(proxies) if isinstance(proxies, Mapping) else {},
+        metrics=NUMBERS.validate_python(details["metrics"]),
+        per_seed=SERIES.validate_python(details["per_seed"]),
+        errors=TEXTS.validate_python(details["errors"]),
+        evidence=_evidence(details["evidence"]),
+        evidence_disagrees=FLAG.validate_python(details["evidence_disagrees"]),
+    )
 
 
-def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingView:
+def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingOut:
     """The ranking of a succeeded job (409 before)."""
     if job.status != JobStatus.SUCCEEDED or job.result is None:
         raise ProblemError(
@@ -295,24 +259,24 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingView:
         )
     result = job.result
     answers = answers_for(job)
-    return {
-        "job_id": job.id,
-        "method": result.get("method"),
-        "metric": result.get("metric"),
-        "recipe": answers["recipe"],
-        "recipe_text": answers["recipe_text"],
-        "estimand": answers["estimand"],
-        "interval": result.get("interval"),
-        "main_task": result.get("main_task"),
-        "baseline": result.get("baseline"),
-        "subset": result.get("subset"),
-        "agreement": result.get("agreement"),
-        "dropped_features": result.get("dropped_features") or {},
-        "candidates": [_candidate(s) for s in scores],
+    return RankingOut(
+        job_id=job.id,
+        method=TEXT.validate_python(result.get("method")),
+        metric=TEXT.validate_python(result.get("metric")),
+        recipe=RECIPE.validate_python(answers["recipe"]),
+        recipe_text=answers["recipe_text"],
+        estimand=answers["estimand"],
+        interval=TEXT.validate_python(result.get("interval")),
         # A job from before racing trained one round of 95% intervals.
-        "confidence": result.get("confidence", 0.95),
-        "rounds": result.get("rounds", 1),
-    }
+        confidence=NUMBER.validate_python(result.get("confidence", 0.95)),
+        rounds=COUNT.validate_python(result.get("rounds", 1)),
+        main_task=MainTaskOut.model_validate(result.get("main_task")),
+        baseline=BaselineOut.model_validate(result.get("baseline")),
+        candidates=[_candidate(s) for s in scores],
+        subset=_optional(TABLE, result.get("subset")),
+        agreement=_optional(TABLE, result.get("agreement")),
+        dropped_features=NAMES.validate_python(result.get("dropped_features") or {}),
+    )
 
 
 RANKING_COLUMNS = [
@@ -340,43 +304,46 @@ RANKING_COLUMNS = [
 """The ranking's CSV columns (then one ``proxy_<name>`` column per proxy score)."""
 
 
-def ranking_rows(view: RankingView) -> list[dict[str, object]]:
+def ranking_rows(view: RankingOut) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for candidate in view["candidates"]:
-        c: Mapping[str, object] = candidate  # read by column name
-        secondary = candidate["secondary"] if isinstance(candidate["secondary"], Mapping) else {}
-        evidence = candidate["evidence"] or {}
+    for c in view.candidates:
+        secondary = c.secondary
+        evidence = c.evidence.model_dump() if c.evidence else {}
         rows.append(
             {
-                **{k: c[k] for k in RANKING_COLUMNS if k in c and k != "evidence_disagrees"},
-                "secondary_metric": secondary.get("metric"),
-                "secondary_gain": secondary.get("gain"),
+                **{
+                    k: getattr(c, k)
+                    for k in RANKING_COLUMNS
+                    if k in CandidateOut.model_fields and k != "evidence_disagrees"
+                },
+                "secondary_metric": secondary.metric if secondary else None,
+                "secondary_gain": secondary.gain if secondary else None,
                 **{k: evidence.get(k) for k in EVIDENCE_KEYS},
-                "evidence_disagrees": bool(c.get("evidence_disagrees")),
-                **{f"proxy_{k}": v for k, v in candidate["proxies"].items()},
+                "evidence_disagrees": c.evidence_disagrees,
+                **{f"proxy_{k}": v for k, v in c.proxies.items()},
             }
         )
     return rows
 
 
-def runs_view(job: Job, runs: list[ProbeRunRecord]) -> RunsView:
+def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:
     spec = JobSpec.model_validate(job.spec)
     names = [c.label for c in spec.candidates]
-    return {
-        "job_id": job.id,
-        "metric": spec.metric,
-        "items": [
-            {
-                "key": r.probe_key,
-                "replicate": r.replicate,
-                "candidates": [names[i] for i in r.aux],
-                "metrics": {k: _finite(v) for k, v in r.metrics.items()},
-                "curve": [_finite(v) for v in r.curve],
-                "best_epoch": r.best_epoch,
-                "epochs": r.epochs,
-                "error": r.error,
-            }
+    return ProbeRunList(
+        job_id=job.id,
+        metric=spec.metric,
+        items=[
+            ProbeRunOut(
+                key=r.probe_key,
+                replicate=r.replicate,
+                candidates=[names[i] for i in r.aux],
+                metrics={k: _finite(v) for k, v in r.metrics.items()},
+                curve=[_finite(v) for v in r.curve],
+                best_epoch=r.best_epoch,
+                epochs=r.epochs,
+                error=r.error,
+            )
             for r in runs
             if r.replicate >= 0  # the screening run holds proxy scores, not a probe
         ],
-    }
+    )

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from types import SimpleNamespace
-from typing import TypedDict
+from typing import TypeVar, cast
 
 from fastapi import Request
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,9 +22,12 @@ from app.db.session import session_scope
 from app.errors import ProblemError, found
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
+from app.jobs.views import JobError, JobEstimate, JobOut, Progress
 from app.services.checks import Checked, check
 from app.services.datasets import new_id
 from app.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 QUOTA_RETRY_AFTER_S = 30
 """Retry-After of a queued-job quota refusal: about how soon a queued job may start."""
@@ -169,33 +172,7 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-class Progress(TypedDict):
-    done: int
-    total: int
-    fraction: float
-
-
-class JobView(TypedDict):
-    """A job as the API shows it (JobOut)."""
-
-    id: str
-    name: str
-    dataset_id: str | None
-    status: str
-    progress: Progress
-    attempts: int
-    cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    error: dict[str, str | None] | None
-    spec: dict[str, object]
-    estimate: dict[str, object] | None
-    links: dict[str, str]
-
-
-def job_view(job: Job | SimpleNamespace, request: Request) -> JobView:
+def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = True) -> JobOut:
     """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     # What request.url_for("get_job", ...) gives, without its search of every route
     # (8 % of a status poll): the job's published path on this request's base URL.
@@ -205,31 +182,50 @@ def job_view(job: Job | SimpleNamespace, request: Request) -> JobView:
     spec = job.spec
     if "recipe" not in spec:  # stored before recipes: the recipe its budget implies
         spec = {**spec, "recipe": JobSpec.model_validate(spec).recipe}
-    return {
-        "id": job.id,
-        "name": job.name,
-        "dataset_id": job.dataset_id,
-        "status": job.status,
-        "progress": {
-            "done": done,
-            "total": total,
-            "fraction": round(done / total, 4) if total else 0.0,
-        },
-        "attempts": job.attempt,
-        "cancel_requested": job.cancel_requested,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "heartbeat_at": job.heartbeat_at,
-        "error": {"reason": job.error_reason, "detail": job.error_detail}
+    if validate:
+        new = JobOut
+        job_spec = JobSpec.model_validate(spec)
+        estimate = JobEstimate.model_validate(job.estimate) if job.estimate else None
+    else:
+        # The status poll (GET /jobs/{id}) is the hot path and renders this view to
+        # bytes at once. Validated, its build+render took ~240 µs against ~37 µs for
+        # the plain dict it replaced (JobSpec's validators alone ~110 µs); unvalidated
+        # ~100 µs (model_construct is Python). Its values are the job's own columns as
+        # this module stored them, so it is built with model_construct, and the spec
+        # and estimate JSON pass through as stored (as the poll always showed them;
+        # tests/api/test_views.py checks the bytes equal the validated view's).
+        new = unvalidated(JobOut)
+        job_spec = cast(JobSpec, spec)
+        estimate = cast(JobEstimate | None, job.estimate)
+    return new(
+        id=job.id,
+        name=job.name,
+        dataset_id=job.dataset_id,
+        status=JobStatus(job.status),
+        progress=Progress(
+            done=done, total=total, fraction=round(done / total, 4) if total else 0.0
+        ),
+        attempts=job.attempt,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        error=JobError(reason=job.error_reason, detail=job.error_detail)
         if job.error_reason
         else None,
-        "spec": spec,
-        "estimate": job.estimate,
-        "links": {
+        spec=job_spec,
+        estimate=estimate,
+        links={
             "self": base,
             "ranking": f"{base}/ranking",
             "cancel": f"{base}/cancel",
             "runs": f"{base}/runs",
         },
-    }
+    )
+
+
+def unvalidated(model: type[M]) -> type[M]:
+    """``model``'s constructor without validation (``model_construct``: the same
+    keyword arguments, typed as the model's own so that mypy checks them)."""
+    return cast(type[M], model.model_construct)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from app.jobs import results
+from app.jobs.views import CandidateOut, RankingOut
 from tests.api.conftest import engine_advice
 from tests.conftest import job_spec
 
@@ -46,12 +47,30 @@ def test_a_job_from_before_evidence_shows_none():
     assert details["evidence"] is None
     assert details["evidence_disagrees"] is False
     assert results._evidence(None) is None
-    rows = results.ranking_rows(
-        {
-            "candidates": [
-                {"rank": 1, "name": "a", "secondary": None, "proxies": {}, **details},
-            ]
-        }
+    candidate = CandidateOut(
+        rank=1,
+        name="a",
+        column="a",
+        kind="binary",
+        dataset_id=None,
+        gain=None,
+        se=None,
+        ci_low=None,
+        ci_high=None,
+        rel_gain=None,
+        p_value=None,
+        q_value=None,
+        verdict="not_probed",
+        seeds=0,
+        secondary=None,
+        disagreement=False,
+        proxies={},
+        metrics={},
+        per_seed=[],
+        errors=[],
+        evidence=results._evidence(details["evidence"]),
+        evidence_disagrees=bool(details["evidence_disagrees"]),
     )
+    rows = results.ranking_rows(RankingOut.model_construct(candidates=[candidate]))
     assert rows[0]["label_correlation"] is None
     assert rows[0]["evidence_disagrees"] is False

@@ -19,6 +19,7 @@ from app.dashboard import STATIC, views
 from app.db.models import CandidateScore, Job
 from app.db.session import write_transaction
 from app.jobs.failures import explain
+from app.jobs.views import CandidateOut, ProbeRunList, ProbeRunOut, RankingOut
 from app.jobs.worker import Worker
 from app.main import create_app
 from app.security.auth import create_key
@@ -173,17 +174,31 @@ def test_safe_next(target, expected):
     assert views.safe_next(target) == expected
 
 
+def _run(candidates: list[str], curve: list[float | None], error: str | None = None):
+    return ProbeRunOut(
+        key="k",
+        replicate=0,
+        candidates=candidates,
+        metrics={},
+        curve=curve,
+        best_epoch=0,
+        epochs=len(curve),
+        error=error,
+    )
+
+
 def test_mean_curves_average_over_the_replicates_that_reached_each_epoch():
-    runs = {
-        "metric": "loss",
-        "items": [
-            {"candidates": [], "curve": [1.0, 0.5, 0.25], "error": None},
-            {"candidates": [], "curve": [3.0, 1.5], "error": None},  # stopped early
-            {"candidates": ["b"], "curve": [2.0, None], "error": None},
-            {"candidates": ["a"], "curve": [4.0], "error": None},
-            {"candidates": ["a"], "curve": [9.0], "error": "diverged"},
+    runs = ProbeRunList(
+        job_id="job_x",
+        metric="loss",
+        items=[
+            _run([], [1.0, 0.5, 0.25]),
+            _run([], [3.0, 1.5]),  # stopped early
+            _run(["b"], [2.0, None]),
+            _run(["a"], [4.0]),
+            _run(["a"], [9.0], error="diverged"),
         ],
-    }
+    )
     curves = views.mean_curves(runs, order=["b", "a"])
     assert [s["name"] for s in curves["series"]] == [views.BASELINE, "b", "a"]
     baseline = curves["series"][0]
@@ -194,15 +209,15 @@ def test_mean_curves_average_over_the_replicates_that_reached_each_epoch():
 
 
 def test_chart_data_carries_no_nan():
-    ranking = {
-        "metric": "loss",
-        "candidates": [
-            {"name": "a", "gain": 0.1, "ci_low": float("nan"), "ci_high": 0.2,
-             "verdict": "inconclusive", "proxies": {"tag": 0.3, "cos": None}},
-            {"name": "b", "gain": None, "ci_low": None, "ci_high": None,
-             "verdict": "inconclusive", "proxies": {"tag": 0.1}},
+    ranking = RankingOut.model_construct(
+        metric="loss",
+        candidates=[
+            CandidateOut.model_construct(name="a", gain=0.1, ci_low=float("nan"), ci_high=0.2,
+                verdict="inconclusive", proxies={"tag": 0.3, "cos": None}),
+            CandidateOut.model_construct(name="b", gain=None, ci_low=None, ci_high=None,
+                verdict="inconclusive", proxies={"tag": 0.1}),
         ],
-    }  # fmt: skip
+    )  # fmt: skip
     assert views.gain_chart(ranking)["low"] == [None]
     assert views.gain_chart(ranking)["names"] == ["a"]
     assert views.proxy_names(ranking) == ["tag"]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,11 +12,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
 from app.api.pagination import Page, clamp_page_size, decode_cursor, page_body
-from app.api.schemas import DatasetList, DatasetOut
+from app.api.schemas import DatasetList, DatasetOut, DatasetSummary
 from app.data.storage import StoredFile, upload_too_large
 from app.db.models import Dataset
 from app.db.repositories import datasets as repo
-from app.db.repositories.datasets import DatasetSummary
+from app.db.repositories.datasets import DatasetSummary as SummaryRow
 from app.db.session import write_transaction
 from app.errors import ProblemError, field_problem
 from app.security.guard import upload_body_limit
@@ -49,46 +48,28 @@ UPLOAD_DOC = {
 }
 
 
-class SummaryView(TypedDict):
-    """A data set in a list (schemas.DatasetSummary): all but its column profile."""
-
-    id: str
-    name: str
-    filename: str
-    format: str
-    rows: int
-    columns: int
-    size_bytes: int
-    sha256: str
-    created_at: datetime
-
-
-class DatasetView(SummaryView):
-    """A data set with its column profile (DatasetOut, GET /datasets/{id})."""
-
-    profile: list[dict[str, object]]
+def _summary(row: SummaryRow | Dataset, columns: int) -> DatasetSummary:
+    return DatasetSummary(
+        id=row.id,
+        name=row.name,
+        filename=row.filename,
+        format=row.format,
+        rows=row.rows,
+        columns=columns,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        created_at=row.created_at,
+    )
 
 
-def _summary(row: DatasetSummary | Dataset, columns: int) -> SummaryView:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "filename": row.filename,
-        "format": row.format,
-        "rows": row.rows,
-        "columns": columns,
-        "size_bytes": row.size_bytes,
-        "sha256": row.sha256,
-        "created_at": row.created_at,
-    }
-
-
-def summary_view(row: DatasetSummary) -> SummaryView:
+def summary_view(row: SummaryRow) -> DatasetSummary:
     return _summary(row, row.columns)
 
 
-def dataset_view(dataset: Dataset) -> DatasetView:
-    return {**_summary(dataset, len(dataset.profile)), "profile": dataset.profile}
+def dataset_view(dataset: Dataset) -> DatasetOut:
+    """The summary, then the column profile as stored (checked against ColumnProfile)."""
+    summary = _summary(dataset, len(dataset.profile)).model_dump()
+    return DatasetOut.model_validate({**summary, "profile": dataset.profile})
 
 
 class _MultipartUpload:
@@ -244,7 +225,7 @@ async def upload_dataset(
     settings: SettingsDep,
     storage: StorageDep,
     owner: OwnerDep,
-) -> DatasetView:
+) -> DatasetOut:
     """Upload a CSV or Parquet table; returns its id, row count and column profile."""
     # Every byte of the body, form fields and framing included, counts against
     # upload_body_limit (app/security/guard.py); the file part alone against the upload limit.
@@ -256,7 +237,7 @@ async def upload_dataset(
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
 
-    def finish() -> DatasetView:
+    def finish() -> DatasetOut:
         # Whatever refuses the upload (or fails) past this point, the stored file goes
         # with it: a rejected upload leaves neither a row nor a file.
         try:
@@ -278,7 +259,7 @@ async def upload_dataset(
             raise
 
     body = await run_in_threadpool(finish)
-    response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body["id"]))
+    response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body.id))
     return body
 
 
@@ -291,7 +272,7 @@ def list_datasets(
     owner: OwnerDep,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
-) -> Page[SummaryView]:
+) -> Page[DatasetSummary]:
     """Data sets, newest first, with cursor pagination. Each item is a summary (its
     column count, not its column profile): GET /api/v1/datasets/{id} has the profile."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
@@ -300,7 +281,7 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> DatasetView:
+def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> DatasetOut:
     return dataset_view(service.require(session, owner, dataset_id))
 
 
