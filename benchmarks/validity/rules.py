@@ -12,7 +12,9 @@ families, claims on null families, and how often the interval covers the referen
 
 Offline, each candidate keeps the replicates it got under the rule the job ran (racing
 decided them), so a rule that would have stopped a candidate earlier or later is
-approximated. Choose rules on the tune half; run the report half only to report.
+approximated. The corrected interval needs the job's hold-out ratio, which only a job
+run with that interval records (others get NaN intervals under it). Choose rules on the
+tune half; run the report half only to report.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class Rule:
 
 
 RULES = (
-    Rule("corrected, spread over looks, q-gated (engine default)", "corrected"),
-    Rule("naive, spread over looks, q-gated", "naive"),
+    Rule("corrected, spread over looks, q-gated (default before 2026-12-02)", "corrected"),
+    Rule("naive, spread over looks, q-gated (engine default)", "naive"),
     Rule("naive, 95% at every look, q-gated", "naive", spread_over_looks=False),
     Rule("naive, spread over looks, interval only", "naive", q_gate=False),
     Rule("naive, 95% at every look, interval only", "naive", False, False),

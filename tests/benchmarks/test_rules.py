@@ -10,10 +10,10 @@ from benchmarks.validity.rules import RULES, Rule, compare, rescore
 from benchmarks.validity.v2 import prediction_frame
 
 
-@pytest.fixture(scope="module")
-def advice():
+@pytest.mark.parametrize(("interval", "rule"), [("naive", RULES[1]), ("corrected", RULES[0])])
+def test_rescoring_under_the_jobs_rule_reproduces_the_job(interval, rule):
     family = engine.make_task_family(n_rows=400, n_features=8, relatedness=(0.95, 0.5), seed=0)
-    return engine.advise(
+    advice = engine.advise(
         family.frame,
         family.main,
         list(family.candidates),
@@ -22,12 +22,12 @@ def advice():
         seeds=3,
         race_step=3,
         max_replicates=6,
+        interval=interval,
     )
-
-
-def test_rescoring_under_the_engines_rule_reproduces_the_job(advice):
+    assert rule.interval == interval
     job = prediction_frame(advice).reset_index()
-    scored = rescore(job, RULES[0])
+    assert set(job.interval) == {interval}
+    scored = rescore(job, rule)
     for c in advice.candidates:
         assert scored.loc[c.name, "gain"] == pytest.approx(c.gain, abs=1e-8)
         assert scored.loc[c.name, "ci_low"] == pytest.approx(c.ci_low, abs=1e-6)
