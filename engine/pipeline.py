@@ -342,6 +342,7 @@ def build_advice(
         recipe=recipe,
         confidence=race.confidence,
         rounds=rounds,
+        test_train_ratio=holdout_ratio(splits, problem),
     )
 
 

@@ -212,6 +212,7 @@ class Advice:
     recipe: str = DEFAULT_RECIPE
     confidence: float = 0.95  # of every interval (below 0.95 never; see engine.racing)
     rounds: int = 1  # racing rounds the probes took
+    test_train_ratio: float = math.nan  # n_test / n_train of the corrected interval
 
     @property
     def estimand(self) -> str:

@@ -12,9 +12,7 @@ families, claims on null families, and how often the interval covers the referen
 
 Offline, each candidate keeps the replicates it got under the rule the job ran (racing
 decided them), so a rule that would have stopped a candidate earlier or later is
-approximated. The corrected interval needs the job's hold-out ratio, which only a job
-run with that interval records (others get NaN intervals under it). Choose rules on the
-tune half; run the report half only to report.
+approximated. Choose rules on the tune half; run the report half only to report.
 """
 
 from __future__ import annotations

@@ -181,23 +181,10 @@ def prediction_frame(advice: engine.Advice) -> pd.DataFrame:
     # What another verdict rule needs, to be compared offline without retraining
     # (benchmarks.validity.rules).
     frame["per_seed"] = [" ".join(f"{g:.9g}" for g in c.per_seed) for c in advice.candidates]
-    frame["test_train_ratio"] = holdout_ratio(advice)
+    frame["test_train_ratio"] = advice.test_train_ratio
     frame["confidence"] = advice.confidence
     frame["interval"] = advice.interval
     return frame
-
-
-def holdout_ratio(advice: engine.Advice) -> float:
-    """n_test / n_train of the job's corrected interval, read back from a candidate's
-    standard error (se² = s² (1/n + ratio)); NaN when no candidate has two replicates
-    or the job used the plain interval (its standard error does not carry the ratio)."""
-    if advice.interval != "corrected":
-        return math.nan
-    for c in advice.candidates:
-        gains = np.asarray(c.per_seed, dtype=float)
-        if gains.size >= 2 and c.se > 0 and gains.std(ddof=1) > 0:
-            return float((c.se / gains.std(ddof=1)) ** 2 - 1 / gains.size)
-    return math.nan
 
 
 def run_family(family: Family, half: str, config: BenchConfig, log: Log = _stderr) -> FamilyResult:
