@@ -308,12 +308,13 @@ def build_advice(
     and the flag of :func:`engine.evidence.with_evidence`, which changes no gain,
     verdict or rank; ``evidence`` is that label evidence when the caller already has it."""
     race = schedule(budget)
+    test_train_ratio = holdout_ratio(splits, problem)
     baseline, ranked = summarise(
         runs,
         main=TaskInfo.of(problem.main),
         candidates=[TaskInfo.of(t) for t in problem.candidates],
         metric=metric,
-        test_train_ratio=holdout_ratio(splits, problem),
+        test_train_ratio=test_train_ratio,
         interval=interval,
         confidence=race.confidence,
         q_level=race.q_level,
@@ -342,7 +343,7 @@ def build_advice(
         recipe=recipe,
         confidence=race.confidence,
         rounds=rounds,
-        test_train_ratio=holdout_ratio(splits, problem),
+        test_train_ratio=test_train_ratio,
     )
 
 
