@@ -210,6 +210,12 @@ class _MultipartUpload:
     openapi_extra=UPLOAD_DOC,
     dependencies=[Depends(limit_uploads)],
     responses={
+        200: {
+            "model": DatasetOut,
+            "description": "The same bytes (sha256) were already uploaded by this owner: "
+            "the existing data set, nothing new is stored",
+        },
+        201: {"description": "A new data set"},
         400: {"description": "Malformed multipart body"},
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
@@ -226,7 +232,10 @@ async def upload_dataset(
     storage: StorageDep,
     owner: OwnerDep,
 ) -> DatasetOut:
-    """Upload a CSV or Parquet table; returns its id, row count and column profile."""
+    """Upload a CSV or Parquet table; returns its id, row count and column profile.
+
+    Uploading the same bytes again (same sha256, same owner) answers 200 with the data
+    set already stored instead of 201 with a copy."""
     # Every byte of the body, form fields and framing included, counts against
     # upload_body_limit (app/security/guard.py); the file part alone against the upload limit.
     declared = request.headers.get("content-length")
@@ -237,9 +246,10 @@ async def upload_dataset(
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
 
-    def finish() -> DatasetOut:
-        # Whatever refuses the upload (or fails) past this point, the stored file goes
-        # with it: a rejected upload leaves neither a row nor a file.
+    def finish() -> tuple[DatasetOut, bool]:
+        """(the data set, whether it is new). Whatever refuses the upload (or fails) past
+        this point, the stored file goes with it: a rejected upload leaves neither a row
+        nor a file (a file another data set holds stays)."""
         try:
             if not upload.saw_file:
                 raise ProblemError(
@@ -249,16 +259,24 @@ async def upload_dataset(
                     errors=[{"field": "file", "message": "Attach the table."}],
                 )
             name = service.check_name(upload.fields.get("name"))
+            with sessions() as session:
+                if (same := service.existing_copy(session, owner, stored)) is not None:
+                    return dataset_view(same), False
             # Parse outside any transaction: a large file must not hold the write lock.
             parsed = service.parse_upload(storage, stored, upload.filename, settings)
             with write_transaction(sessions) as session:
+                # Again under the write lock: a concurrent upload of the same bytes.
+                if (same := service.existing_copy(session, owner, stored)) is not None:
+                    return dataset_view(same), False
                 dataset = service.create(session, owner, parsed, name)
-                return dataset_view(dataset)
+                return dataset_view(dataset), True
         except BaseException:
             service.discard_quietly(sessions, storage, stored)
             raise
 
-    body = await run_in_threadpool(finish)
+    body, new = await run_in_threadpool(finish)
+    if not new:
+        response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body.id))
     return body
 
