@@ -62,14 +62,15 @@ def when(value: str | None, short: bool = False) -> str:
     return text[5:16] if short else text[:19]
 
 
-def follow(client: Client, job_id: str) -> JobJSON:
-    """Show a progress bar until the job ends."""
+def follow(client: Client, job_id: str, on: Console | None = None, poll_s: float = 0.5) -> JobJSON:
+    """Show a progress bar (on the CLI's console unless ``on`` is given) until the job
+    ends."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
-        console=console,
+        console=on or console,
     ) as bar:
         task = bar.add_task("queued", total=1)
 
@@ -82,7 +83,7 @@ def follow(client: Client, job_id: str) -> JobJSON:
                 description=job["status"],
             )
 
-        return client.wait(job_id, on_update=update)
+        return client.wait(job_id, on_update=update, poll_s=poll_s)
 
 
 def answers_for(ranking: RankingJSON) -> str:
