@@ -200,6 +200,8 @@ def job_page(
             "ranking": ranking,
             "answers": ranking or results.answers_for(row),
             "proxy_names": views.proxy_names(ranking) if ranking else [],
+            "agreement": views.agreement_view(ranking.agreement) if ranking else None,
+            "subset": views.subset_view(ranking.subset) if ranking else None,
             "baseline_metrics": _baseline_metrics(ranking),
             "charts": charts,
             "failure": failures.explain(job.error.model_dump() if job.error else None)

@@ -4,6 +4,7 @@ replicates, chart data, and number formats. Pure functions (unit-tested)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
@@ -121,6 +122,165 @@ def proxy_points(ranking: RankingOut) -> dict[str, list[Point]]:
             if finite(c.proxies.get(key)) is not None and finite(c.gain) is not None
         ]
     return points
+
+
+AGREEMENT_MIN_N = 5
+"""Fewest confirmed candidates for which the page gives the proxy agreement an interval
+and a p-value: below it a rank correlation's Fisher-z interval is not worth reading
+(with 4 candidates ρ = 1 happens by chance once in 12 orderings)."""
+
+STOP_REASONS = {
+    "no_helpful_candidate": (
+        "no candidate was helpful on its own, so there was no set to start from"
+    ),
+    "no_improvement": "the best extension tried did not beat the current set beyond its interval",
+    "budget": "it trained as many subsets as its budget allowed",
+    "exhausted": "no candidate with a positive gain was left to add",
+}
+
+
+class AgreementView(TypedDict):
+    proxy: str
+    n: int
+    rho: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    interval: bool
+    confirmed: list[str]
+    random: list[str]
+    sentence: str
+
+
+def _texts(value: object) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return []
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def agreement_view(agreement: Mapping[str, object] | None) -> AgreementView | None:
+    """How well the screening proxy ranked the confirmed candidates, in one sentence
+    with its n. An interval and a p-value only from AGREEMENT_MIN_N candidates on; at
+    ρ = ±1 no Fisher-z interval (it collapses onto ±1) and the exact p-value of a
+    perfect ordering, 2/n!, in place of the normal approximation's 0."""
+    if not agreement:
+        return None
+    proxy = str(agreement.get("proxy") or "proxy")
+    n = _count(agreement.get("n"))
+    rho = finite(agreement.get("spearman"))
+    low, high = finite(agreement.get("ci_low")), finite(agreement.get("ci_high"))
+    p_value = finite(agreement.get("p_value"))
+    confirmed, random = _texts(agreement.get("confirmed")), _texts(agreement.get("random"))
+    drawn = f" ({len(random)} drawn at random)" if random else ""
+    where = f"the n = {n} confirmed candidate{'s' if n != 1 else ''}{drawn}"
+    interval = False
+    if rho is None:
+        sentence = (
+            f"The {proxy} proxy's agreement with the probes could not be measured on {where}: "
+            "it needs at least 3 candidates whose proxy scores and gains both vary."
+        )
+        p_value = None
+    elif n < AGREEMENT_MIN_N:
+        sentence = (
+            f"The {proxy} proxy ranked {where} with Spearman ρ = {rho:.2f}. With fewer "
+            f"than {AGREEMENT_MIN_N} candidates this is no evidence either way: "
+            "no interval or p-value is given."
+        )
+        p_value = None
+    elif abs(rho) >= 1 - 1e-9 or low is None or high is None:
+        p_value = min(1.0, 2 / math.factorial(n))
+        sentence = (
+            f"The {proxy} proxy ranked {where} with Spearman ρ = {rho:.2f} "
+            f"(exact p = {p_value:.2g} for a perfect ordering by chance; no interval: "
+            "it would collapse onto ±1)."
+        )
+    else:
+        interval = True
+        sentence = (
+            f"The {proxy} proxy ranked {where} with Spearman ρ = {rho:.2f}, "
+            f"95% interval [{low:.2f}, {high:.2f}], p = {p_value:.2g}."
+            if p_value is not None
+            else f"The {proxy} proxy ranked {where} with Spearman ρ = {rho:.2f}, "
+            f"95% interval [{low:.2f}, {high:.2f}]."
+        )
+    return {
+        "proxy": proxy,
+        "n": n,
+        "rho": rho,
+        "low": low if interval else None,
+        "high": high if interval else None,
+        "p_value": p_value,
+        "interval": interval,
+        "confirmed": confirmed,
+        "random": random,
+        "sentence": sentence,
+    }
+
+
+class SubsetStepView(TypedDict):
+    step: int
+    members: list[str]
+    gain: float | None
+    low: float | None
+    high: float | None
+    improvement: float | None
+    improvement_low: float | None
+    improvement_high: float | None
+    accepted: bool
+
+
+class SubsetView(TypedDict):
+    members: list[str]
+    gain: float | None
+    low: float | None
+    high: float | None
+    verdict: str
+    evaluated: int
+    budget: int
+    stop_reason: str
+    stop_text: str
+    steps: list[SubsetStepView]
+
+
+def subset_view(subset: Mapping[str, object] | None) -> SubsetView | None:
+    """The subset search as a recommendation and a table of the sets it trained."""
+    if not subset:
+        return None
+    path = subset.get("path")
+    steps: list[SubsetStepView] = []
+    for i, step in enumerate(path if isinstance(path, list) else [], start=1):
+        if not isinstance(step, Mapping):
+            continue
+        steps.append(
+            {
+                "step": i,
+                "members": _texts(step.get("members")),
+                "gain": finite(step.get("gain")),
+                "low": finite(step.get("ci_low")),
+                "high": finite(step.get("ci_high")),
+                "improvement": finite(step.get("improvement")),
+                "improvement_low": finite(step.get("improvement_ci_low")),
+                "improvement_high": finite(step.get("improvement_ci_high")),
+                "accepted": step.get("accepted") is True,
+            }
+        )
+    reason = str(subset.get("stop_reason") or "")
+    return {
+        "members": _texts(subset.get("members")),
+        "gain": finite(subset.get("gain")),
+        "low": finite(subset.get("ci_low")),
+        "high": finite(subset.get("ci_high")),
+        "verdict": str(subset.get("verdict") or "inconclusive"),
+        "evaluated": _count(subset.get("evaluated")),
+        "budget": _count(subset.get("budget")),
+        "stop_reason": reason,
+        "stop_text": STOP_REASONS.get(reason, reason.replace("_", " ")),
+        "steps": steps,
+    }
 
 
 def signed(value: float | None, digits: int = 4) -> str:
