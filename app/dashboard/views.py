@@ -3,6 +3,7 @@ replicates, chart data, and number formats. Pure functions (unit-tested)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypedDict
@@ -16,11 +17,40 @@ BASELINE = "baseline (main task alone)"
 CURVES_SHOWN = 8
 
 
+PALETTE = (
+    "#0072b2",
+    "#d55e00",
+    "#009e73",
+    "#cc79a7",
+    "#e69f00",
+    "#56b4e9",
+    "#8250df",
+    "#9c755f",
+    "#6b8e23",
+    "#6e7781",
+    "#b8336a",
+    "#17becf",
+)
+"""Candidate colours, after Okabe and Ito's colour-blind safe set and a few more far
+from them; the baseline is drawn in the text colour, dashed."""
+
+
+def candidate_colour(name: str) -> str:
+    """A candidate's colour from a hash of its name: the same name has the same colour
+    on every job's page, whatever the other candidates or their order."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+
+
 class Series(TypedDict):
     name: str
     baseline: bool
+    colour: str | None
     mean: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
     n: list[int]
+    replicates: int
     hidden: bool
 
 
@@ -39,7 +69,9 @@ class Point(TypedDict):
 def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
     """The main task's validation metric per epoch, averaged over replicates, for the
     baseline and each single-candidate probe. Probes stop early at different epochs,
-    so each epoch's mean is over the replicates that reached it (``n`` says how many)."""
+    so each epoch's mean is over the replicates that reached it (``n`` says how many,
+    of ``replicates``); ``low`` / ``high`` are the least and greatest of them (the band
+    the page draws around the mean)."""
     groups: dict[str, list[list[float | None]]] = {}
     for run in runs.items:
         if run.error:
@@ -55,19 +87,27 @@ def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
         curves = groups[label]
         length = max((len(c) for c in curves), default=0)
         mean: list[float | None] = []
+        low: list[float | None] = []
+        high: list[float | None] = []
         count: list[int] = []
         for epoch in range(length):
             values = [
                 v for v in (finite(c[epoch]) for c in curves if epoch < len(c)) if v is not None
             ]
             mean.append(sum(values) / len(values) if values else None)
+            low.append(min(values) if values else None)
+            high.append(max(values) if values else None)
             count.append(len(values))
         series.append(
             {
                 "name": label,
                 "baseline": label == BASELINE,
+                "colour": None if label == BASELINE else candidate_colour(label),
                 "mean": mean,
+                "low": low,
+                "high": high,
                 "n": count,
+                "replicates": len(curves),
                 "hidden": i > CURVES_SHOWN,
             }
         )
@@ -85,7 +125,8 @@ def finite(value: object) -> float | None:
 
 
 def gain_chart(ranking: RankingOut) -> dict[str, object]:
-    """Gains with their intervals, best first, coloured by verdict."""
+    """Gains with their intervals and each replicate's gain, best first, coloured by
+    verdict."""
     rows = [c for c in ranking.candidates if finite(c.gain) is not None]
     return {
         "metric": ranking.metric,
@@ -94,6 +135,8 @@ def gain_chart(ranking: RankingOut) -> dict[str, object]:
         "low": [finite(c.ci_low) for c in rows],
         "high": [finite(c.ci_high) for c in rows],
         "verdict": [c.verdict for c in rows],
+        # Each replicate's paired gain, drawn as points over the interval.
+        "per_seed": [[v for v in map(finite, c.per_seed) if v is not None] for c in rows],
     }
 
 
