@@ -326,6 +326,38 @@ def subset_view(subset: Mapping[str, object] | None) -> SubsetView | None:
     }
 
 
+class DatasetRef(TypedDict):
+    id: str | None
+    name: str
+    sha256: str | None
+    deleted: bool
+
+
+def dataset_ref(
+    spec_dataset_id: str | None,
+    live: tuple[str, str, str] | None,
+    result: Mapping[str, object] | None,
+) -> DatasetRef:
+    """The data set a job ran on: the live one (id, name, sha256) while it exists, else
+    the identity its result kept (at deletion, or the worker's provenance record)."""
+    if live is not None:
+        return {"id": live[0], "name": live[1], "sha256": live[2], "deleted": False}
+    stored = result or {}
+    at_deletion = _mapping(stored.get("dataset"))
+    kept = at_deletion or _mapping(_mapping(stored.get("provenance")).get("dataset"))
+    sha = kept.get("sha256")
+    return {
+        "id": spec_dataset_id,
+        "name": str(kept.get("name") or spec_dataset_id or "unknown data set"),
+        "sha256": sha if isinstance(sha, str) else None,
+        "deleted": True,
+    }
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def signed(value: float | None, digits: int = 4) -> str:
     """A gain with its sign; tiny values in scientific notation so they do not read 0."""
     if value is None or not math.isfinite(value):

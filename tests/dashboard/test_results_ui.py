@@ -198,3 +198,46 @@ def test_the_subset_search_is_a_step_table(screened: Screened):
         "-0.0080 [-0.0180, +0.0020] ✗ rejected",
     ]
     assert "{'members'" not in page
+
+
+def test_a_job_whose_data_set_was_deleted_keeps_its_name_and_sha256(
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    tmp = tmp_path_factory.mktemp("deleted")
+    settings = make_settings(tmp / "data", f"sqlite:///{tmp / 'auxsel.db'}")
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        upload = client.post("/api/v1/datasets", files={"file": ("study.csv", family_csv())})
+        dataset = upload.json()
+        ran = client.post("/api/v1/jobs", json=job_spec(dataset["id"], name="ran")).json()["id"]
+        assert Worker(settings, state.sessions, state.storage, worker_id="w").run_one()
+        canceled = client.post("/api/v1/jobs", json=job_spec(dataset["id"], name="stopped"))
+        canceled_id = canceled.json()["id"]
+        assert client.post(f"/api/v1/jobs/{canceled_id}/cancel").status_code in (200, 202)
+
+        before = html.unescape(client.get(f"/jobs/{ran}").text)
+        assert f'<a id="dataset-ref" href="/submit?dataset={dataset["id"]}"' in before
+        assert client.delete(f"/api/v1/datasets/{dataset['id']}").status_code == 204
+        assert client.get(f"/api/v1/jobs/{ran}").json()["dataset_id"] is None
+
+        for job_id in (ran, canceled_id):
+            page = html.unescape(client.get(f"/jobs/{job_id}").text)
+            head = _text(
+                page[
+                    page.index('<p class="sub">') : page.index(
+                        "</p>", page.index('<p class="sub">')
+                    )
+                ]
+            )
+            assert head.startswith(f"Data set {dataset['name']} deleted ·"), head
+            assert f'title="sha256 {dataset["sha256"]}"' in page
+            assert "None" not in head
+            assert "/submit?dataset=" not in page  # no link to a data set that is gone
+        # The finished job's results are all still there.
+        page = html.unescape(client.get(f"/jobs/{ran}").text)
+        assert page.count("<tr data-candidate=") == 3
+        jobs = html.unescape(client.get("/").text)
+        assert (
+            jobs.count(f'{dataset["name"]} <span class="badge badge-deleted">deleted</span>') == 2
+        )
+        assert ">None<" not in jobs
