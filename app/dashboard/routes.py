@@ -208,6 +208,12 @@ def job_page(
         {
             "job": job,
             "dataset": dataset,
+            "provenance": views.provenance_rows(
+                dataset,
+                row.result,
+                results.answers_for(row)["recipe_text"],
+                job.spec.seed,
+            ),
             "ranking": ranking,
             "answers": ranking or results.answers_for(row),
             "proxy_names": views.proxy_names(ranking) if ranking else [],

@@ -354,6 +354,32 @@ def dataset_ref(
     }
 
 
+NOT_RECORDED = "not recorded (job from before provenance)"
+
+
+def provenance_rows(
+    dataset: DatasetRef, result: Mapping[str, object] | None, recipe_text: str, seed: int
+) -> list[tuple[str, str, str]]:
+    """The job page's provenance block: (id, label, value) rows. The versions are those
+    the worker recorded when it finished the job (none for a job that did not succeed,
+    or that ran before they were recorded)."""
+    record = _mapping((result or {}).get("provenance"))
+
+    def version(key: str) -> str:
+        value = record.get(key)
+        return str(value) if value else NOT_RECORDED
+
+    return [
+        ("data", "Data set", dataset["name"] + (" (deleted)" if dataset["deleted"] else "")),
+        ("sha256", "Data sha256", dataset["sha256"] or NOT_RECORDED),
+        ("auxsel", "auxsel version", version("auxsel")),
+        ("torch", "torch version", version("torch")),
+        ("python", "Python version", version("python")),
+        ("recipe", "Recipe", recipe_text),
+        ("seed", "Seed", str(seed)),
+    ]
+
+
 def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 

@@ -6,11 +6,14 @@ that accepted and rejected sets)."""
 from __future__ import annotations
 
 import html
+import platform
 import re
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any, NamedTuple
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.db.models import Job
@@ -241,3 +244,30 @@ def test_a_job_whose_data_set_was_deleted_keeps_its_name_and_sha256(
             jobs.count(f'{dataset["name"]} <span class="badge badge-deleted">deleted</span>') == 2
         )
         assert ">None<" not in jobs
+
+
+def test_the_provenance_block_names_data_software_recipe_and_seed(screened: Screened):
+    page = html.unescape(screened.client.get(f"/jobs/{screened.job_id}").text)
+    section = _section(page, "provenance")
+    fields = dict(re.findall(r'data-field="(\w+)"><dt>[^<]*</dt><dd[^>]*>([^<]*)</dd>', section))
+    dataset_id = screened.client.get(f"/api/v1/jobs/{screened.job_id}").json()["dataset_id"]
+    dataset = screened.client.get(f"/api/v1/datasets/{dataset_id}").json()
+    assert fields["data"] == dataset["name"]
+    assert fields["sha256"] == dataset["sha256"]
+    assert fields["auxsel"] == metadata.version("auxsel")
+    assert fields["torch"] == torch.__version__
+    assert fields["python"] == platform.python_version()
+    assert fields["recipe"] == screened.ranking["recipe_text"]
+    assert fields["seed"] == "0"
+
+    # A job from before provenance says so rather than showing blanks.
+    with write_transaction(screened.sessions) as session:
+        job = session.get(Job, screened.job_id)
+        assert job is not None
+        assert job.result is not None
+        job.result = {k: v for k, v in job.result.items() if k != "provenance"}
+    section = _section(
+        html.unescape(screened.client.get(f"/jobs/{screened.job_id}").text), "provenance"
+    )
+    assert section.count("not recorded (job from before provenance)") == 3
+    assert dataset["sha256"] in section  # the live data set still has its hash
