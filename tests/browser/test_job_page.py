@@ -11,10 +11,12 @@ import pytest
 from playwright.sync_api import expect
 
 from app.settings import Settings
+from tests.browser.conftest import DESKTOP, PHONE
 from tests.browser.test_dashboard import SMALL, _submit, _upload, _wait
 
 SHARED = ["rel_0_0.90", "noise_0"]
 
+NO_SIDEWAYS_SCROLL_JS = "() => document.documentElement.scrollWidth <= window.innerWidth"
 CURVE_COLOURS_JS = """() => Object.fromEntries(Chart.getChart('curves-chart').data.datasets
   .filter(d => !d.bandOf).map(d => [d.label, d.borderColor]))"""
 
@@ -74,3 +76,58 @@ def test_charts_show_replicates_bands_and_stable_colours(
     for name in SHARED:
         assert one[name] == other[name], name
     assert len(set(one.values())) == len(one)  # baseline and candidates tell apart here
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_the_verdict_is_in_view_without_sideways_scrolling(
+    page: Any, two_jobs: tuple[str, str, str], screenshot_dir: Path, size: dict[str, int]
+):
+    url, first, _ = two_jobs
+    page.set_viewport_size(size)
+    page.goto(f"{url}/jobs/{first}")
+    rows = page.locator("#ranking tbody tr")
+    expect(rows).to_have_count(3)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL_JS)
+    for i in range(3):
+        verdict = rows.nth(i).locator(".badge[class*='verdict-']")
+        expect(verdict).to_be_visible()
+        box = verdict.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= size["width"]
+        assert verdict.inner_text() in ("helpful", "inconclusive", "harmful")
+    # The candidate's name stays beside its verdict.
+    name = rows.first.locator("td").nth(1)
+    assert name.bounding_box()["x"] + name.bounding_box()["width"] <= size["width"]
+    _shoot(page, screenshot_dir, f"job-ranking-{size['width']}")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_a_click_anywhere_in_a_header_cell_sorts(
+    page: Any, two_jobs: tuple[str, str, str], size: dict[str, int]
+):
+    url, first, _ = two_jobs
+    page.set_viewport_size(size)
+    page.goto(f"{url}/jobs/{first}")
+    header = page.locator("#ranking thead th", has=page.locator("button", has_text="Candidate"))
+    header.scroll_into_view_if_needed()
+    box = header.bounding_box()
+    assert box is not None
+    # A corner of the cell, away from the label text.
+    page.mouse.click(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    names = page.eval_on_selector_all(
+        "#ranking tbody tr", "rows => rows.map(r => r.dataset.candidate)"
+    )
+    assert names == sorted(names)
+    # The keyboard sorts the other way: Tab to the cell's button, then Enter.
+    header.locator("button").focus()
+    page.keyboard.press("Enter")
+    expect(header).to_have_attribute("aria-sort", "descending")
+    names = page.eval_on_selector_all(
+        "#ranking tbody tr", "rows => rows.map(r => r.dataset.candidate)"
+    )
+    assert names == sorted(names, reverse=True)
+    expect(page.locator("#sort-status")).to_have_text("Sorted by Candidate, descending.")
+    page.keyboard.press("Space")
+    expect(header).to_have_attribute("aria-sort", "ascending")

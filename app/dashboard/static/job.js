@@ -54,9 +54,23 @@
   }
 
   // --- sortable ranking table --------------------------------------------------------
+  // Each header cell is one button (the whole cell, CSS) with aria-sort on the cell; a
+  // polite status line says how the table is sorted now. On phones the rows turn into
+  // cards (CSS), each value under its column's name, which is copied here to the cells.
   const table = document.getElementById("ranking");
   if (table) {
     const headers = [...table.tHead.rows[0].cells];
+    const labels = headers.map((th) => th.textContent.trim());
+    for (const row of table.tBodies[0].rows) {
+      [...row.cells].forEach((td, i) => {
+        if (!td.dataset.label && labels[i]) td.dataset.label = labels[i];
+      });
+    }
+    const status = document.createElement("p");
+    status.id = "sort-status";
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    (table.closest(".table-wrap") || table).after(status);
     headers.forEach((th, index) => {
       const button = th.querySelector("button");
       if (!button) return;
@@ -66,6 +80,11 @@
         headers.forEach((other) => other.removeAttribute("aria-sort"));
         th.setAttribute("aria-sort", direction);
         sortBy(index, button.dataset.type, direction === "ascending" ? 1 : -1);
+        status.textContent = `Sorted by ${labels[index]}, ${direction}.`;
+      });
+      // A click on the cell around the button (its padding, a rounded corner) sorts too.
+      th.addEventListener("click", (event) => {
+        if (!button.contains(event.target)) button.click();
       });
     });
     function sortBy(index, type, sign) {
