@@ -71,6 +71,16 @@ def test_charts_show_replicates_bands_and_stable_colours(
         assert legend["text"].startswith("baseline")
         assert legend["style"] == "line"
         assert legend["dash"]
+        # The tooltip of a curve says how many replicates its mean is over.
+        lines = page.evaluate(
+            "() => { const c = Chart.getChart('curves-chart');"
+            " c.tooltip.setActiveElements([{datasetIndex: 0, index: 0}], {x: 0, y: 0});"
+            " c.update(); return c.tooltip.body.flatMap(b => b.lines); }"
+        )
+        assert lines[0].startswith("baseline (main task alone): ")
+        assert lines[0].endswith(
+            f"(mean of {SMALL['seeds']} of {SMALL['seeds']} replicates still training)"
+        )
         _shoot(page, screenshot_dir, f"job-charts-{job_id}")
     one, other = colours
     for name in SHARED:
@@ -131,3 +141,34 @@ def test_a_click_anywhere_in_a_header_cell_sorts(
     expect(page.locator("#sort-status")).to_have_text("Sorted by Candidate, descending.")
     page.keyboard.press("Space")
     expect(header).to_have_attribute("aria-sort", "ascending")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_screening_results_read_as_sentences_and_tables(
+    page: Any, screened_job: str, screenshot_dir: Path, size: dict[str, int]
+):
+    page.set_viewport_size(size)
+    page.goto(screened_job)
+    agreement = page.locator("#agreement")
+    expect(agreement).to_contain_text("confirmed candidates")
+    expect(agreement).not_to_contain_text("interval [")  # too few confirmed for one
+    expect(page.locator("#subset-summary")).to_contain_text("The search trained")
+    for element in ("#agreement", "#subset-summary", "#proxy-chart"):
+        box = page.locator(element).bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= size["width"], element
+    assert page.evaluate(NO_SIDEWAYS_SCROLL_JS)
+    assert "{'" not in page.inner_text("main")
+    _shoot(page, screenshot_dir, f"job-screened-{size['width']}")
+
+
+@pytest.fixture(scope="module")
+def screened_job(live: tuple[str, Settings]) -> str:
+    """A finished screen+probe job with subset search: its page's URL."""
+    url, _ = live
+    budget = {**SMALL, "confirm_top": 1, "confirm_random": 1, "subset_search": True,
+              "subset_budget": 2, "screen_epochs": 2}  # fmt: skip
+    job_id = _submit(url, _upload(url, rows=400), budget, method="screen+probe")
+    assert _wait(url, job_id)["status"] == "succeeded"
+    return f"{url}/jobs/{job_id}"
