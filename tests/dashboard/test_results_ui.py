@@ -54,6 +54,24 @@ def screened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Screened]:
         yield Screened(client, job_id, ranking, state.sessions)
 
 
+@pytest.fixture(autouse=True)
+def _restore_result(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test that edits the screened job's stored result leaves it as it found it."""
+    if "screened" not in request.fixturenames:
+        yield
+        return
+    screened: Screened = request.getfixturevalue("screened")
+    with write_transaction(screened.sessions) as session:
+        job = session.get(Job, screened.job_id)
+        assert job is not None
+        saved = job.result
+    yield
+    with write_transaction(screened.sessions) as session:
+        job = session.get(Job, screened.job_id)
+        assert job is not None
+        job.result = saved
+
+
 def _edit_result(screened: Screened, **changes: object) -> str:
     """Replace parts of the job's stored result; the page as the app renders it after."""
     with write_transaction(screened.sessions) as session:
@@ -91,7 +109,7 @@ def _agreement(n: int, rho: float, low: float, high: float, p: float, names: str
 
 
 def _agreement_sentence(page: str) -> str:
-    start = page.index('id="agreement"')
+    start = page.index(">", page.index('id="agreement"')) + 1
     return _text(page[start : page.index("</p>", start)])
 
 
@@ -116,6 +134,13 @@ def test_no_result_is_rendered_as_raw_python_or_key_value_pairs(screened: Screen
     assert screened.ranking["subset"] is not None
     for raw in ("{'", "'members'", "True", "SPEARMAN", "CI_LOW", "P_VALUE", "stop_reason"):
         assert raw not in page, raw
+    # Two candidates confirmed, too few for a rank correlation: said in words.
+    assert screened.ranking["agreement"]["n"] == 2
+    assert _agreement_sentence(page) == (
+        "The lookahead proxy's agreement with the probes could not be measured on the "
+        "n = 2 confirmed candidates (1 drawn at random): it needs at least 3 candidates "
+        "whose proxy scores and gains both vary."
+    )
     # The real search found no helpful candidate: it says so in words.
     summary = _text(_section(page, "subset"))
     assert "No subset is recommended." in summary
