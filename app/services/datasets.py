@@ -139,6 +139,7 @@ def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> N
             type_="dataset-in-use",
         )
     key = dataset.storage_key
+    repo.keep_identity(session, dataset)  # finished jobs keep its name and sha256
     session.delete(dataset)
     session.flush()
     if repo.storage_users(session, key) == 0:
