@@ -146,7 +146,12 @@ class Proc:
         if self.popen.poll() is None:
             os.kill(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 20) -> int | None:
+    def stop(self, timeout: float = 180) -> int | None:
+        """SIGTERM, then SIGKILL if the process has not exited after ``timeout`` s.
+
+        The bound catches a hang, not slowness: on a loaded machine a worker may sit in
+        SQLite's 30 s busy wait, where Python runs no signal handler, before it sees the
+        SIGTERM (a 20 s bound failed test_cancel_running_job at load 10 on 2 cores)."""
         self.signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout)
