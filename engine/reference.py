@@ -190,6 +190,8 @@ def soft_penalty(main: nn.ModuleList, aux: nn.ModuleList, sharing: str) -> torch
     their singular values (in float64: the rank-deficient start needs the precision)."""
     total = torch.zeros((), dtype=torch.float64, device=next(main.parameters()).device)
     for m_layer, a_layer in zip(main, aux, strict=True):
+        assert isinstance(m_layer, nn.Linear)
+        assert isinstance(a_layer, nn.Linear)
         m = torch.cat([m_layer.weight.flatten(), m_layer.bias])
         a = torch.cat([a_layer.weight.flatten(), a_layer.bias])
         if sharing == "soft_l2":
