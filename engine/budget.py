@@ -179,7 +179,7 @@ class Budget:
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
     sharing: Sharing = "hard"
     coupling: float = option(
-        1.0, "Soft sharing: weight of the trunks' coupling penalty.", ge=0, le=1e6
+        0.1, "Soft sharing: weight of the trunks' coupling penalty.", ge=0, le=1e6
     )
 
     def __post_init__(self) -> None:
