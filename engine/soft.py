@@ -28,7 +28,7 @@ is the main trunk alone, the same model as under hard sharing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -127,55 +127,87 @@ class SoftProbeBatch(ProbeBatch):
     def penalty(self, sharing: str) -> torch.Tensor:
         """The coupling penalty of every probe [P] (0 for a baseline): Σ over trunk
         layers of ``sharing``'s distance between its main and candidate trunk."""
-        return torch.where(self.coupled, coupling_penalty(self.layer_pairs(), sharing), 0.0)
+        stats = self.layer_stats(squares_only=sharing == "soft_l2")
+        return torch.where(self.coupled, penalty_of(stats, sharing), 0.0)
 
-    def layer_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per trunk layer, the main and the candidate trunks' parameters of every
-        probe, each [P, in*out + out] (weights, then bias)."""
+    def layer_stats(self, *, squares_only: bool = False) -> list[tuple[torch.Tensor, ...]]:
+        """Per trunk layer, per probe [P]: (|m|², m·δ, |δ|²) over the layer's weights
+        and bias, m the main trunk's, δ = a − m the candidate's difference from it
+        (``squares_only``: (|δ|²,) alone). Read from views of the stacked tensors, in
+        one pass per statistic."""
         width = self.hidden[0]
-        firsts = []
-        for w, b in zip(self.first_w, self.first_b, strict=True):
-            # Column block j of [F, 2K*H1] is trunk slice j: -> [2K, F*H1 + H1].
-            per_slice = torch.cat([w.unflatten(1, (-1, width)), b.unflatten(1, (-1, width))])
-            firsts.append(per_slice.movedim(1, 0).flatten(1))
-        layers = [firsts]
+
+        def first_layer(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # [rows, 2K*H1]: column block j is trunk slice j; main half, then candidate.
+            m, a = t.unflatten(1, (2, -1)).unbind(1)  # [rows, K*H1] each
+            return _sums(m, a - m, squares_only, lambda x: x.sum(0).unflatten(0, (-1, width)))
+
+        def deep_layer(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            m, a = t.unflatten(0, (2, -1)).unbind(0)  # [K, in, out] each
+            return _sums(m, a - m, squares_only, lambda x: x.flatten(1))
+
+        layers = [[(first_layer, w, b) for w, b in zip(self.first_w, self.first_b, strict=True)]]
         for ws, bs in zip(self.deep_w_groups, self.deep_b_groups, strict=True):
-            pairs_wb = zip(ws, bs, strict=True)
-            layers.append([torch.cat([w, b], dim=1).flatten(1) for w, b in pairs_wb])
-        pairs = []
+            layers.append([(deep_layer, w, b) for w, b in zip(ws, bs, strict=True)])
+        stats = []
         for per_group in layers:
-            halves = [t.unflatten(0, (2, -1)) for t in per_group]  # [2, K, d]
-            pairs.append((_cat([t[0] for t in halves]), _cat([t[1] for t in halves])))
-        return pairs
+            groups = []
+            for read, w, b in per_group:
+                groups.append([x + y for x, y in zip(read(w), read(b), strict=True)])  # [K]
+            stats.append(tuple(_cat([g[i] for g in groups]) for i in range(len(groups[0]))))
+        return stats
+
+
+def _sums(
+    m: torch.Tensor,
+    delta: torch.Tensor,
+    squares_only: bool,
+    per_probe: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, ...]:
+    """(|m|², m·δ, |δ|²) per probe [K] (or (|δ|²,)); ``per_probe`` maps an elementwise
+    product to [K, n], the probe's entries by rows."""
+
+    def total(x: torch.Tensor) -> torch.Tensor:
+        return per_probe(x).sum(1)
+
+    if squares_only:
+        return (total(delta.square()),)
+    return total(m.square()), total(m * delta), total(delta.square())
 
 
 def coupling_penalty(
     pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], sharing: str
 ) -> torch.Tensor:
     """Σ over layers of the penalty between main parameters m [P, d_l] and candidate
-    parameters a [P, d_l] -> [P].
+    parameters a [P, d_l] -> [P] (see :func:`penalty_of`)."""
+    stats = [_sums(m, a - m, False, lambda x: x) for m, a in pairs]
+    return penalty_of(stats, sharing)
 
-    ``soft_l2``: ||m − a||². ``soft_trace``: the smoothed trace norm of [m; a], from the
-    2×2 Gram matrix G = [m; a][m; a]ᵀ, whose eigenvalues are the squared singular
-    values: (Σ_i sqrt(λ_i + ε))² = tr G + 2ε + 2 sqrt(det G + ε tr G + ε²). The Gram
-    entries are written with δ = a − m, det G = |m|²|δ|² − (m·δ)², so that near-equal
-    trunks (rank nearly 1) give a small determinant without float cancellation.
+
+def penalty_of(stats: Sequence[tuple[torch.Tensor, ...]], sharing: str) -> torch.Tensor:
+    """Σ over layers of the penalty per probe [P] from each layer's (|m|², m·δ, |δ|²),
+    m the main trunk's parameters and δ = a − m the candidate's difference from them
+    (for ``soft_l2``, (|δ|²,) is enough).
+
+    ``soft_l2``: ||m − a||² = |δ|². ``soft_trace``: the smoothed trace norm of [m; a],
+    from the 2×2 Gram matrix G = [m; a][m; a]ᵀ, whose eigenvalues are the squared
+    singular values: (Σ_i sqrt(λ_i + ε))² = tr G + 2ε + 2 sqrt(det G + ε tr G + ε²),
+    with tr G = 2|m|² + 2m·δ + |δ|² and det G = |m|²|δ|² − (m·δ)², written with δ so
+    that near-equal trunks (rank nearly 1) give a small determinant without float
+    cancellation.
     """
+    if sharing not in ("soft_l2", "soft_trace"):
+        raise ValueError(f"no coupling penalty for sharing {sharing!r}")
     total: torch.Tensor | None = None
-    for m, a in pairs:
-        delta = a - m
+    for layer in stats:
         if sharing == "soft_l2":
-            term = delta.square().sum(dim=1)
-        elif sharing == "soft_trace":
-            mm = m.square().sum(dim=1)
-            md = (m * delta).sum(dim=1)
-            dd = delta.square().sum(dim=1)
+            term = layer[-1]
+        else:
+            mm, md, dd = layer
             trace = 2 * mm + 2 * md + dd
             det = (mm * dd - md.square()).clamp(min=0)
             eps = SMOOTHING
             term = torch.sqrt(trace + 2 * eps + 2 * torch.sqrt(det + eps * trace + eps**2))
-        else:
-            raise ValueError(f"no coupling penalty for sharing {sharing!r}")
         total = term if total is None else total + term
     assert total is not None
     return total
