@@ -266,3 +266,31 @@ def test_advise_answers_for_soft_sharing():
     assert advice.recipe_text.endswith("soft parameter sharing (L2 distance, coupling 0.5)")
     assert {c.name for c in advice.candidates} == set(family.candidates)
     assert all(math.isfinite(c.gain) for c in advice.candidates)
+
+
+def test_soft_training_makes_no_host_sync_per_step():
+    """As for hard sharing (tests/engine/test_training.py): the penalty reads nothing on
+    the host, so the count of host reads does not grow with the number of steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    family = make_task_family(n_rows=300, n_features=6, relatedness=(0.9,), n_noise=1, seed=0)
+    problem = prepare(family.frame, family.main, list(family.candidates))
+    budget = Budget(seeds=2, max_replicates=2, epochs=2, patience=0, hidden=(16, 8), dropout=0.2)
+    data = TrainingData(problem, splits_for(problem, budget, 0), torch.device("cpu"))
+    reads = {"aten::_local_scalar_dense", "aten::is_nonzero"}
+
+    def in_fused_optimizer(event):
+        parent = event.cpu_parent
+        while parent is not None:
+            if parent.name.startswith("aten::_fused_adam"):
+                return True
+            parent = parent.cpu_parent
+        return False
+
+    def syncs(sharing, batch_size):
+        recipe = _soft(budget, sharing, batch_size=batch_size)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_probes(data, pairwise_plan(1, 1), recipe, seed=0, metric="loss")
+        return sum(1 for e in prof.events() if e.name in reads and not in_fused_optimizer(e))
+
+    assert syncs("soft_trace", 64) == syncs("soft_trace", 8) <= 10  # 2 vs 15 steps
