@@ -294,3 +294,19 @@ def test_soft_training_makes_no_host_sync_per_step():
         return sum(1 for e in prof.events() if e.name in reads and not in_fused_optimizer(e))
 
     assert syncs("soft_trace", 64) == syncs("soft_trace", 8) <= 10  # 2 vs 15 steps
+
+
+def test_cost_and_chunks_count_the_second_trunk():
+    from engine import JobShape, chunk_plan, estimate_cost
+
+    shape = JobShape(rows=3000, n_features=20, n_candidates=8)
+    hard = estimate_cost("probe", Budget(), shape)
+    soft = estimate_cost("probe", Budget(sharing="soft_l2"), shape)
+    assert 1.5 < soft.flops / hard.flops < 2.1
+    assert 1.5 < soft.probe_bytes / hard.probe_bytes < 2.1
+    family = make_task_family(n_rows=300, seed=0)
+    problem = prepare(family.frame, family.main, list(family.candidates))
+    specs = pairwise_plan(len(problem.candidates), 5)
+    hard_chunks = chunk_plan(specs, problem, Budget(memory_mb=5))
+    soft_chunks = chunk_plan(specs, problem, Budget(memory_mb=5, sharing="soft_trace"))
+    assert len(soft_chunks) > len(hard_chunks)
