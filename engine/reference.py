@@ -1,6 +1,8 @@
 """A plain sequential implementation of one probe: ordinary ``nn.Linear`` layers, one
 model after another — the loop a user would write by hand. The batched engine is
-checked against it (tests) and timed against it (benchmarks)."""
+checked against it (tests) and timed against it (benchmarks). Under soft sharing
+(:mod:`engine.soft`) a pairing keeps a second ``nn.Linear`` trunk for its candidate and
+adds the coupling penalty, computed here from singular values (:func:`soft_penalty`)."""
 
 from __future__ import annotations
 
