@@ -151,6 +151,11 @@ def test_batched_equals_sequential_soft(small_data, sharing, coupling, dropout):
     sequential = train_sequential(data, specs, recipe, seed=0, metric="loss")
     for a, b in zip(batched, sequential, strict=True):
         _close(a, b)
+    # A baseline is the main trunk alone, hard sharing's baseline, whatever the coupling.
+    bases = [s for s in specs if s.is_baseline]
+    hard = train_probes(data, bases, _soft(recipe, "hard"), seed=0, metric="loss")
+    for h in hard:
+        _close(next(r for r in batched if r.spec == h.spec), h, tol=1e-6)
     # Chunks and order change nothing either.
     tiny = Budget(**{**recipe.__dict__, "memory_mb": 0.05})
     chunked, n_chunks = run_chunked(
