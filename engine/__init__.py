@@ -1,11 +1,11 @@
-"""auxsel's engine: measure which auxiliary tasks help a main task under hard parameter
-sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
+"""auxsel's engine: measure which auxiliary tasks help a main task under hard (default)
+or soft parameter sharing. Pure PyTorch / NumPy / pandas; no I/O, database or environment reads.
 
 >>> from engine import advise
 >>> advice = advise(frame, main="y", candidates=["a", "b"], seeds=3)  # doctest: +SKIP
 """
 
-from engine.budget import PROXY_NAMES, Bounds, Budget, ProxyName
+from engine.budget import PROXY_NAMES, SHARINGS, Bounds, Budget, ProxyName, Sharing
 from engine.chem import morgan_fingerprints
 from engine.chunks import resolve_device, run_probes, train_chunks
 from engine.cost import CostEstimate, JobShape, estimate_cost
@@ -68,6 +68,7 @@ from engine.recipes import (
     RecipeName,
     check_recipe,
     describe_recipe,
+    describe_sharing,
     recipe_budget,
     recipe_of,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "RECIPES",
     "RECIPE_KNOBS",
     "RECIPE_NAMES",
+    "SHARINGS",
     "TASK_KINDS",
     "Advice",
     "Agreement",
@@ -146,6 +148,7 @@ __all__ = [
     "RecipeName",
     "Runner",
     "ScreenResult",
+    "Sharing",
     "SpecError",
     "Splits",
     "SubsetAdvice",
@@ -166,6 +169,7 @@ __all__ = [
     "choose_confirmations",
     "chunk_plan",
     "describe_recipe",
+    "describe_sharing",
     "estimate_cost",
     "execute",
     "gated_verdict",

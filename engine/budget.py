@@ -17,6 +17,9 @@ SubsetWeighting = Literal["mean", "sum"]
 SUBSET_WEIGHTINGS: tuple[SubsetWeighting, ...] = get_args(SubsetWeighting)
 ProxyRows = Literal["main", "batch"]
 PROXY_ROWS: tuple[ProxyRows, ...] = get_args(ProxyRows)
+Sharing = Literal["hard", "soft_l2", "soft_trace"]
+"""How the tasks of a probe share parameters (see :mod:`engine.soft`)."""
+SHARINGS: tuple[Sharing, ...] = get_args(Sharing)
 
 T = TypeVar("T")
 
@@ -124,6 +127,14 @@ class Budget:
     (inverted dropout, none at evaluation); the mask of a minibatch is drawn from
     (seed, replicate) alone, so every probe of a replicate sees the same masks.
     weight_decay: decoupled weight decay (AdamW) on every parameter; 0 is plain Adam.
+
+    sharing: how a probe's tasks share the trunk (Ruder 2017, §3): ``hard`` (default),
+    one trunk for every task; ``soft_l2`` and ``soft_trace``, one trunk per task, the
+    main and the candidate trunk coupled layer by layer by ``coupling`` × the squared
+    L2 distance of their parameters (Duong et al. 2015) or the trace norm of the two
+    stacked (Yang & Hospedales 2017); see :mod:`engine.soft`. coupling: that weight
+    (ignored under hard sharing); 0 trains independent trunks, a large one approaches
+    hard sharing.
     """
 
     # The training recipe (hidden .. lam, dropout, weight_decay): by default the "full"
@@ -166,6 +177,10 @@ class Budget:
     race_step: int = option(5, "Replicates each racing round adds.", ge=1)
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
+    sharing: Sharing = "hard"
+    coupling: float = option(
+        0.1, "Soft sharing: weight of the trunks' coupling penalty.", ge=0, le=1e6
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -197,6 +212,12 @@ class Budget:
             f"must be one of {', '.join(SUBSET_WEIGHTINGS)}",
         )
         _check(isinstance(self.subset_search, bool), "subset_search", "must be true or false")
+        _check(self.sharing in SHARINGS, "sharing", f"must be one of {', '.join(SHARINGS)}")
+        _check(
+            self.sharing == "hard" or not self.subset_search,
+            "sharing",
+            "must be hard for a subset search (soft sharing probes pair one candidate)",
+        )
 
     @classmethod
     def bounds(cls, name: str) -> Bounds:

@@ -91,14 +91,17 @@ def estimate_cost(method: str, budget: Budget, shape: JobShape) -> CostEstimate:
     batch = min(budget.batch_size, n_train)  # a minibatch never holds more rows
     hidden: Sequence[int] = budget.hidden
     trunk = probe_parameters(shape.n_features, hidden, 0, 0, 0)  # no head
+    # Soft sharing trains a second trunk per probe (engine.soft).
+    trunks = 1 if budget.sharing == "hard" else 2
 
     def params(n_aux: int) -> int:
-        return probe_parameters(
+        heads = probe_parameters(
             shape.n_features, hidden, shape.main_outputs, shape.aux_outputs, n_aux
         )
+        return heads + (trunks - 1) * trunk
 
     def memory(n_aux: int) -> int:
-        return probe_memory_bytes(
+        one = probe_memory_bytes(
             n_features=shape.n_features,
             hidden=hidden,
             batch_size=batch,
@@ -106,6 +109,15 @@ def estimate_cost(method: str, budget: Budget, shape: JobShape) -> CostEstimate:
             aux_outputs=shape.aux_outputs,
             n_aux=n_aux,
         )
+        extra = probe_memory_bytes(
+            n_features=shape.n_features,
+            hidden=hidden,
+            batch_size=batch,
+            main_outputs=0,
+            aux_outputs=0,
+            n_aux=0,
+        )
+        return one + (trunks - 1) * extra
 
     def epoch_flops(n_params: int) -> float:
         return 6.0 * n_params * n_train + 2.0 * n_params * n_val

@@ -32,10 +32,18 @@ DEFAULT_METHOD: Method = "probe"
 
 
 def check_method(method: str, budget: Budget) -> None:
-    """Reject an unknown method, or a subset search without probes to measure it."""
+    """Reject an unknown method, a subset search without probes to measure it, or
+    screening under soft sharing (its proxies need a trunk the tasks share)."""
     if method not in METHODS:
         raise SpecError(
             f"Unknown method {method!r}.", field="method", hint=f"Use one of {', '.join(METHODS)}."
+        )
+    if method != "probe" and budget.sharing != "hard":
+        raise SpecError(
+            f"Method {method!r} screens with proxies measured on a shared trunk (hard "
+            f"sharing); soft sharing ({budget.sharing}) has none.",
+            field="budget.sharing",
+            hint="Use method 'probe' with soft sharing, or sharing 'hard' to screen.",
         )
     if method == "screen" and budget.subset_search:
         raise SpecError(

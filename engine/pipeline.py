@@ -61,15 +61,17 @@ def advise(
     """Measure how much each candidate task helps the main task.
 
     Trains, for every replicate, the main task alone and paired with each candidate
-    (hard parameter sharing), and ranks candidates by the paired gain in ``metric``
-    on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
+    (hard parameter sharing, or soft with ``sharing="soft_l2"`` / ``"soft_trace"`` and
+    a ``coupling``, see :mod:`engine.soft`), and ranks candidates by the paired gain in
+    ``metric`` on held-out rows. Budget keywords: see :class:`engine.Budget`. ``interval`` is
     "naive" (default, see :data:`engine.scoring.DEFAULT_INTERVAL`) or "corrected"
     (Nadeau–Bengio, see :func:`holdout_ratio`).
 
     ``recipe``: what the user will train, and so what every probe trains (see
     :mod:`engine.recipes`): ``full`` (default), a standard full-training MLP, or
-    ``quick``, the short narrow probe. Budget keywords such as ``hidden`` or ``lr``
-    override single knobs of it.
+    ``quick``, the short narrow probe. Budget keywords such as ``hidden``, ``lr`` or
+    ``sharing`` override single knobs of it, e.g. ``recipe="quick",
+    sharing="soft_l2", coupling=0.1``.
 
     ``method``: ``probe`` (default) as above; ``screen`` ranks the candidates by a
     proxy from one joint run and trains no probe, so it reports no gains;

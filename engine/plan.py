@@ -28,7 +28,7 @@ def pairwise_plan(
 def probe_bytes(problem: Problem, budget: Budget, n_aux: int) -> int:
     """Estimated peak training memory of one probe of ``problem`` with ``n_aux``
     auxiliary heads (see :func:`probe_memory_bytes`)."""
-    return probe_memory_bytes(
+    one = probe_memory_bytes(
         n_features=problem.features.n_features,
         hidden=budget.hidden,
         batch_size=budget.batch_size,
@@ -36,6 +36,19 @@ def probe_bytes(problem: Problem, budget: Budget, n_aux: int) -> int:
         aux_outputs=max((t.n_outputs for t in problem.candidates), default=1),
         n_aux=n_aux,
     )
+    if budget.sharing == "hard":
+        return one
+    # Soft sharing: a second trunk per probe (engine.soft), its parameters and state
+    # and its activations.
+    trunk = probe_memory_bytes(
+        n_features=problem.features.n_features,
+        hidden=budget.hidden,
+        batch_size=budget.batch_size,
+        main_outputs=0,
+        aux_outputs=0,
+        n_aux=0,
+    )
+    return one + trunk
 
 
 def probe_parameters(

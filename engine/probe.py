@@ -262,14 +262,14 @@ class ProbeBatch:
         first_w, first_b = params[:n_groups], params[n_groups : 2 * n_groups]
         deep = 2 * n_groups
         outputs = []
-        for g, (_, start, stop) in enumerate(self.groups):
+        for g in range(n_groups):
             masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
             h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
             # Activate before splitting the probes apart: an in-place op on a view
             # would make autograd scatter its gradient into a zeroed copy of the base.
             h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
-            h = h.unflatten(0, (stop - start, self.hidden[0]))  # [K, H1, b]
+            h = h.unflatten(0, (-1, self.hidden[0]))  # [K, H1, b] (K trunks)
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]

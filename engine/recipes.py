@@ -1,11 +1,14 @@
 """Training recipes: what the user will train, and so what every probe of a job trains.
 
 A probe measures the gain of the model it trains, so the advice answers for one recipe:
-the trunk widths, dropout, weight decay, learning rate, batch size, epochs, patience and
-λ below. ``full`` (the default) is a standard full-training MLP and is
-:class:`engine.Budget`'s own defaults; ``quick`` is round 1's short narrow probe, cheaper
-and kept for a first look, not for decisions (docs/validity.md measures how far its
-ranking is from full training's). A job's explicit budget knobs override its recipe's.
+the trunk widths, dropout, weight decay, learning rate, batch size, epochs, patience,
+λ and how the tasks share parameters (``sharing``, with its ``coupling``) below.
+``full`` (the default) is a standard full-training MLP and is :class:`engine.Budget`'s
+own defaults; ``quick`` is round 1's short narrow probe, cheaper and kept for a first
+look, not for decisions (docs/validity.md measures how far its ranking is from full
+training's). Both train hard sharing; ``sharing="soft_l2"`` or ``"soft_trace"`` (a
+budget knob) trains either with soft sharing. A job's explicit budget knobs override
+its recipe's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ RECIPE_KNOBS: tuple[str, ...] = (
     "epochs",
     "patience",
     "lam",
+    "sharing",
+    "coupling",
 )
 """The budget options a recipe sets: how one model trains, not how many are trained."""
 
@@ -82,11 +87,23 @@ def describe_recipe(recipe: str, budget: Budget) -> str:
     """One line naming the recipe and every knob, e.g. for a report's header."""
     knobs = recipe_of(budget)
     preset = RECIPES.get(recipe)  # type: ignore[call-overload]
-    changed = preset is not None and any(preset[k] != v for k, v in knobs.items())
+    # Under hard sharing the coupling trains nothing, so it changes no recipe.
+    ignored = {"coupling"} if knobs["sharing"] == "hard" else set()
+    changed = preset is not None and any(
+        preset[k] != v for k, v in knobs.items() if k not in ignored
+    )
     widths = "-".join(str(h) for h in knobs["hidden"])
     return (
         f"{recipe}{' (changed)' if changed else ''}: trunk {widths}, dropout {knobs['dropout']:g}, "
         f"weight decay {knobs['weight_decay']:g}, lr {knobs['lr']:g}, batch "
         f"{knobs['batch_size']}, at most {knobs['epochs']} epochs, patience "
-        f"{knobs['patience']}, λ {knobs['lam']:g}"
+        f"{knobs['patience']}, λ {knobs['lam']:g}, {describe_sharing(budget)}"
     )
+
+
+def describe_sharing(budget: Budget) -> str:
+    """The parameter sharing a budget's probes train, in words."""
+    if budget.sharing == "hard":
+        return "hard parameter sharing"
+    penalty = "L2 distance" if budget.sharing == "soft_l2" else "trace norm"
+    return f"soft parameter sharing ({penalty}, coupling {budget.coupling:g})"

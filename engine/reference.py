@@ -1,6 +1,8 @@
 """A plain sequential implementation of one probe: ordinary ``nn.Linear`` layers, one
 model after another — the loop a user would write by hand. The batched engine is
-checked against it (tests) and timed against it (benchmarks)."""
+checked against it (tests) and timed against it (benchmarks). Under soft sharing
+(:mod:`engine.soft`) a pairing keeps a second ``nn.Linear`` trunk for its candidate and
+adds the coupling penalty, computed here from singular values (:func:`soft_penalty`)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from engine.metrics import (
 )
 from engine.probe import ProbeSpec, linear_init
 from engine.seeding import derive_seed
+from engine.soft import SMOOTHING
 from engine.training import ProbeRun
 from engine.training_data import TrainingData
 
@@ -54,23 +57,43 @@ def _train_one(
     main = problem.main
     r = spec.replicate
     sizes = [problem.features.n_features, *budget.hidden]
-    layers = nn.ModuleList(
-        _linear(sizes[layer], sizes[layer + 1], seed, "trunk", r, layer)
-        for layer in range(len(budget.hidden))
-    ).to(data.device)
+
+    def trunk_layers() -> nn.ModuleList:
+        return nn.ModuleList(
+            _linear(sizes[layer], sizes[layer + 1], seed, "trunk", r, layer)
+            for layer in range(len(budget.hidden))
+        ).to(data.device)
+
+    layers = trunk_layers()
+    # Soft sharing: the candidate keeps its own trunk, from the same draws as the main
+    # one, coupled to it by the penalty (engine.soft); hard sharing: one trunk.
+    soft = budget.sharing != "hard" and bool(spec.aux)
+    aux_layers = trunk_layers() if soft else layers
     # Dropout after every hidden layer, its masks drawn from (seed, replicate, layer) as
-    # the batched engine draws them (nn.Dropout's global stream could not be paired).
+    # the batched engine draws them (nn.Dropout's global stream could not be paired);
+    # under soft sharing both trunks see the same masks.
     dropout_streams = [
         torch.Generator(device=data.device).manual_seed(derive_seed(seed, "dropout", r, layer))
         for layer in range(len(budget.hidden))
     ]
 
-    def trunk(x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        for layer, stream in zip(layers, dropout_streams, strict=True):
+    def draw_masks(rows: int) -> list[torch.Tensor] | None:
+        if budget.dropout <= 0:
+            return None
+        scale = 1 / (1 - budget.dropout)
+        return [
+            (torch.rand(rows, width, generator=stream, device=data.device) >= budget.dropout)
+            * scale
+            for width, stream in zip(budget.hidden, dropout_streams, strict=True)
+        ]
+
+    def trunk(
+        x: torch.Tensor, masks: list[torch.Tensor] | None = None, of: nn.ModuleList = layers
+    ) -> torch.Tensor:
+        for layer_index, layer in enumerate(of):
             x = torch.relu(layer(x))
-            if train and budget.dropout > 0:
-                u = torch.rand(x.shape, generator=stream, device=x.device)
-                x = x * ((u >= budget.dropout) / (1 - budget.dropout))
+            if masks is not None:
+                x = x * masks[layer_index]
         return x
 
     main_head = _linear(sizes[-1], main.n_outputs, seed, "main", r).to(data.device)
@@ -79,6 +102,8 @@ def _train_one(
         for c in spec.aux
     ]
     parameters = [*layers.parameters(), *main_head.parameters()]
+    if soft:
+        parameters += list(aux_layers.parameters())
     for head in aux_heads:
         parameters += list(head.parameters())
     optimizer: torch.optim.Optimizer
@@ -107,7 +132,10 @@ def _train_one(
         order = pool[torch.randperm(pool.shape[0], generator=generator).to(data.device)]
         for start in range(0, order.shape[0], budget.batch_size):
             rows = order[start : start + budget.batch_size]
-            h = trunk(data.inputs(rows[None], rep)[0], train=True)
+            x = data.inputs(rows[None], rep)[0]
+            masks = draw_masks(rows.shape[0])
+            h = trunk(x, masks)
+            h_aux = trunk(x, masks, aux_layers) if soft else h
             y = data.main_train[r, rows]
             known = torch.isfinite(y)
             loss = torch.zeros((), device=data.device)
@@ -115,7 +143,9 @@ def _train_one(
                 out = main_head(h[known])[None]
                 loss = main_loss_elements(out, y[known][None], main.kind, main_scale).mean()
             for c, head in zip(spec.aux, aux_heads, strict=True):
-                loss = loss + weight * _aux_loss(data, c, r, head(h), rows)
+                loss = loss + weight * _aux_loss(data, c, r, head(h_aux), rows)
+            if soft and budget.coupling > 0:
+                loss = loss + budget.coupling * soft_penalty(layers, aux_layers, budget.sharing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -153,3 +183,22 @@ def _aux_loss(
     if task.kind == "binary":
         return nn.functional.binary_cross_entropy_with_logits(out[:, 0], y)
     return nn.functional.cross_entropy(out, y.long())
+
+
+def soft_penalty(main: nn.ModuleList, aux: nn.ModuleList, sharing: str) -> torch.Tensor:
+    """The coupling penalty of two trunks, one layer at a time: each layer's weights and
+    bias flattened per task; ``soft_l2`` sums their squared distance, ``soft_trace`` the
+    (smoothed, see :data:`engine.soft.SMOOTHING`) trace norm of the two stacked, from
+    their singular values (in float64: the rank-deficient start needs the precision)."""
+    total = torch.zeros((), dtype=torch.float64, device=next(main.parameters()).device)
+    for m_layer, a_layer in zip(main, aux, strict=True):
+        assert isinstance(m_layer, nn.Linear)
+        assert isinstance(a_layer, nn.Linear)
+        m = torch.cat([m_layer.weight.flatten(), m_layer.bias])
+        a = torch.cat([a_layer.weight.flatten(), a_layer.bias])
+        if sharing == "soft_l2":
+            total = total + (m - a).double().square().sum()
+        else:
+            sigma = torch.linalg.svdvals(torch.stack([m, a]).double())
+            total = total + torch.sqrt(sigma.square() + SMOOTHING).sum()
+    return total

@@ -22,6 +22,7 @@ from engine.metrics import (
 from engine.objective import ProbeObjective, auxiliary_weights
 from engine.probe import ProbeBatch, ProbeSpec
 from engine.sampling import BatchOrder, DropoutMasks
+from engine.soft import SoftProbeBatch, make_batch
 from engine.stopping import EarlyStopping
 from engine.training_data import TrainingData
 
@@ -86,15 +87,17 @@ def _train_sorted(
 ) -> list[ProbeRun]:
     main = data.problem.main
     device = data.device
-    batch = ProbeBatch(
+    batch = make_batch(
         specs,
+        budget,
         n_features=data.problem.features.n_features,
-        hidden=budget.hidden,
         main_outputs=main.n_outputs,
         aux_outputs=data.aux_outputs,
         seed=seed,
         device=device,
     )
+    # Soft sharing: each probe's main and candidate trunks are coupled (engine.soft).
+    soft = batch if isinstance(batch, SoftProbeBatch) and budget.coupling > 0 else None
     objective = ProbeObjective(data, batch)
     optimizer = _adam(batch.parameters(), budget.lr, budget.weight_decay)
     n_probes = batch.n_probes
@@ -144,6 +147,8 @@ def _train_sorted(
                 out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
                 main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
                 probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
+                if soft is not None:
+                    probe_loss = probe_loss + budget.coupling * soft.penalty(budget.sharing)
                 # A probe whose loss stops being finite is marked and no longer steered
                 # by its loss; the others are unaffected (their weights are separate).
                 newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)

@@ -38,10 +38,12 @@ ENGINE_ONLY = frozenset(
         "screen_proxy",
         "subset_weighting",
         "subset_width",
+        "sharing",  # soft parameter sharing: the engine has it, the API not yet
+        "coupling",
     }
 )
-"""Budget options a job cannot set: the server's memory cap, and research knobs that
-jobs run at the engine's defaults."""
+"""Budget options a job cannot set: the server's memory cap, research knobs that jobs
+run at the engine's defaults, and soft sharing (hard sharing, until the API takes it)."""
 
 
 class Strict(BaseModel):

@@ -134,7 +134,8 @@ def score(predicted: pd.Series, verdicts: pd.Series | None, reference: Reference
 def engine_method(method: str) -> tuple[str, str, dict[str, Any]]:
     """An engine method as the benchmark names it: ``probe``, ``screen+probe``, or one
     with a recipe and knobs after ``@``, e.g. ``probe@quick`` or
-    ``probe@full+dropout=0.1+hidden=128,32+max_replicates=5`` (engine budget options)."""
+    ``probe@full+dropout=0.1+hidden=128,32+max_replicates=5`` or
+    ``probe@full+sharing=soft_l2+coupling=0.1`` (engine budget options)."""
     name, _, recipe_text = method.partition("@")
     parts = recipe_text.split("+") if recipe_text else [engine.DEFAULT_RECIPE]
     recipe = engine.check_recipe(parts[0])
@@ -147,6 +148,8 @@ def engine_method(method: str) -> tuple[str, str, dict[str, Any]]:
         default = defaults[key]
         if isinstance(default, tuple):
             knobs[key] = tuple(int(v) for v in value.split(","))
+        elif isinstance(default, str):  # a named choice, e.g. sharing=soft_l2
+            knobs[key] = value
         else:
             knobs[key] = (type(default) if default is not None else float)(float(value))
     return name, recipe, knobs

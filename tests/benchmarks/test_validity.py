@@ -578,6 +578,8 @@ def test_a_benchmark_method_names_its_recipe_and_budget_options():
     assert (name, recipe) == ("probe", "full")
     assert knobs == {"dropout": 0.1, "hidden": (128, 32), "max_replicates": 5}
     assert isinstance(knobs["max_replicates"], int)
+    soft = engine_method("probe@quick+sharing=soft_trace+coupling=0.5")
+    assert soft == ("probe", "quick", {"sharing": "soft_trace", "coupling": 0.5})
     with pytest.raises(ValueError, match="budget options"):
         engine_method("probe@full+widths=3")
     with pytest.raises(SpecError, match="Unknown recipe"):
