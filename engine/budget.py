@@ -177,7 +177,11 @@ class Budget:
     race_step: int = option(5, "Replicates each racing round adds.", ge=1)
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
-    sharing: Sharing = "hard"
+    sharing: Sharing = option(  # noqa: RUF009 (a str: immutable, as ruff sees for float)
+        "hard",
+        "How a probe's tasks share the trunk: hard (one shared trunk), soft_l2 or "
+        "soft_trace (a trunk per task, coupled by an L2 distance or a trace norm).",
+    )
     coupling: float = option(
         0.1, "Soft sharing: weight of the trunks' coupling penalty.", ge=0, le=1e6
     )

@@ -222,6 +222,14 @@ def submit(
     main_train_fraction: float | None = typer.Option(
         None, help="Share of the main task's training labels kept."
     ),
+    sharing: str | None = typer.Option(
+        None,
+        help="How the probes' tasks share the trunk: hard (one shared trunk), soft_l2 or "
+        "soft_trace (a trunk per task, coupled) (recipe's: hard).",
+    ),
+    coupling: float | None = typer.Option(
+        None, help="Soft sharing: weight of the trunks' coupling penalty (recipe's)."
+    ),
     wait: bool = typer.Option(
         False, "--wait", help="Show progress until the job ends, then print the ranking."
     ),
@@ -246,6 +254,8 @@ def submit(
             "lr": lr,
             "patience": patience,
             "main_train_fraction": main_train_fraction,
+            "sharing": sharing,
+            "coupling": coupling,
         }.items()
         if value is not None
     }

@@ -38,12 +38,10 @@ ENGINE_ONLY = frozenset(
         "screen_proxy",
         "subset_weighting",
         "subset_width",
-        "sharing",  # soft parameter sharing: the engine has it, the API not yet
-        "coupling",
     }
 )
 """Budget options a job cannot set: the server's memory cap, research knobs that jobs
-run at the engine's defaults, and soft sharing (hard sharing, until the API takes it)."""
+run at the engine's defaults."""
 
 
 class Strict(BaseModel):
@@ -164,6 +162,8 @@ class BudgetIn(Strict):
     weight_decay: float | None = budget_field("weight_decay")
     max_replicates: int = budget_field("max_replicates")
     race_step: int = budget_field("race_step")
+    sharing: engine.Sharing | None = budget_field("sharing")
+    coupling: float | None = budget_field("coupling")
 
     def explicit(self) -> dict[str, object]:
         """The options the job sets (engine.Budget's keyword arguments): a knob left out
