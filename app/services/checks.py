@@ -178,12 +178,17 @@ def validate(
     else:
         features = default_inputs(list(columns), roles, label_columns)
         if not features:
+            others_shown = "; ".join(
+                f"{name!r} is {role['role']} ({role['reason']})"
+                for name, role in list(roles.items())
+                if name not in label_columns
+            )
             problems.add(
                 "features",
                 f"No column of data set {main_ds.name!r} has the role feature (besides this "
-                "job's tasks), so the job has no inputs. Give feature columns the role "
-                f"feature (PATCH /api/v1/datasets/{main_ds.id}/columns), or name them in "
-                "`features`.",
+                f"job's tasks), so the job has no inputs{': ' if others_shown else ''}"
+                f"{others_shown[:600]}. Give feature columns the role feature (PATCH "
+                f"/api/v1/datasets/{main_ds.id}/columns), or name them in `features`.",
             )
     for other_id, other in others.items():
         lacking = [f for f in features if f not in profiles[other_id]]

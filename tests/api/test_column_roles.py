@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -16,32 +14,13 @@ from app.db.models import Job
 from app.demo import demo_family
 from app.jobs import attempt
 from app.jobs.worker import Worker
-from tests.conftest import family_csv, job_spec
-
-TOX_LABELS = ["NR-AR", "NR-AhR", "NR-ER", "SR-ARE", "SR-HSE", "SR-MMP", "SR-p53"]
-BITS = [f"fp_{i}" for i in range(16)]
+from tests.conftest import BITS, TOX_LABELS, family_csv, job_spec, tox_csv
 
 
 def _upload(client: TestClient, data: bytes, name: str = "t.csv") -> dict[str, Any]:
     response = client.post("/api/v1/datasets", files={"file": (name, data)})
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def _tox_table(rows: int = 300) -> bytes:
-    """A Tox21-like table: a SMILES id, 16 fingerprint bits (complete) and seven sparse
-    binary labels (each missing on a different ~20% of the molecules)."""
-    rng = np.random.default_rng(0)
-    bits = rng.integers(0, 2, size=(rows, len(BITS)))
-    frame = pd.DataFrame({"smiles": [f"C{'C' * (i % 7)}O{i}" for i in range(rows)]})
-    for i, name in enumerate(BITS):
-        frame[name] = bits[:, i]
-    for k, name in enumerate(TOX_LABELS):
-        score = bits[:, k] + bits[:, k + 1] + rng.normal(scale=0.5, size=rows)
-        label = (score > 1).astype(float)
-        label[rng.random(rows) < 0.2] = np.nan
-        frame[name] = label
-    return frame.to_csv(index=False).encode()
 
 
 def _jobs(client: TestClient) -> int:
@@ -77,7 +56,7 @@ def test_roles_are_inferred_on_the_demo_table(client: TestClient):
 def test_a_job_on_one_candidate_does_not_train_on_the_other_labels(client: TestClient):
     """The reported bug: one candidate on a table with seven label columns. The inputs
     are the fingerprint bits only: not the other five labels, not the SMILES id."""
-    dataset = _upload(client, _tox_table(), "tox.csv")
+    dataset = _upload(client, tox_csv(), "tox.csv")
     roles = dataset["roles"]
     assert _roles(dataset) == {
         "smiles": "id",
@@ -95,7 +74,7 @@ def test_a_job_on_one_candidate_does_not_train_on_the_other_labels(client: TestC
 
 
 def test_a_label_named_in_features_is_refused_with_the_fix(client: TestClient):
-    dataset = _upload(client, _tox_table(), "tox.csv")
+    dataset = _upload(client, tox_csv(), "tox.csv")
     spec = job_spec(
         dataset["id"],
         main_task={"column": "NR-AR"},

@@ -180,14 +180,16 @@ def test_usage_errors_exit_2(table: Path):
 
 
 def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: Path):
-    # Its only feature is constant: the engine prepares the data at submission (as the
-    # worker would) and refuses it there, so no job is queued to fail later.
+    # Its only other column is constant: its inferred role is ignore, so the job has no
+    # inputs and is refused at submission, so no job is queued to fail later.
     path = tmp_path / "constant.csv"
     path.write_text("y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200)))
     result = auxsel(
         "submit", str(path), "--main", "y", "--candidates", "a", *SMALL_FLAGS, "--wait", **env
     )  # fmt: skip
     assert result.exit_code == EXIT_REFUSED, result.stdout + result.stderr
-    assert "features: No usable feature columns (c: constant)" in result.stderr
-    assert "Add numeric or categorical" in result.stderr
+    assert "features: No column of data set 'constant.csv' has the role feature" in " ".join(
+        result.stderr.split()
+    )
+    assert "'c' is ignore (Constant" in " ".join(result.stderr.split())
     assert "submitted job" not in result.stdout
