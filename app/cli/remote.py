@@ -157,7 +157,8 @@ def submit(
     features: Annotated[
         list[str] | None,
         typer.Option(
-            "--features", help="Feature columns (default: every column that is not a label)."
+            "--features",
+            help="Input columns (default: the data set's feature-role columns).",
         ),
     ] = None,
     name: str | None = typer.Option(None, help="Job name."),

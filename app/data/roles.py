@@ -7,7 +7,7 @@ column profile (app/data/profiling.py; the data are not read again), stored with
 data set, and editable (PATCH /api/v1/datasets/{id}/columns). Each role carries the
 reason it was given, in words shown to the user.
 
-Inference, first rule that matches wins (docs/api.md repeats it for users):
+Inference, first rule that matches wins (docs/datasets.md repeats it for users):
 
 1. ``ignore``: no value, or one value in every row (constant).
 2. ``id``: an identifier's name (``id``, ``*_id``, ``*Id``, ``uuid``, ``index``,

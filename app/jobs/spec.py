@@ -196,7 +196,9 @@ class JobSpec(Strict):
     main_task: TaskIn
     candidates: list[TaskIn] = Field(min_length=1)
     features: list[str] | None = Field(
-        default=None, description="Feature columns; default: every column that is not a label."
+        default=None,
+        description="Input columns; default: the data set's feature-role columns that are not "
+        "this job's tasks (a label-role column named here is refused).",
     )
     method: engine.Method = engine.DEFAULT_METHOD
     metric: engine.MetricName = Field(
