@@ -12,12 +12,13 @@ Inference, first rule that matches wins (docs/datasets.md repeats it for users):
 1. ``ignore``: no value, or one value in every row (constant).
 2. ``id``: an identifier's name (``id``, ``*_id``, ``*Id``, ``uuid``, ``index``,
    ``smiles``, ``inchi``, ``Unnamed: 0``, ...).
-3. ``id``: integers or text, one distinct value per row (at least 20 rows).
-4. ``ignore``: dates (the engine does not use dates as features).
-5. ``ignore``: free text: text with more distinct values than the engine one-hot encodes
-   (``FeatureConfig.max_categories``) and as many as half the labelled rows.
-6. ``label``: a target's name: ``y``, ``y1``, ``class``, or a name holding the word
+3. ``label``: a target's name: ``y``, ``y1``, ``class``, or a name holding the word
    label(s), target(s), task, outcome, response or endpoint.
+4. ``id``: integers, or text without spaces, one distinct value per row (at least 20
+   rows).
+5. ``ignore``: dates (the engine does not use dates as features).
+6. ``ignore``: free text: text with more distinct values than the engine one-hot encodes
+   (``FeatureConfig.max_categories``) and as many as half the labelled rows.
 7. ``feature``: a member of the table's feature series (see below).
 8. ``label``: values missing (1% of rows or more) while at least half of the other usable
    columns are complete: a sparse, partially labelled task (Tox21-like tables).
@@ -96,6 +97,10 @@ def _words(name: str) -> set[str]:
     return {w.lower() for w in re.split(r"[^A-Za-z]+", spaced) if w}
 
 
+def _label_name(name: str) -> bool:
+    return bool(LABEL_NAME.match(name.strip().lower()) or _words(name) & LABEL_WORDS)
+
+
 def _stem(name: str) -> str:
     return re.sub(r"\d+", "#", name)
 
@@ -112,7 +117,8 @@ def _role(role: Role, reason: str, set_by: SetBy = "inferred") -> dict[str, str]
 
 
 def _early(column: Mapping[str, object], rows: int) -> dict[str, str] | None:
-    """Rules 1-5: the columns no model can use as an input (or a label)."""
+    """Rules 1-2 and 4-6: the columns no model can use as an input (rule 3, a target's
+    name, goes on to the labels)."""
     name = str(column["name"])
     unique = int(str(column["unique"]))
     missing = int(str(column["missing"]))
@@ -124,17 +130,23 @@ def _early(column: Mapping[str, object], rows: int) -> dict[str, str] | None:
     lowered = name.strip().lower()
     if lowered in ID_NAMES or ID_PATTERN.search(name.strip()) or ID_PATTERN.search(lowered):
         return _role("id", f"The name {name!r} names an identifier.")
-    if dtype in ("integer", "text") and unique == rows and missing == 0 and rows >= MIN_ID_ROWS:
+    if _label_name(name):
+        return None
+    raw = column.get("examples")
+    examples = [str(v) for v in raw] if isinstance(raw, list) else []
+    # Free text has words (spaces) or long values; identifiers (codes, SMILES) do not.
+    prose = bool(examples) and (
+        any(" " in v.strip() for v in examples) or sum(map(len, examples)) / len(examples) >= 40
+    )
+    unique_per_row = unique == rows and missing == 0 and rows >= MIN_ID_ROWS
+    if unique_per_row and (dtype == "integer" or (dtype == "text" and not prose)):
         return _role("id", f"{'Integers' if dtype == 'integer' else 'Text'}, unique in every row.")
     if dtype == "datetime":
         return _role("ignore", "Dates are not used as features.")
     labelled = rows - missing
     limit = engine.FeatureConfig().max_categories
     if dtype == "text" and unique > limit and unique * 2 >= labelled:
-        raw = column.get("examples")
-        examples = [str(v) for v in raw] if isinstance(raw, list) else []
-        long = bool(examples) and sum(map(len, examples)) / len(examples) >= 20
-        what = "Free text" if long else "High-cardinality text"
+        what = "Free text" if prose else "High-cardinality text"
         return _role(
             "ignore",
             f"{what}: {unique:,} distinct values in {labelled:,} rows; a feature keeps at "
@@ -160,7 +172,7 @@ def infer_roles(profile: Sequence[Mapping[str, object]], rows: int) -> dict[str,
         name = str(column["name"])
         missing = int(str(column["missing"]))
         others = len(usable) - 1
-        if LABEL_NAME.match(name.strip().lower()) or _words(name) & LABEL_WORDS:
+        if _label_name(name):
             roles[name] = _role("label", f"The name {name!r} names a target.")
         elif series is not None and _stem(name) == series:
             roles[name] = _role("feature", f"One of the {size} numbered feature columns {shown}.")
@@ -191,10 +203,11 @@ def roles_of(
 ) -> dict[str, dict[str, str]]:
     """A data set's roles: as stored, or inferred from its profile for a data set
     uploaded before roles (and for any column the stored roles lack)."""
+    names = [str(c["name"]) for c in profile]
+    if stored and all(name in stored for name in names):
+        return {name: dict(stored[name]) for name in names}
     inferred = infer_roles(profile, rows)
-    if not stored:
-        return inferred
-    return {name: dict(stored.get(name) or role) for name, role in inferred.items()}
+    return {name: dict((stored or {}).get(name) or role) for name, role in inferred.items()}
 
 
 def user_role(role: Role) -> dict[str, str]:

@@ -4,8 +4,11 @@ label columns, a job on one candidate must not train on the other six."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -190,3 +193,53 @@ def test_bad_role_edits_are_refused_and_change_nothing(client: TestClient):
     assert missing.status_code == 404
     # Nothing was changed by any of them.
     assert client.get(f"/api/v1/datasets/{dataset['id']}").json()["roles"] == dataset["roles"]
+
+
+def test_each_inference_rule_with_the_reason_a_user_reads(client: TestClient):
+    """One table with a column for each rule (docs/datasets.md, "How roles are inferred");
+    no feature series and no sparse columns, so the plain columns stay features."""
+    n = 60
+    rng = np.random.default_rng(1)
+    words = ["the", "customer", "called", "about", "a", "late", "refund", "twice"]
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n) * 7 + 3,  # integers unique per row
+            "customer_id": rng.integers(0, 5, n),  # an id by its name, even repeating
+            "region": ["eu", "us", "apac"] * (n // 3),  # a categorical feature
+            "age": rng.integers(18, 80, n),
+            "score": rng.normal(size=n),
+            "source": ["web"] * n,  # constant
+            "signed_up": pd.date_range("2024-01-01", periods=n, freq="D"),
+            "note": [" ".join(rng.choice(words, 6)) + f" #{i}" for i in range(n)],
+            "churn_label": rng.integers(0, 2, n),
+            "y": np.arange(n),  # a target's name beats "unique integers"
+        }
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    dataset = _upload(client, buffer.getvalue(), "mixed.parquet")
+    roles = dataset["roles"]
+    assert _roles(dataset) == {
+        "row": "id",
+        "customer_id": "id",
+        "region": "feature",
+        "age": "feature",
+        "score": "feature",
+        "source": "ignore",
+        "signed_up": "ignore",
+        "note": "ignore",
+        "churn_label": "label",
+        "y": "label",
+    }
+    assert roles["row"]["reason"] == "Integers, unique in every row."
+    assert roles["customer_id"]["reason"] == "The name 'customer_id' names an identifier."
+    assert roles["source"]["reason"] == "Constant: every row holds the same value."
+    assert roles["signed_up"]["reason"] == "Dates are not used as features."
+    assert roles["note"]["reason"].startswith("Free text: 60 distinct values in 60 rows")
+    assert roles["churn_label"]["reason"] == "The name 'churn_label' names a target."
+    spec = job_spec(
+        dataset["id"], main_task={"column": "churn_label"}, candidates=[{"column": "y"}]
+    )
+    response = client.post("/api/v1/jobs", json=spec)
+    assert response.status_code == 202, response.text
+    assert response.json()["inputs"] == ["region", "age", "score"]
