@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from app.db.models import Job
+from app.db.models import Dataset, Job
 from app.demo import demo_family
 from app.jobs import attempt
 from app.jobs.worker import Worker
@@ -243,3 +243,29 @@ def test_each_inference_rule_with_the_reason_a_user_reads(client: TestClient):
     response = client.post("/api/v1/jobs", json=spec)
     assert response.status_code == 202, response.text
     assert response.json()["inputs"] == ["region", "age", "score"]
+
+
+def test_a_data_set_from_before_roles_gets_them_inferred_on_read(client: TestClient):
+    """A data set stored before migration 0005 has no roles: reading it, submitting on
+    it and editing it all work, with the roles inferred from its stored profile."""
+    family = demo_family(0)
+    dataset = _upload(client, family.frame.to_csv(index=False).encode(), "demo.csv")
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        session.execute(update(Dataset).values(roles=None))
+        session.commit()
+    read = client.get(f"/api/v1/datasets/{dataset['id']}").json()
+    assert read["roles"] == dataset["roles"]  # the same rules, on the stored profile
+    spec = job_spec(dataset["id"], candidates=[{"column": "rel_0_0.95"}])
+    response = client.post("/api/v1/jobs", json=spec)
+    assert response.status_code == 202, response.text
+    assert response.json()["inputs"] == [f"x{i}" for i in range(32)]
+    patched = client.patch(
+        f"/api/v1/datasets/{dataset['id']}/columns", json={"roles": {"x31": "ignore"}}
+    )
+    assert patched.status_code == 200, patched.text
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        stored = session.scalar(select(Dataset.roles))
+    assert stored is not None
+    assert list(stored) == list(family.frame.columns)  # every role is stored now
+    assert stored["x31"]["set_by"] == "user"
+    assert stored["y"] == dataset["roles"]["y"]
