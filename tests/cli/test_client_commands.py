@@ -96,6 +96,10 @@ def test_submit_wait_prints_the_ranking_in_the_apis_order(env, finished_job):
     assert [int(rank) for rank, _ in printed] == [1, 2, 3]
     assert "Baseline (main task alone, 2 seeds)" in result.stdout
     assert "succeeded" in result.stdout
+    # The columns the job trains on: the data set's features, none of its labels.
+    assert "inputs (6 columns; roles: docs/datasets.md): x0, x1, x2, x3, x4, x5" in " ".join(
+        result.stdout.split()
+    )
     spec = get(env, f"/api/v1/jobs/{job_id}").json()["spec"]
     assert spec["candidates"][0] == {
         "column": "rel_0_0.90", "kind": "regression", "name": None, "dataset_id": None
