@@ -18,6 +18,17 @@ def get(session: Session, owner: str, dataset_id: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.owner == owner))
 
 
+def by_content(session: Session, owner: str, sha256: str) -> Dataset | None:
+    """The owner's (oldest) data set with exactly these bytes, if any."""
+    query = (
+        select(Dataset)
+        .where(Dataset.owner == owner, Dataset.sha256 == sha256)
+        .order_by(Dataset.created_at, Dataset.id)
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
 def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Dataset]:
     rows = session.scalars(select(Dataset).where(Dataset.id.in_(ids), Dataset.owner == owner))
     return {d.id: d for d in rows}
