@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -83,6 +85,26 @@ def family_csv(n_rows: int = 400, seed: int = 0, **kwargs: object) -> bytes:
         n_rows=n_rows, n_features=6, relatedness=(0.9, 0.2), n_noise=1, seed=seed, **kwargs
     )
     return family.frame.to_csv(index=False).encode()
+
+
+TOX_LABELS = ["NR-AR", "NR-AhR", "NR-ER", "SR-ARE", "SR-HSE", "SR-MMP", "SR-p53"]
+BITS = [f"fp_{i}" for i in range(16)]
+
+
+def tox_csv(rows: int = 300) -> bytes:
+    """A Tox21-like table: a SMILES id, 16 fingerprint bits (complete) and seven sparse
+    binary labels (each missing on a different ~20% of the molecules)."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, size=(rows, len(BITS)))
+    frame = pd.DataFrame({"smiles": [f"C{'C' * (i % 7)}O{i}" for i in range(rows)]})
+    for i, name in enumerate(BITS):
+        frame[name] = bits[:, i]
+    for k, name in enumerate(TOX_LABELS):
+        score = bits[:, k] + bits[:, k + 1] + rng.normal(scale=0.5, size=rows)
+        label = (score > 1).astype(float)
+        label[rng.random(rows) < 0.2] = np.nan
+        frame[name] = label
+    return frame.to_csv(index=False).encode()
 
 
 # One round of replicates (no racing: its rounds are engine tests).

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 import engine
+from app.data.roles import Role
 
 # The job spec and the status vocabulary are defined once, in app/jobs/; the API
 # re-exports them as part of its contract.
@@ -72,8 +74,38 @@ class DatasetSummary(BaseModel):
     created_at: datetime
 
 
+class ColumnRoleOut(BaseModel):
+    """A column's role and why it has it (docs/api.md, "Column roles")."""
+
+    role: Role = Field(
+        description="feature: a model input; label: a task, never an input by default; "
+        "id: identifies a row; ignore: not used."
+    )
+    reason: str = Field(description="Why the column has this role, in words.")
+    set_by: Literal["inferred", "user"] = Field(
+        description="inferred at upload (or on read, for data sets from before roles), "
+        "or set by the owner (PATCH /api/v1/datasets/{id}/columns)."
+    )
+
+
 class DatasetOut(DatasetSummary):
     profile: list[ColumnProfile]
+    roles: dict[str, ColumnRoleOut] = Field(
+        description="Each column's role by name, in the table's order. A job's inputs "
+        "are its feature-role columns unless it names `features`."
+    )
+
+
+class RolesIn(BaseModel):
+    """New roles for some columns of a data set; the others keep theirs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    roles: dict[str, Role] = Field(
+        min_length=1,
+        description="Column name to role: feature, label, id or ignore.",
+        examples=[{"tox_sr_are": "label", "batch": "ignore"}],
+    )
 
 
 class DatasetList(BaseModel):

@@ -186,7 +186,8 @@ def submit(
     features: Annotated[
         list[str] | None,
         typer.Option(
-            "--features", help="Feature columns (default: every column that is not a label)."
+            "--features",
+            help="Input columns (default: the data set's feature-role columns).",
         ),
     ] = None,
     name: str | None = typer.Option(None, help="Job name."),
@@ -290,6 +291,12 @@ def submit(
         spec.update({k: v for k, v in optional.items() if v is not None})
         job = client.submit(spec)
         console.print(f"submitted job {job['id']} ({job['name']}): {base}/jobs/{job['id']}")
+        inputs = job.get("inputs")
+        if isinstance(inputs, list):
+            shown = ", ".join(map(str, inputs[:20])) + (
+                f", ... ({len(inputs)} in all)" if len(inputs) > 20 else ""
+            )
+            console.print(f"inputs ({len(inputs)} columns; roles: docs/datasets.md): {shown}")
         if not wait:
             console.print(f"follow it with: {_watch_command(job['id'], url)}")
             return

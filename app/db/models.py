@@ -74,6 +74,9 @@ class Dataset(Base):
     storage_key: Mapped[str] = mapped_column(String(255))
     rows: Mapped[int] = mapped_column(Integer)
     profile: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    # Column roles by name (app/data/roles.py): {"role", "reason", "set_by"}. Null for a
+    # data set uploaded before roles: they are then inferred from the profile on read.
+    roles: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -108,6 +111,9 @@ class Job(Base):
     result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # The cost estimate at submission (engine.estimate_cost): flops, memory_mb, ...
     estimate: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # The input (feature) columns the job trains on, decided at submission from its
+    # `features` or the data set's column roles, and kept whatever happens to the roles.
+    inputs: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

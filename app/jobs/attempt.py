@@ -213,18 +213,21 @@ class JobRun:
 
     # --- the job ---------------------------------------------------------------------
 
-    def _load(self, session: Session) -> tuple[JobSpec, list[ProbeRunRecord], dict[str, Dataset]]:
+    def _load(
+        self, session: Session
+    ) -> tuple[JobSpec, list[ProbeRunRecord], dict[str, Dataset], list[str] | None]:
         job = session.get(Job, self.claim.job_id)
         assert job is not None
         spec = JobSpec.model_validate(job.spec)
         stored = repo.stored_runs(session, job.id)
         datasets = dataset_repo.get_many(session, job.owner, sorted(spec.dataset_ids()))
-        return spec, stored, datasets
+        return spec, stored, datasets, job.inputs
 
     def _run(self) -> None:
-        spec, stored, datasets = self._db("load", self._load)
+        spec, stored, datasets, inputs = self._db("load", self._load)
         self.check()
-        context = build_context(spec, datasets, self.worker.storage, self.settings)
+        # The inputs decided at submission, whatever the data set's roles are now.
+        context = build_context(spec, datasets, self.worker.storage, self.settings, inputs=inputs)
         method = spec.method
         budget = context.budget
         total = planned_epochs(spec, budget)

@@ -229,7 +229,9 @@ class JobSpec(Strict):
         description="Candidate auxiliary tasks; each a task or just its column name.",
     )
     features: list[str] | None = Field(
-        default=None, description="Feature columns; default: every column that is not a label."
+        default=None,
+        description="Input columns; default: the data set's feature-role columns that are not "
+        "this job's tasks (a label-role column named here is refused).",
     )
     method: engine.Method = engine.DEFAULT_METHOD
     metric: engine.MetricName = Field(

@@ -4,7 +4,7 @@ would refuse for the data) and by the worker."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import engine
 from app.data.frames import load_frame
@@ -36,9 +36,14 @@ def build_context(
     storage: Storage,
     settings: Settings,
     budget: engine.Budget | None = None,
+    inputs: Sequence[str] | None = None,
 ) -> JobContext:
     """Load the job's tables and turn its spec into an engine problem and splits (the
-    engine's label, feature and split checks run here: their errors are SpecErrors)."""
+    engine's label, feature and split checks run here: their errors are SpecErrors).
+    ``inputs`` are the feature columns decided at submission (from the spec's
+    ``features`` or the data set's column roles, stored as ``jobs.inputs``); None, for
+    a job stored before roles, keeps the old rule (``features``, else every column that
+    is not one of the job's tasks)."""
     if spec.dataset_id not in datasets:
         raise engine.SpecError(
             f"Data set {spec.dataset_id!r} no longer exists.", field="dataset_id"
@@ -49,7 +54,7 @@ def build_context(
         frames[spec.dataset_id],
         task_spec(spec, spec.main_task),
         [task_spec(spec, c) for c in spec.candidates],
-        features=spec.features,
+        features=list(inputs) if inputs is not None else spec.features,
         tables=tables,
     )
     budget = budget or engine_budget(spec, settings)

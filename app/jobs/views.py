@@ -51,6 +51,13 @@ class JobOut(BaseModel):
     estimate: JobEstimate | None = Field(
         default=None, description="Estimated cost (null for jobs submitted before estimates)."
     )
+    inputs: list[str] | None = Field(
+        default=None,
+        description="The exact input (feature) columns the job trains on, decided at "
+        "submission: its `features`, else the data set's feature-role columns that are not "
+        "its tasks. Kept as they were when roles change later. Null only for a job from "
+        "before roles whose data set was already deleted.",
+    )
     links: dict[str, str]
 
 

@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session
 
 import engine
 from app.api.schemas import ColumnProfile
+from app.data.roles import default_inputs
 from app.data.storage import Storage
 from app.db.models import Dataset
 from app.db.repositories import datasets as dataset_repo
 from app.errors import ProblemError
 from app.jobs.spec import JobSpec
 from app.jobs.translate import build_context, engine_budget, planned_epochs
+from app.services import datasets as datasets_service
 from app.services.cost import Profiles, check_cost, columns_of, estimate
 from app.settings import Settings
 
@@ -79,6 +81,9 @@ class Sources:
     main: Dataset
     others: dict[str, Dataset]
     profiles: Profiles
+    inputs: list[str]
+    """The job's input columns: its ``features``, else the main data set's feature-role
+    columns that are not its tasks (app/data/roles.py)."""
 
     @property
     def all(self) -> dict[str, Dataset]:
@@ -147,6 +152,7 @@ def validate(
             problems.add(f"{field}.name", f"Name {name!r} is used twice; give it a `name`.")
         names[name] = field
 
+    roles = datasets_service.roles(main_ds)
     if spec.features is not None:
         if not spec.features:
             problems.add("features", "Give at least one feature column, or leave it out.")
@@ -160,11 +166,30 @@ def validate(
                 problems.add(f"features[{j}]", f"{feature!r} is a label; it cannot be a feature.")
             elif feature not in columns:
                 problems.add(f"features[{j}]", f"Column {feature!r} is not in {main_ds.name!r}.")
+            elif roles[feature]["role"] == "label":
+                problems.add(
+                    f"features[{j}]",
+                    f"Column {feature!r} has the role label in data set {main_ds.name!r} "
+                    f"({roles[feature]['reason']}): a label is never an input. Drop it from "
+                    "`features`, or, if it is not a label, change its role to feature "
+                    f"(PATCH /api/v1/datasets/{main_ds.id}/columns).",
+                )
         features = [f for f in spec.features if f in columns and f not in label_columns]
     else:
-        features = [c for c in columns if c not in label_columns]
+        features = default_inputs(list(columns), roles, label_columns)
         if not features:
-            problems.add("features", "Every column is a label; no feature columns are left.")
+            others_shown = "; ".join(
+                f"{name!r} is {role['role']} ({role['reason']})"
+                for name, role in list(roles.items())
+                if name not in label_columns
+            )
+            problems.add(
+                "features",
+                f"No column of data set {main_ds.name!r} has the role feature (besides this "
+                f"job's tasks), so the job has no inputs{': ' if others_shown else ''}"
+                f"{others_shown[:600]}. Give feature columns the role feature (PATCH "
+                f"/api/v1/datasets/{main_ds.id}/columns), or name them in `features`.",
+            )
     for other_id, other in others.items():
         lacking = [f for f in features if f not in profiles[other_id]]
         if lacking:
@@ -178,7 +203,7 @@ def validate(
     budget = _check_budget(problems, settings, spec)
     problems.raise_if_any()
     assert budget is not None
-    return Sources(main_ds, others, profiles), budget
+    return Sources(main_ds, others, profiles, features), budget
 
 
 def _check_budget(
@@ -275,7 +300,7 @@ def check_data(
     """Prepare the job's data the way the worker will (app/jobs/translate.py): the
     engine's label, feature and split checks refuse now what would fail the job later."""
     try:
-        build_context(spec, sources.all, storage, settings, budget)
+        build_context(spec, sources.all, storage, settings, budget, inputs=sources.inputs)
     except engine.EngineError as exc:
         problems = SpecProblems()
         problems.add_engine(exc, _spec_field(spec, exc.field))
@@ -284,10 +309,12 @@ def check_data(
 
 @dataclass(frozen=True)
 class Checked:
-    """A spec that passed every submission check: its budget and estimated cost."""
+    """A spec that passed every submission check: its budget, estimated cost and the
+    input columns it will train on."""
 
     budget: engine.Budget
     cost: engine.CostEstimate
+    inputs: list[str]
 
 
 def check(
@@ -296,7 +323,7 @@ def check(
     """Everything a job is refused for at submission: the spec against the stored
     profiles and limits, its estimated cost, and its data as the engine prepares it."""
     sources, budget = validate(session, settings, owner, spec)
-    cost = estimate(spec, budget, sources.main, sources.others, sources.profiles)
+    cost = estimate(spec, budget, sources.main, sources.others, sources.profiles, sources.inputs)
     check_cost(cost, budget, settings)
     check_data(spec, sources, storage, settings, budget)
-    return Checked(budget, cost)
+    return Checked(budget, cost, sources.inputs)

@@ -44,19 +44,20 @@ Profiles = Mapping[str, dict[str, ColumnProfile]]
 
 
 def job_shape(
-    spec: JobSpec, main_ds: Dataset, others: Mapping[str, Dataset], profiles: Profiles
+    spec: JobSpec,
+    main_ds: Dataset,
+    others: Mapping[str, Dataset],
+    profiles: Profiles,
+    inputs: Sequence[str],
 ) -> engine.JobShape:
-    """The sizes the cost of a (validated) job depends on, from the stored profiles."""
+    """The sizes the cost of a (validated) job depends on, from the stored profiles
+    and its ``inputs`` (the feature columns it trains on)."""
     columns = profiles[main_ds.id]
 
     def source(task_dataset: str | None) -> Dataset:
         return main_ds if task_dataset in (None, main_ds.id) else others[str(task_dataset)]
 
-    labels = {spec.main_task.column} | {
-        c.column for c in spec.candidates if source(c.dataset_id) is main_ds
-    }
-    names = [c for c in columns if c not in labels] if spec.features is None else spec.features
-    width = sum(_encoded_width(columns[n]) for n in set(names) if n in columns)
+    width = sum(_encoded_width(columns[n]) for n in set(inputs) if n in columns)
     aux = [
         _outputs(profiles[source(c.dataset_id).id].get(c.column), c.kind) for c in spec.candidates
     ]
@@ -75,9 +76,11 @@ def estimate(
     main_ds: Dataset,
     others: Mapping[str, Dataset],
     profiles: Profiles,
+    inputs: Sequence[str],
 ) -> engine.CostEstimate:
     """The job's estimated FLOPs and peak memory (engine.estimate_cost)."""
-    return engine.estimate_cost(spec.method, budget, job_shape(spec, main_ds, others, profiles))
+    shape = job_shape(spec, main_ds, others, profiles, inputs)
+    return engine.estimate_cost(spec.method, budget, shape)
 
 
 def _largest_factor(b: engine.Budget) -> str:

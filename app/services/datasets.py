@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.data.frames import table_limits as limits
 from app.data.profiling import profile
+from app.data.roles import ROLES, Role, infer_roles, roles_of, user_role
 from app.data.storage import Storage, StoredFile
 from app.data.tables import (
     clean_filename,
@@ -38,6 +39,7 @@ class ParsedUpload:
     format: str
     rows: int
     profile: list[dict[str, object]]
+    roles: dict[str, dict[str, str]]
 
 
 async def store_upload(
@@ -68,7 +70,7 @@ def parse_upload(
             "Upload a CSV (UTF-8) or Parquet file.",
             type_="unreadable-table",
         ) from exc
-    return ParsedUpload(stored, name, fmt, len(frame), columns)
+    return ParsedUpload(stored, name, fmt, len(frame), columns, infer_roles(columns, len(frame)))
 
 
 def discard_upload(session: Session, storage: Storage, stored: StoredFile) -> None:
@@ -112,6 +114,7 @@ def create(session: Session, owner: str, parsed: ParsedUpload, name: str | None)
         storage_key=parsed.stored.key,
         rows=parsed.rows,
         profile=parsed.profile,
+        roles=parsed.roles,
     )
     session.add(dataset)
     session.flush()
@@ -127,6 +130,43 @@ def existing_copy(session: Session, owner: str, stored: StoredFile) -> Dataset |
 
 def require(session: Session, owner: str, dataset_id: str) -> Dataset:
     return found(repo.get(session, owner, dataset_id), "Data set", dataset_id)
+
+
+def roles(dataset: Dataset) -> dict[str, dict[str, str]]:
+    """The data set's column roles (inferred on read for one uploaded before roles)."""
+    return roles_of(dataset.roles, dataset.profile, dataset.rows)
+
+
+def set_roles(session: Session, owner: str, dataset_id: str, new: dict[str, Role]) -> Dataset:
+    """Give some columns new roles (the owner's; the others keep theirs), or a 422
+    naming every column that is not in the data set. Jobs already submitted keep the
+    inputs they were given (jobs.inputs)."""
+    dataset = require(session, owner, dataset_id)
+    current = roles(dataset)
+    unknown = [name for name in new if name not in current]
+    if unknown:
+        shown = ", ".join(repr(c) for c in list(current)[:10])
+        raise ProblemError(
+            422,
+            "Unknown column",
+            f"Data set {dataset.name!r} has no column "
+            f"{', '.join(repr(u) for u in unknown[:5])}; nothing was changed.",
+            type_="validation-error",
+            errors=[
+                {
+                    "field": f"roles.{name}",
+                    "message": f"No column {name!r} in this data set; use one of its "
+                    f"columns ({shown}{', ...' if len(current) > 10 else ''}).",
+                }
+                for name in unknown
+            ],
+        )
+    assert all(role in ROLES for role in new.values())  # RolesIn checked them
+    dataset.roles = {
+        name: user_role(new[name]) if name in new else role for name, role in current.items()
+    }
+    session.flush()
+    return dataset
 
 
 def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> None:

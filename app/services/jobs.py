@@ -115,6 +115,7 @@ def create(
         status=JobStatus.QUEUED,
         progress_total=checked.cost.probe_epochs,
         estimate=checked.cost.to_dict(),
+        inputs=checked.inputs,
         created_at=utcnow(),
     )
     session.add(job)
@@ -216,6 +217,7 @@ def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = T
         else None,
         spec=job_spec,
         estimate=estimate,
+        inputs=job.inputs,
         links={
             "self": base,
             "ranking": f"{base}/ranking",

@@ -54,6 +54,11 @@ def test_owners_see_only_their_own(secured):
     job = client.post("/api/v1/jobs", json=job_spec(ds["id"]), headers=_as(alice)).json()
     assert client.get(f"/api/v1/datasets/{ds['id']}", headers=_as(bob)).status_code == 404
     assert client.delete(f"/api/v1/datasets/{ds['id']}", headers=_as(bob)).status_code == 404
+    roles = {"roles": {"x0": "ignore"}}
+    columns = f"/api/v1/datasets/{ds['id']}/columns"
+    assert client.patch(columns, json=roles, headers=_as(bob)).status_code == 404
+    mine = client.get(f"/api/v1/datasets/{ds['id']}", headers=_as(alice)).json()
+    assert mine["roles"]["x0"]["role"] == "feature"  # bob changed nothing
     assert client.get(f"/api/v1/jobs/{job['id']}", headers=_as(bob)).status_code == 404
     assert client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=_as(bob)).status_code == 404
     assert client.get(f"/api/v1/jobs/{job['id']}/ranking", headers=_as(bob)).status_code == 404

@@ -121,7 +121,7 @@ def test_a_stored_spec_is_what_the_worker_reads(
     with client.app.state.sessions() as session:  # type: ignore[attr-defined]
         stored = session.get(Job, job_id)
         assert stored is not None
-        spec, _runs, datasets = JobRun(worker, claims.Claim(job_id, 0))._load(session)
+        spec, _runs, datasets, _inputs = JobRun(worker, claims.Claim(job_id, 0))._load(session)
     assert isinstance(spec, JobSpec)
     assert spec == JobSpec.model_validate(sent)  # the API's defaults filled in, once
     assert spec.model_dump(mode="json") == stored.spec
@@ -158,7 +158,8 @@ def test_a_main_train_fraction_too_small_for_the_data_is_refused_at_submission(
 def test_no_features_left_after_preparation_is_refused_at_submission(
     client: TestClient,
 ) -> None:
-    """Every feature column is dropped by the engine (constant, or all missing)."""
+    """Every other column is constant or all missing: their inferred role is ignore, so
+    by default the job has no inputs; named in `features`, the engine drops them."""
     rng = np.random.default_rng(0)
     n = 200
     frame = pd.DataFrame(
@@ -174,7 +175,8 @@ def test_no_features_left_after_preparation_is_refused_at_submission(
     )
     assert upload.status_code == 201, upload.text
     spec = job_spec(upload.json()["id"], candidates=[{"column": "aux"}])
-    _refused(client, spec, "features", "No usable feature columns")
+    _refused(client, spec, "features", "has the role feature")
+    _refused(client, {**spec, "features": ["flat", "empty"]}, "features", "No usable feature")
 
 
 def test_labels_are_judged_by_the_engines_rules_with_one_message(

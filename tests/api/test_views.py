@@ -54,6 +54,7 @@ def _row(**overrides: object) -> SimpleNamespace:
             "probe_memory_mb": 1.0,
             "data_memory_mb": 2.0,
         },
+        "inputs": ["age", "income"],
         **overrides,
     }
     return SimpleNamespace(**values)
@@ -63,6 +64,7 @@ def test_the_poll_renders_the_validated_view():
     for row in (
         _row(),
         _row(status="failed", error_reason="worker_lost", error_detail="x", estimate=None),
+        _row(inputs=None),
         _row(progress_total=0, progress_done=0, finished_at=datetime(2026, 1, 2, tzinfo=UTC)),
     ):
         checked = job_view(row, REQUEST)

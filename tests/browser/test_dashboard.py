@@ -19,7 +19,7 @@ from app.db.repositories import claims
 from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.conftest import family_csv
+from tests.conftest import BITS, TOX_LABELS, family_csv, tox_csv
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
 # A job of a few seconds, long enough to watch; the tests never assume how long.
@@ -460,3 +460,51 @@ def test_pages_need_no_sign_in_when_keys_are_off(page: Any, live_server: str):
     page.goto(f"{live_server}/signin")
     assert page.url == f"{live_server}/"
     assert page.locator("text=Sign out").count() == 0
+
+
+def test_the_form_starts_from_the_column_roles_and_saves_them(page: Any, idle: Any):
+    """A table with seven label columns: the form starts with only the fingerprint bits
+    as features (labels and the SMILES id left out), shows each role's reason, saves a
+    changed role, and the job it submits lists exactly its inputs."""
+    url, _settings = idle
+    response = httpx.post(f"{url}/api/v1/datasets", files={"file": ("tox.csv", tox_csv())})
+    assert response.status_code == 201, response.text
+    dataset_id = response.json()["id"]
+    page.goto(f"{url}/submit?dataset={dataset_id}")
+    page.wait_for_selector('#columns-table tr[data-column="NR-AR"]')
+
+    def row(column: str) -> Any:
+        return page.locator(f'#columns-table tr[data-column="{column}"]')
+
+    for column in BITS:
+        assert row(column).locator("select.role").input_value() == "feature"
+    for column in TOX_LABELS:
+        assert row(column).locator("select.dataset-role").input_value() == "label"
+        assert row(column).locator("select.role").input_value() == "ignored"
+    assert row("smiles").locator("select.dataset-role").input_value() == "id"
+    assert row("smiles").locator("select.role").input_value() == "ignored"
+    assert "Partially labelled" in row("SR-p53").locator(".role-reason").inner_text()
+
+    # The owner says NR-AhR is a feature after all, and saves it.
+    row("NR-AhR").locator("select.dataset-role").select_option("feature")
+    assert row("NR-AhR").locator("select.role").input_value() == "feature"
+    page.click("#save-roles")
+    expect(page.locator("#roles-status")).to_have_text("Saved the roles of 1 column(s).")
+    stored = httpx.get(f"{url}/api/v1/datasets/{dataset_id}").json()["roles"]["NR-AhR"]
+    assert stored == {"role": "feature", "reason": "Set by the data set's owner.", "set_by": "user"}
+    page.reload()
+    page.wait_for_selector('#columns-table tr[data-column="NR-AR"]')
+    assert row("NR-AhR").locator("select.role").input_value() == "feature"
+
+    page.select_option("#main-column", "NR-AR")
+    _select_role(page, "SR-ARE", "candidate")
+    page.select_option("#recipe", "quick")
+    page.fill("#seeds", "2")
+    page.fill("#epochs", "3")
+    page.click("#submit-button")
+    page.wait_for_url(f"{url}/jobs/job_*")
+    shown = page.inner_text("#input-columns")
+    assert shown == ", ".join([*BITS, "NR-AhR"])
+    job = httpx.get(f"{url}/api/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
+    assert job["inputs"] == [*BITS, "NR-AhR"]
+    assert "features" not in job["spec"] or job["spec"]["features"] is None

@@ -102,6 +102,10 @@ def test_submit_wait_prints_the_ranking_in_the_apis_order(env, finished_job):
     assert [int(rank) for rank, _ in printed] == [1, 2, 3]
     assert "Baseline (main task alone, 2 seeds)" in result.stdout
     assert "succeeded" in result.stdout
+    # The columns the job trains on: the data set's features, none of its labels.
+    assert "inputs (6 columns; roles: docs/datasets.md): x0, x1, x2, x3, x4, x5" in " ".join(
+        result.stdout.split()
+    )
     spec = get(env, f"/api/v1/jobs/{job_id}").json()["spec"]
     assert spec["candidates"][0] == {
         "column": "rel_0_0.90", "kind": "regression", "name": None, "dataset_id": None
@@ -186,16 +190,18 @@ def test_usage_errors_exit_2(table: Path):
 
 
 def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: Path):
-    # Its only feature is constant: the engine prepares the data at submission (as the
-    # worker would) and refuses it there, so no job is queued to fail later.
+    # Its only other column is constant: its inferred role is ignore, so the job has no
+    # inputs and is refused at submission, so no job is queued to fail later.
     path = tmp_path / "constant.csv"
     path.write_text("y,a,c\n" + "".join(f"{i % 2},{(i // 2) % 2},1\n" for i in range(200)))
     result = auxsel(
         "submit", str(path), "--main", "y", "--candidates", "a", *SMALL_FLAGS, "--wait", **env
     )  # fmt: skip
     assert result.exit_code == EXIT_REFUSED, result.stdout + result.stderr
-    assert "features: No usable feature columns (c: constant)" in result.stderr
-    assert "Add numeric or categorical" in result.stderr
+    assert "features: No column of data set 'constant.csv' has the role feature" in " ".join(
+        result.stderr.split()
+    )
+    assert "'c' is ignore (Constant" in " ".join(result.stderr.split())
     assert "submitted job" not in result.stdout
 
 

@@ -50,3 +50,56 @@ def test_models_match_migrations(db_url):
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_column_roles_migration_keeps_old_jobs_inputs_and_infers_old_roles(db_url):
+    """0005 adds data set roles (null: inferred on read from the stored profile) and job
+    inputs, filled for jobs already stored with what they trained on under the old rule
+    (every column of the data set but the job's tasks, or its `features`)."""
+    import json
+
+    from sqlalchemy import text
+
+    from app.data.roles import roles_of
+
+    migrate.upgrade(db_url, "0004")
+    profile = [
+        {"name": n, "dtype": "number", "missing": 0, "unique": 50, "kind": "regression"}
+        for n in ("x0", "y", "a", "b")
+    ]
+    spec = {"dataset_id": "ds_1", "main_task": {"column": "y"}, "candidates": [{"column": "a"}]}
+    named = {**spec, "features": ["x0"]}
+    engine = create_engine(db_url)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO datasets (id, owner, name, filename, format, sha256, size_bytes,"
+                " storage_key, rows, profile, created_at) VALUES ('ds_1', 'o', 'd', 'd.csv',"
+                " 'csv', 'h', 1, 'k', 50, :profile, '2026-01-01')"
+            ),
+            {"profile": json.dumps(profile)},
+        )
+        for job_id, job_spec in (("job_1", spec), ("job_2", named)):
+            db.execute(
+                text(
+                    "INSERT INTO jobs (id, owner, name, dataset_id, spec, status, progress_done,"
+                    " progress_total, attempt, lost_count, cancel_requested, created_at)"
+                    " VALUES (:id, 'o', 'j', 'ds_1', :spec, 'succeeded', 0, 0, 1, 0, false,"
+                    " '2026-01-01')"
+                ),
+                {"id": job_id, "spec": json.dumps(job_spec)},
+            )
+    migrate.upgrade(db_url)
+    with engine.connect() as db:
+        inputs = dict(db.execute(text("SELECT id, inputs FROM jobs")).all())
+        roles = db.execute(text("SELECT roles FROM datasets")).scalar()
+    loaded = {k: json.loads(v) if isinstance(v, str) else v for k, v in inputs.items()}
+    assert loaded == {"job_1": ["x0", "b"], "job_2": ["x0"]}
+    assert roles is None
+    inferred = roles_of(None, profile, 50)
+    assert inferred["y"]["role"] == "label"  # by its name: not an input of new jobs
+    assert inferred["x0"]["role"] == "feature"
+    migrate.downgrade(db_url, "0004")
+    assert "inputs" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert "roles" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
+    engine.dispose()

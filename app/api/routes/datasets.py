@@ -12,7 +12,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep, limit_uploads
 from app.api.pagination import Page, clamp_page_size, decode_cursor, page_body
-from app.api.schemas import DatasetList, DatasetOut, DatasetSummary
+from app.api.schemas import DatasetList, DatasetOut, DatasetSummary, RolesIn
 from app.data.storage import StoredFile, upload_too_large
 from app.db.models import Dataset
 from app.db.repositories import datasets as repo
@@ -67,9 +67,12 @@ def summary_view(row: SummaryRow) -> DatasetSummary:
 
 
 def dataset_view(dataset: Dataset) -> DatasetOut:
-    """The summary, then the column profile as stored (checked against ColumnProfile)."""
+    """The summary, then the column profile as stored (checked against ColumnProfile)
+    and the columns' roles."""
     summary = _summary(dataset, len(dataset.profile)).model_dump()
-    return DatasetOut.model_validate({**summary, "profile": dataset.profile})
+    return DatasetOut.model_validate(
+        {**summary, "profile": dataset.profile, "roles": service.roles(dataset)}
+    )
 
 
 FIELD_BYTES = 4096  # a form field other than `file`
@@ -340,6 +343,23 @@ def list_datasets(
 @router.get("/{dataset_id}", response_model=DatasetOut)
 def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep) -> DatasetOut:
     return dataset_view(service.require(session, owner, dataset_id))
+
+
+@router.patch(
+    "/{dataset_id}/columns",
+    response_model=DatasetOut,
+    responses={
+        404: {"description": "No such data set"},
+        422: {"description": "Unknown column or role"},
+    },
+)
+def set_column_roles(
+    dataset_id: str, body: RolesIn, session: SessionDep, owner: OwnerDep
+) -> DatasetOut:
+    """Set the roles of some columns (feature, label, id, ignore); the others keep
+    theirs. Later jobs' default inputs are the feature-role columns; jobs already
+    submitted keep the inputs they were given."""
+    return dataset_view(service.set_roles(session, owner, dataset_id, body.roles))
 
 
 @router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "In use"}})

@@ -19,6 +19,9 @@
   // (getAttribute: the form's own `dataset` is shadowed by its #dataset select)
   const RECIPES = JSON.parse(form.getAttribute("data-recipes") || "{}");
   let profile = []; // columns of the chosen data set
+  let roles = {}; // their data set roles (column name → {role, reason, set_by})
+  let datasetId = null;
+  const DATASET_ROLES = ["feature", "label", "id", "ignore"];
   let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
 
   // --- errors next to fields -----------------------------------------------------------
@@ -142,8 +145,16 @@
     return o;
   }
 
+  // A column's role in the job, by default: its data set role (feature → feature;
+  // label, id and ignore → ignored: a label never becomes an input by default).
+  const jobRoleOf = (column) => ((roles[column] || {}).role === "feature" ? "feature" : "ignored");
+
   function useDataset(dataset) {
     profile = dataset.profile;
+    roles = dataset.roles || {};
+    datasetId = dataset.id;
+    $("save-roles").disabled = true;
+    $("roles-status").textContent = "";
     $("dataset-summary").textContent =
       `${dataset.name}: ${dataset.rows} rows, ${dataset.columns} columns (${dataset.format}).`;
     mainColumn.replaceChildren(option("", "Choose the main task…"));
@@ -179,6 +190,34 @@
       name.appendChild(sub);
     }
 
+    const datasetRoleCell = cell("", "");
+    const datasetRole = document.createElement("select");
+    datasetRole.className = "dataset-role";
+    datasetRole.id = `${id}-dataset-role`;
+    datasetRole.setAttribute("aria-label", `Data set role of ${col.name}`);
+    datasetRole.append(...DATASET_ROLES.map((r) => option(r, r)));
+    const current = roles[col.name] || { role: "feature", reason: "" };
+    datasetRole.value = current.role;
+    const reason = document.createElement("div");
+    reason.className = "sub role-reason";
+    reason.id = `${id}-role-reason`;
+    reason.textContent = current.reason;
+    datasetRole.setAttribute("aria-describedby", reason.id);
+    datasetRole.addEventListener("change", () => {
+      const changed = datasetRole.value !== (roles[col.name] || {}).role;
+      row.classList.toggle("role-changed", changed);
+      reason.textContent = changed ? "Not saved yet." : (roles[col.name] || {}).reason || "";
+      $("save-roles").disabled = !tbody.querySelector("tr.role-changed");
+      // The job follows the data set role unless the user chose its job role.
+      if (!row.dataset.touched && row.dataset.role !== "main") {
+        role.value = datasetRole.value === "feature" ? "feature" : "ignored";
+        row.dataset.role = role.value;
+        kind.disabled = true;
+        counts();
+      }
+    });
+    datasetRoleCell.append(datasetRole, reason);
+
     const roleCell = cell("", "");
     const role = document.createElement("select");
     role.className = "role";
@@ -188,7 +227,8 @@
     mainOption.hidden = true;
     role.append(option("feature", "feature"), option("candidate", "candidate"),
       option("ignored", "ignored"), mainOption);
-    role.addEventListener("change", () => {
+    role.addEventListener("change", (event) => {
+      if (event.isTrusted) row.dataset.touched = "1";
       row.dataset.role = role.value;
       kind.disabled = role.value !== "candidate";
       counts();
@@ -215,11 +255,12 @@
     kind.setAttribute("aria-describedby", kindError.id);
     kindCell.append(kind, kindError);
 
-    row.dataset.role = "feature";
+    row.dataset.role = jobRoleOf(col.name);
+    role.value = row.dataset.role;
     const cells = [name, cell(col.dtype, ""), cell(String(col.unique), "num"),
-      cell(String(col.missing), "num"), roleCell, kindCell];
+      cell(String(col.missing), "num"), datasetRoleCell, roleCell, kindCell];
     // Labels for the phone layout, where each row becomes a small card.
-    ["", "type", "distinct", "missing", "role", "kind"].forEach((label, i) => {
+    ["", "type", "distinct", "missing", "data set role", "in this job", "kind"].forEach((label, i) => {
       if (label) cells[i].dataset.label = label;
     });
     row.append(...cells);
@@ -237,8 +278,8 @@
         row.dataset.role = "main";
         row.querySelector("select.kind").disabled = true;
       } else if (row.dataset.role === "main") {
-        role.value = "feature";
-        row.dataset.role = "feature";
+        role.value = jobRoleOf(row.dataset.column);
+        row.dataset.role = role.value;
       }
     }
     counts();
@@ -255,6 +296,7 @@
     for (const row of tbody.rows) {
       if (row.hidden || row.dataset.role === "main") continue;
       const select = row.querySelector("select.role");
+      row.dataset.touched = "1";
       select.value = role;
       select.dispatchEvent(new Event("change"));
     }
@@ -279,6 +321,7 @@
   $("recipe").addEventListener("change", showRecipe);
   $("mark-candidates").addEventListener("click", () => markShown("candidate"));
   $("mark-features").addEventListener("click", () => markShown("feature"));
+  $("save-roles").addEventListener("click", saveRoles);
 
   // --- the job spec --------------------------------------------------------------------
   // Numbers go as typed: a value the API refuses comes back as a field error.
@@ -287,16 +330,49 @@
     return raw === "" ? undefined : Number(raw);
   };
 
+  // Save the data set roles changed in the table (PATCH .../columns): later jobs'
+  // default inputs are the feature-role columns; jobs already submitted keep theirs.
+  async function saveRoles() {
+    clearErrors();
+    const changed = {};
+    for (const row of tbody.querySelectorAll("tr.role-changed")) {
+      changed[row.dataset.column] = row.querySelector("select.dataset-role").value;
+    }
+    if (!Object.keys(changed).length) return;
+    $("roles-status").textContent = "Saving…";
+    const response = await api(`/api/v1/datasets/${encodeURIComponent(datasetId)}/columns`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ roles: changed }),
+    });
+    if (!response.ok) {
+      $("roles-status").textContent = "";
+      showErrors(await problemOf(response));
+      return;
+    }
+    roles = (await response.json()).roles;
+    for (const row of tbody.rows) {
+      row.classList.remove("role-changed");
+      const reason = row.querySelector(".role-reason");
+      if (reason) reason.textContent = (roles[row.dataset.column] || {}).reason || "";
+    }
+    $("save-roles").disabled = true;
+    $("roles-status").textContent = `Saved the roles of ${Object.keys(changed).length} column(s).`;
+  }
+
   function spec() {
     const rows = [...tbody.rows];
     const candidates = rows.filter((r) => r.dataset.role === "candidate");
     const features = rows.filter((r) => r.dataset.role === "feature");
-    const ignored = rows.some((r) => r.dataset.role === "ignored");
+    // The API's default inputs are the saved feature-role columns that are not tasks:
+    // name the features only when this job's differ from them.
+    const byDefault = rows.filter((r) => (roles[r.dataset.column] || {}).role === "feature"
+      && r.dataset.role !== "main" && r.dataset.role !== "candidate");
+    const same = byDefault.length === features.length
+      && byDefault.every((r) => r.dataset.role === "feature");
     sent = {
       candidates: candidates.map((r) => r.dataset.column),
-      // Only name features when some column is left out; else the API's default
-      // (every column that is not a label) says the same.
-      features: ignored ? features.map((r) => r.dataset.column) : [],
+      features: same ? [] : features.map((r) => r.dataset.column),
     };
     const hidden = $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number);
     const body = {
@@ -325,7 +401,7 @@
     };
     if ($("main-kind").value) body.main_task.kind = $("main-kind").value;
     if ($("name").value.trim()) body.name = $("name").value.trim();
-    if (ignored) body.features = sent.features;
+    if (!same) body.features = sent.features;
     return body;
   }
 
