@@ -54,8 +54,12 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     poll_s: float = 1.0
     progress_interval_s: float = 1.0
-    # Probes trained together in one chunk; results are committed per chunk.
+    # Probes trained together in one chunk; results are committed per chunk. A chunk
+    # holds at most ``chunk_replicates`` whole replicates (0: no such cap), so a round's
+    # runs are stored (and shown, and kept after a cancel) replicate by replicate
+    # instead of only when the whole round ends.
     chunk_probes: int = 128
+    chunk_replicates: int = 1
     memory_mb: float = 2048.0
 
     # Limits (each exceeded limit is a 422 that names the setting).

@@ -206,6 +206,8 @@ def job_page(
             if job.status == JobStatus.FAILED
             else None,
             "has_curves": any(s["mean"] for s in curves["series"]),
+            "runs_stored": len(runs.items),
+            "replicates_stored": len({r.replicate for r in runs.items}),
         },
     )
 

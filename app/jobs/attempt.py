@@ -313,7 +313,8 @@ class StoredRunner:
         done = (len(specs) - len(missing)) * epochs
         progress(done, total)
         if missing:
-            chunks = chunk(missing, self.context, self.job.settings.chunk_probes)
+            settings = self.job.settings
+            chunks = chunk(missing, self.context, settings.chunk_probes, settings.chunk_replicates)
             self.chunks += len(chunks)
             log.info(
                 "job %s: %d probes (%d stored), %d chunks",
@@ -334,10 +335,28 @@ class StoredRunner:
 
 
 def chunk(
-    specs: list[engine.ProbeSpec], context: JobContext, max_probes: int
+    specs: list[engine.ProbeSpec],
+    context: JobContext,
+    max_probes: int,
+    max_replicates: int = 0,
 ) -> list[list[engine.ProbeSpec]]:
-    """Memory-capped chunks (engine.chunk_plan), each at most ``max_probes`` probes."""
+    """Memory-capped chunks (engine.chunk_plan), each at most ``max_probes`` probes and
+    at most ``max_replicates`` replicates (0: any number).
+
+    Runs are committed per chunk, so the replicate cap decides how soon finished work
+    is stored: with one replicate per chunk a round's baseline and pairings of replicate
+    0 are stored (readable, kept after a cancel, scored by the provisional ranking) while
+    replicate 1 trains, instead of all of them only when the whole round ends."""
+    groups: list[list[engine.ProbeSpec]] = []
+    if max_replicates > 0:
+        replicates = sorted({s.replicate for s in specs})
+        for i in range(0, len(replicates), max_replicates):
+            wanted = set(replicates[i : i + max_replicates])
+            groups.append([s for s in specs if s.replicate in wanted])
+    else:
+        groups.append(specs)
     out: list[list[engine.ProbeSpec]] = []
-    for part in engine.chunk_plan(specs, context.problem, context.budget):
-        out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
+    for group in groups:
+        for part in engine.chunk_plan(group, context.problem, context.budget):
+            out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
     return out

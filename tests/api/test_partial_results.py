@@ -1,0 +1,88 @@
+"""What a job shows before it has a final ranking: probe runs stored replicate by
+replicate while it runs, kept after a cancel part-way through a round, and a ranking
+from them marked provisional."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.jobs import attempt
+from app.jobs.worker import Worker
+from tests.conftest import SMALL_BUDGET, job_spec
+
+# One round of three replicates (3 chunks of the baseline and three pairings each).
+BUDGET = {**SMALL_BUDGET, "seeds": 3, "max_replicates": 3}
+PER_REPLICATE = 4  # baseline + three candidates
+
+
+@pytest.fixture
+def on_store(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[int], None]]:
+    """Hooks run right after the worker commits a chunk of probe runs (in the worker's
+    own thread, so the job is still running and waits for them): the test's ordering."""
+    hooks: list[Callable[[int], None]] = []
+    stores = 0
+    original = attempt.JobRun.store
+
+    def store(self: attempt.JobRun, rows: Any) -> None:
+        nonlocal stores
+        original(self, rows)
+        stores += 1
+        for hook in hooks:
+            hook(stores)
+
+    monkeypatch.setattr(attempt.JobRun, "store", store)
+    return hooks
+
+
+def _submit(client: TestClient, dataset: dict[str, object], **overrides: object) -> str:
+    response = client.post(
+        "/api/v1/jobs", json=job_spec(str(dataset["id"]), budget=BUDGET, **overrides)
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def test_runs_are_readable_while_the_job_runs(client, worker: Worker, dataset, on_store):
+    job_id = _submit(client, dataset)
+    seen: list[tuple[str, int]] = []
+
+    def look(stores: int) -> None:
+        status = client.get(f"/api/v1/jobs/{job_id}").json()["status"]
+        seen.append((status, len(client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"])))
+
+    on_store.append(look)
+    assert worker.run_one() is True
+    # After each replicate's chunk, the job still running already shows its runs.
+    assert seen[:3] == [("running", PER_REPLICATE * k) for k in (1, 2, 3)]
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded"
+
+
+def test_a_job_canceled_part_way_through_a_round_keeps_its_runs(
+    client, worker: Worker, settings, dataset, on_store
+):
+    settings.progress_interval_s = 0.0  # every epoch reads the cancel flag
+    job_id = _submit(client, dataset)
+
+    def cancel_after_first(stores: int) -> None:
+        if stores == 1:
+            assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+
+    on_store.append(cancel_after_first)
+    assert worker.run_one() is True
+    job = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert job["status"] == "canceled"
+    assert job["progress"]["done"] < job["progress"]["total"]
+    runs = client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]
+    # Replicate 0 finished before the cancel and is kept; the round was not.
+    assert {r["replicate"] for r in runs} == {0}
+    assert sorted(tuple(r["candidates"]) for r in runs) == sorted(
+        [(), ("rel_0_0.90",), ("rel_1_0.20",), ("noise_0",)]
+    )
+    page = client.get(f"/jobs/{job_id}")
+    assert page.status_code == 200
+    assert "probe runs that completed are kept below" in page.text
+    assert f"{len(runs)} probe runs stored" in page.text
