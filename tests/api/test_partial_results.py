@@ -12,11 +12,18 @@ from fastapi.testclient import TestClient
 
 from app.jobs import attempt
 from app.jobs.worker import Worker
+from app.settings import Settings
 from tests.conftest import SMALL_BUDGET, job_spec
 
 # One round of three replicates (3 chunks of the baseline and three pairings each).
 BUDGET = {**SMALL_BUDGET, "seeds": 3, "max_replicates": 3}
 PER_REPLICATE = 4  # baseline + three candidates
+
+
+@pytest.fixture(autouse=True)
+def one_replicate_per_chunk(settings: Settings) -> None:
+    """Every replicate its own chunk (a job of few candidates shares one by default)."""
+    settings.chunk_min_probes = 1
 
 
 @pytest.fixture
