@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.problem import Problem
+from engine.splits import Splits
 from engine.tasks import TaskKind
 
 if TYPE_CHECKING:  # engine.ranking imports LabelEvidence from here; only the type is needed
@@ -218,3 +219,67 @@ def mutual_information(
     mi = float((p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum())
     cells, rows, cols = int(nz.sum()), int((pa > 0).sum()), int((pb > 0).sum())
     return mi - (cells - rows - cols + 1) / (2 * n)
+
+
+FEW_LABELS = 30
+"""A candidate with fewer labelled training rows than this (per replicate, on average)
+gets a note: its gain rests on too few of its labels to say much either way (the same
+floor as the main task's :data:`engine.splits.MIN_LABELLED_ROWS`)."""
+
+
+@dataclass(frozen=True)
+class LabelCoverage:
+    """How much of the data one candidate's label covers, and how much of that the
+    probes train on.
+
+    ``labelled``: rows carrying its label; ``share``: that over the job's rows (with
+    candidates from other tables, those tables' rows count too). ``train_labelled``:
+    its labelled rows among a replicate's training rows (the rows its loss sees),
+    averaged over replicates. ``train_overlap``: the rows whose *main* label trains
+    (``main_train`` of them per replicate) that also carry its label, averaged over
+    replicates — where the two losses meet on the same rows. ``note``: a sentence when
+    ``train_labelled`` is under :data:`FEW_LABELS`, else None.
+    """
+
+    name: str
+    labelled: int
+    share: float
+    train_labelled: float
+    train_overlap: float
+    main_train: int
+    note: str | None
+
+
+def label_coverage(problem: Problem, splits: Splits) -> list[LabelCoverage]:
+    """Every candidate's label coverage under ``splits``, in candidate order (a pure
+    function of the prepared problem and its splits; no training)."""
+    n_rows = max(1, problem.n_rows)
+    main_train = splits.main_train  # [R, N]
+    n_main_train = int(main_train[0].sum()) if main_train.shape[0] else 0
+    coverage = []
+    for task in problem.candidates:
+        has = np.isfinite(task.values)
+        labelled = int(has.sum())
+        per_rep = [int(has[pool].sum()) for pool in splits.pool]
+        overlap = [int((has & mask).sum()) for mask in main_train]
+        train_labelled = float(np.mean(per_rep)) if per_rep else 0.0
+        note = None
+        if train_labelled < FEW_LABELS:
+            note = (
+                f"Only {labelled} of {problem.n_rows} rows ({labelled / n_rows:.1%}) carry "
+                f"this candidate's label, about {train_labelled:.0f} of them in a "
+                f"replicate's training rows (under {FEW_LABELS}): its gain rests on too few "
+                "labels to tell much either way. Label more rows of it, or leave it out."
+            )
+        coverage.append(
+            LabelCoverage(
+                name=task.name,
+                labelled=labelled,
+                share=labelled / n_rows,
+                train_labelled=train_labelled,
+                train_overlap=float(np.mean(overlap)) if overlap else 0.0,
+                main_train=n_main_train,
+                note=note,
+            )
+        )
+    return coverage

@@ -180,7 +180,8 @@ def job_page(
     job = service.job_view(row, request)
     ranking = (
         results.ranking_view(row, repo.scores(session, row.id))
-        if row.status == JobStatus.SUCCEEDED and row.result is not None
+        if row.result is not None
+        and (row.status == JobStatus.SUCCEEDED or results.is_provisional(row))
         else None
     )
     runs = results.runs_view(row, repo.stored_runs(session, row.id))

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.jobs import attempt
 from app.jobs.worker import Worker
 from app.settings import Settings
+from engine.metrics import HIGHER_IS_BETTER
 from tests.conftest import SMALL_BUDGET, job_spec
 
 # One round of three replicates (3 chunks of the baseline and three pairings each).
@@ -34,9 +35,9 @@ def on_store(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[int], None]]:
     stores = 0
     original = attempt.JobRun.store
 
-    def store(self: attempt.JobRun, rows: Any) -> None:
+    def store(self: attempt.JobRun, rows: Any, *args: Any) -> None:
         nonlocal stores
-        original(self, rows)
+        original(self, rows, *args)
         stores += 1
         for hook in hooks:
             hook(stores)
@@ -53,19 +54,59 @@ def _submit(client: TestClient, dataset: dict[str, object], **overrides: object)
     return str(response.json()["id"])
 
 
-def test_runs_are_readable_while_the_job_runs(client, worker: Worker, dataset, on_store):
+def _assert_matches_runs(ranking: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """Each candidate's per-replicate gains are its paired runs' metric minus the
+    baseline's (oriented: positive is better), over exactly the stored replicates."""
+    metric = ranking["metric"]
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    base = {r["replicate"]: r["metrics"][metric] for r in runs if not r["candidates"]}
+    assert ranking["replicates"] == len(base)
+    for c in ranking["candidates"]:
+        paired = sorted(
+            (r["replicate"], r["metrics"][metric]) for r in runs if r["candidates"] == [c["name"]]
+        )
+        want = [sign * (value - base[rep]) for rep, value in paired]
+        assert c["seeds"] == len(paired)
+        assert c["per_seed"] == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert c["gain"] == pytest.approx(sum(want) / len(want), rel=1e-9, abs=1e-12)
+
+
+def test_runs_and_a_provisional_ranking_while_the_job_runs(
+    client, worker: Worker, dataset, on_store
+):
     job_id = _submit(client, dataset)
-    seen: list[tuple[str, int]] = []
+    seen: list[tuple[str, int, bool, int]] = []
 
     def look(stores: int) -> None:
         status = client.get(f"/api/v1/jobs/{job_id}").json()["status"]
-        seen.append((status, len(client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"])))
+        runs = client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]
+        ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+        _assert_matches_runs(ranking, runs)
+        seen.append((status, len(runs), ranking["provisional"], ranking["replicates"]))
+        assert ranking["next_steps"] == []  # still running: the next step is to wait
+        if stores == 1:
+            page = client.get(f"/jobs/{job_id}").text
+            assert 'id="provisional-note"' in page
+            assert "Provisional ranking</strong> from the 1 replicate stored so far" in page
 
     on_store.append(look)
     assert worker.run_one() is True
-    # After each replicate's chunk, the job still running already shows its runs.
-    assert seen[:3] == [("running", PER_REPLICATE * k) for k in (1, 2, 3)]
+    # After each replicate's chunk, the job still running already shows its runs and
+    # a provisional ranking of exactly them.
+    assert seen == [("running", PER_REPLICATE * k, True, k) for k in (1, 2, 3)]
     assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded"
+    final = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+    assert final["provisional"] is False
+    assert final["replicates"] == 3
+    _assert_matches_runs(final, client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"])
+    assert "provisional-note" not in client.get(f"/jobs/{job_id}").text
+
+
+def test_no_ranking_before_the_first_replicate(client, dataset):
+    job_id = _submit(client, dataset)  # queued: nothing trained yet
+    response = client.get(f"/api/v1/jobs/{job_id}/ranking")
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("ranking-not-ready")
 
 
 def test_a_job_canceled_part_way_through_a_round_keeps_its_runs(
@@ -93,3 +134,12 @@ def test_a_job_canceled_part_way_through_a_round_keeps_its_runs(
     assert page.status_code == 200
     assert "probe runs that completed are kept below" in page.text
     assert f"{len(runs)} probe runs stored" in page.text
+    # ... and ranks them, provisionally, on the page and over the API.
+    ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+    assert ranking["provisional"] is True
+    _assert_matches_runs(ranking, runs)
+    assert "before the job was canceled" in page.text
+    # One replicate gives no interval: the next step is to let a job finish.
+    assert ranking["next_steps"][0].startswith("The job stopped after 1 of the 3 replicates")
+    for name in ("rel_0_0.90", "rel_1_0.20", "noise_0"):
+        assert f'data-candidate="{name}"' in page.text
