@@ -254,20 +254,28 @@ def label_coverage(problem: Problem, splits: Splits) -> list[LabelCoverage]:
     """Every candidate's label coverage under ``splits``, in candidate order (a pure
     function of the prepared problem and its splits; no training)."""
     n_rows = max(1, problem.n_rows)
-    main_train = splits.main_train  # [R, N]
+    main_train = splits.main_train  # [R, N] bool
     n_main_train = int(main_train[0].sum()) if main_train.shape[0] else 0
+    has = np.isfinite(problem.labels[:, 1:]).astype(np.float32)  # [N, C]
+    in_pool = np.zeros_like(main_train, dtype=np.float32)  # [R, N]
+    np.put_along_axis(in_pool, splits.pool, 1.0, axis=1)
+    # Counts per replicate and candidate as one product each (exact in float32 up to
+    # 2**24 rows), then their mean over replicates.
+    train_labelled = (in_pool @ has).mean(axis=0) if len(in_pool) else np.zeros(has.shape[1])
+    overlap = (
+        (main_train.astype(np.float32) @ has).mean(axis=0)
+        if len(main_train)
+        else np.zeros(has.shape[1])
+    )
     coverage = []
-    for task in problem.candidates:
-        has = np.isfinite(task.values)
-        labelled = int(has.sum())
-        per_rep = [int(has[pool].sum()) for pool in splits.pool]
-        overlap = [int((has & mask).sum()) for mask in main_train]
-        train_labelled = float(np.mean(per_rep)) if per_rep else 0.0
+    for c, task in enumerate(problem.candidates):
+        labelled = task.n_labelled
+        trained = float(train_labelled[c])
         note = None
-        if train_labelled < FEW_LABELS:
+        if trained < FEW_LABELS:
             note = (
                 f"Only {labelled} of {problem.n_rows} rows ({labelled / n_rows:.1%}) carry "
-                f"this candidate's label, about {train_labelled:.0f} of them in a "
+                f"this candidate's label, about {trained:.0f} of them in a "
                 f"replicate's training rows (under {FEW_LABELS}): its gain rests on too few "
                 "labels to tell much either way. Label more rows of it, or leave it out."
             )
@@ -276,8 +284,8 @@ def label_coverage(problem: Problem, splits: Splits) -> list[LabelCoverage]:
                 name=task.name,
                 labelled=labelled,
                 share=labelled / n_rows,
-                train_labelled=train_labelled,
-                train_overlap=float(np.mean(overlap)) if overlap else 0.0,
+                train_labelled=trained,
+                train_overlap=float(overlap[c]),
                 main_train=n_main_train,
                 note=note,
             )

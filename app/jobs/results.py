@@ -423,6 +423,7 @@ RANKING_COLUMNS = [
     "train_labelled",
     "train_overlap",
     "coverage_note",
+    "provisional",
 ]
 """The ranking's CSV columns (then one ``proxy_<name>`` column per proxy score)."""
 
@@ -447,6 +448,7 @@ def ranking_rows(view: RankingOut) -> list[dict[str, object]]:
                 "train_labelled": c.coverage.train_labelled if c.coverage else None,
                 "train_overlap": c.coverage.train_overlap if c.coverage else None,
                 "coverage_note": c.coverage.note if c.coverage else None,
+                "provisional": view.provisional,
                 **{f"proxy_{k}": v for k, v in c.proxies.items()},
             }
         )

@@ -139,6 +139,9 @@ def test_a_job_canceled_part_way_through_a_round_keeps_its_runs(
     assert ranking["provisional"] is True
     _assert_matches_runs(ranking, runs)
     assert "before the job was canceled" in page.text
+    csv = client.get(f"/api/v1/jobs/{job_id}/ranking?format=csv")
+    assert "provisional-ranking.csv" in csv.headers["content-disposition"]
+    assert all(line.endswith(",True") for line in csv.text.strip().splitlines()[1:])
     # One replicate gives no interval: the next step is to let a job finish.
     assert ranking["next_steps"][0].startswith("The job stopped after 1 of the 3 replicates")
     for name in ("rel_0_0.90", "rel_1_0.20", "noise_0"):
