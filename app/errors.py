@@ -128,6 +128,19 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
+def _json_message(loc: tuple[int | str, ...], ctx: object) -> str:
+    """Why a body is not JSON, and where (its character offset), from FastAPI's
+    ``json_invalid`` error: ``loc`` is ("body", offset), ``ctx`` the decoder's message."""
+    reason = ctx.get("error") if isinstance(ctx, Mapping) else None
+    where = next((p for p in loc[1:] if isinstance(p, int)), None)
+    message = "The body is not valid JSON"
+    if reason:
+        message += f": {reason}"
+    if where is not None:
+        message += f" at character {where} (0-based offset in the body)"
+    return message + "."
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette's 405 names only the
     first matching route's)."""
@@ -149,12 +162,14 @@ def install_handlers(app: FastAPI) -> None:
         errors = []
         found = exc.errors()
         for err in found[:MAX_ERRORS]:
-            field = _field_path(tuple(err.get("loc", ())))
+            loc = tuple(err.get("loc", ()))
+            field = _field_path(loc)
             message = str(err.get("msg", "invalid value"))
             if err.get("type") == "extra_forbidden":
                 message = "Unknown field; remove it (see the API docs for the allowed fields)."
             elif err.get("type") == "json_invalid":
-                message = "The body is not valid JSON."
+                # FastAPI puts the decoder's character offset where a field path would be.
+                field, message = "body", _json_message(loc, err.get("ctx"))
             errors.append({"field": field, "message": message})
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         problem = ProblemError(

@@ -19,8 +19,12 @@ from app.jobs.status import JobStatus as JobStatus
 # The job's response shapes are built in app/services and app/jobs, so they are
 # defined there (app/jobs/views.py), once.
 from app.jobs.views import BaselineOut as BaselineOut
+from app.jobs.views import CandidateComparison as CandidateComparison
 from app.jobs.views import CandidateOut as CandidateOut
+from app.jobs.views import CandidateSide as CandidateSide
+from app.jobs.views import ComparedJob as ComparedJob
 from app.jobs.views import EvidenceOut as EvidenceOut
+from app.jobs.views import JobComparison as JobComparison
 from app.jobs.views import JobError as JobError
 from app.jobs.views import JobEstimate as JobEstimate
 from app.jobs.views import JobOut as JobOut

@@ -68,8 +68,65 @@ class JobJSON(TypedDict):
 
 class DatasetJSON(TypedDict):
     id: str
+    name: str
     rows: int
     columns: int
+    size_bytes: int
+    sha256: str
+    created_at: str
+    # Set by Client.upload: the server already had these bytes from this owner (200),
+    # and answered with that data set instead of storing a copy.
+    reused: NotRequired[bool]
+
+
+class ProbeRunJSON(TypedDict):
+    key: str
+    replicate: int
+    candidates: list[str]
+    metrics: dict[str, float | None]
+    curve: list[float | None]
+    best_epoch: int
+    epochs: int
+    error: str | None
+
+
+class RunsJSON(TypedDict):
+    job_id: str
+    metric: str
+    items: list[ProbeRunJSON]
+
+
+class SideJSON(TypedDict):
+    rank: int
+    gain: float | None
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str
+
+
+class CandidateComparisonJSON(TypedDict):
+    name: str
+    a: SideJSON | None
+    b: SideJSON | None
+    rank_change: int | None
+    gain_difference: float | None
+    verdict_changed: bool | None
+
+
+class ComparedJobJSON(TypedDict):
+    job_id: str
+    name: str
+    metric: str
+    recipe_text: str
+
+
+class ComparisonJSON(TypedDict):
+    a: ComparedJobJSON
+    b: ComparedJobJSON
+    notes: list[str]
+    candidates: list[CandidateComparisonJSON]
+    only_in_a: list[str]
+    only_in_b: list[str]
 
 
 class CoverageJSON(TypedDict):
@@ -139,20 +196,36 @@ class Client:
             raise ApiError(response.status_code, problem)
         return response.json()
 
-    def upload(self, path: Path, name: str | None = None) -> DatasetJSON:
-        with path.open("rb") as f:
-            files = {"file": (path.name, f, "application/octet-stream")}
-            data = {"name": name} if name else None
-            return cast(
-                DatasetJSON, self._json(self.http.post("/api/v1/datasets", files=files, data=data))
-            )
-
-    def upload_bytes(self, content: bytes, filename: str, name: str | None = None) -> DatasetJSON:
-        files = {"file": (filename, content, "text/csv")}
+    def _upload(self, file: tuple[str, object, str], name: str | None) -> DatasetJSON:
         data = {"name": name} if name else None
-        return cast(
-            DatasetJSON, self._json(self.http.post("/api/v1/datasets", files=files, data=data))
+        response = self.http.post("/api/v1/datasets", files={"file": file}, data=data)  # type: ignore[dict-item]
+        dataset = cast(DatasetJSON, self._json(response))
+        dataset["reused"] = response.status_code == 200  # the same bytes were stored before
+        return dataset
+
+    def upload(self, path: Path, name: str | None = None) -> DatasetJSON:
+        """Upload a CSV or Parquet file; the same bytes again return the data set
+        already stored (``reused``)."""
+        with path.open("rb") as f:
+            return self._upload((path.name, f, "application/octet-stream"), name)
+
+    def upload_bytes(
+        self,
+        content: bytes,
+        filename: str,
+        name: str | None = None,
+        content_type: str = "text/csv",
+    ) -> DatasetJSON:
+        return self._upload((filename, content, content_type), name)
+
+    def datasets(self, page_size: int = 50) -> list[DatasetJSON]:
+        """The newest data sets (summaries, without column profiles)."""
+        params = {"page_size": page_size}
+        page = cast(
+            dict[str, list[DatasetJSON]],
+            self._json(self.http.get("/api/v1/datasets", params=params)),
         )
+        return list(page["items"])
 
     def dataset(self, dataset_id: str) -> DatasetJSON:
         return cast(DatasetJSON, self._json(self.http.get(f"/api/v1/datasets/{dataset_id}")))
@@ -182,8 +255,14 @@ class Client:
             self._json(response)
         return response.text
 
-    def runs(self, job_id: str) -> dict[str, object]:
-        return cast(dict[str, object], self._json(self.http.get(f"/api/v1/jobs/{job_id}/runs")))
+    def runs(self, job_id: str) -> RunsJSON:
+        return cast(RunsJSON, self._json(self.http.get(f"/api/v1/jobs/{job_id}/runs")))
+
+    def compare(self, job_a: str, job_b: str) -> ComparisonJSON:
+        params = {"a": job_a, "b": job_b}
+        return cast(
+            ComparisonJSON, self._json(self.http.get("/api/v1/jobs/compare", params=params))
+        )
 
     def cancel(self, job_id: str) -> JobJSON:
         return cast(JobJSON, self._json(self.http.post(f"/api/v1/jobs/{job_id}/cancel")))

@@ -1,6 +1,7 @@
 """The ``auxsel`` command line. This module only assembles the command tree: the admin
 commands (serve, worker, db, keys, demo) live in app/cli/admin.py, the client commands
-that talk to a running server (submit, status, ranking, jobs) in app/cli/remote.py."""
+that talk to a running server (submit, status, ranking, runs, compare, cancel, jobs,
+datasets) in app/cli/remote.py."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ cli.command()(admin.demo)
 cli.command(cls=remote.ListOptionsCommand)(remote.submit)
 cli.command()(remote.status)
 cli.command()(remote.ranking)
+cli.command()(remote.runs)
+cli.command()(remote.compare)
+cli.command()(remote.cancel)
 cli.command("jobs")(remote.jobs_command)
+cli.command("datasets")(remote.datasets_command)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The client commands: submit, status, ranking and jobs talk to a running server over
+"""The client commands: submit, status, ranking, runs, cancel, compare, jobs and datasets
+talk to a running server over
 HTTP (app/cli/client.py), found with --url / --api-key or AUXSEL_URL / AUXSEL_API_KEY
 (ClientSettings); they never read the server's own settings."""
 
@@ -13,20 +14,27 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand
 
 from app.cli.client import ApiError, Client, ClientSettings, JobJSON
-from app.cli.views import console, follow, ranking_table, when
+from app.cli.views import (
+    comparison_table,
+    console,
+    datasets_table,
+    err_console,
+    follow,
+    ranking_table,
+    runs_table,
+    when,
+)
 from app.jobs.status import JobStatus
 
 # Exit codes of the client commands (2 is click's usage error).
 EXIT_REFUSED = 1  # the server answered with an error (bad column, unknown job, no key)
 EXIT_UNREACHABLE = 3  # no server at the URL
 EXIT_JOB_FAILED = 4  # the job ended failed or canceled
-
-err_console = Console(stderr=True)
+EXIT_INTERRUPTED = 130  # Ctrl-C while waiting (the job goes on on the server)
 UrlOption = typer.Option(
     None, "--url", help="Server URL (AUXSEL_URL; default http://127.0.0.1:8000)."
 )
@@ -93,6 +101,27 @@ def _server(url: str | None, api_key: str | None) -> Iterator[tuple[Client, str]
         if exc.status == 401:
             err_console.print("Pass a key with --api-key or AUXSEL_API_KEY.")
         raise typer.Exit(EXIT_REFUSED) from exc
+
+
+def _watch_command(job_id: str, url: str | None) -> str:
+    """The command that watches the job again (with --url when it was given)."""
+    return f"auxsel status {job_id} --wait" + (f" --url {url}" if url else "")
+
+
+def _follow(client: Client, job_id: str, url: str | None) -> JobJSON:
+    """follow() the job; on Ctrl-C say that it keeps running on the server, how to
+    watch it again and how to cancel it, and exit 130."""
+    try:
+        return follow(client, job_id)
+    except KeyboardInterrupt:
+        cancel = "auxsel cancel " + job_id + (f" --url {url}" if url else "")
+        err_console.print(
+            f"\nstopped waiting; job {job_id} keeps running on the server.\n"
+            f"watch it again with: {_watch_command(job_id, url)}\n"
+            f"stop it with: {cancel}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _print_failure(job: JobJSON) -> None:
@@ -227,8 +256,9 @@ def submit(
     with _server(url, api_key) as (client, base):
         if path.is_file():
             dataset = client.upload(path)
+            done = "already uploaded" if dataset.get("reused") else "uploaded"
             console.print(
-                f"uploaded {path.name}: {dataset['rows']} rows x {dataset['columns']} columns, "
+                f"{done} {path.name}: {dataset['rows']} rows x {dataset['columns']} columns, "
                 f"data set {dataset['id']} (pass that id instead of the file to reuse it)"
             )
         else:
@@ -251,9 +281,9 @@ def submit(
         job = client.submit(spec)
         console.print(f"submitted job {job['id']} ({job['name']}): {base}/jobs/{job['id']}")
         if not wait:
-            console.print(f"follow it with: auxsel status {job['id']} --wait")
+            console.print(f"follow it with: {_watch_command(job['id'], url)}")
             return
-        final = follow(client, job["id"])
+        final = _follow(client, job["id"], url)
         if final["status"] != JobStatus.SUCCEEDED:
             _print_failure(final)
             raise typer.Exit(EXIT_JOB_FAILED)
@@ -268,7 +298,7 @@ def status(
 ) -> None:
     """A job's status and progress (with --wait, until it ends; exit 4 if it failed)."""
     with _server(url, api_key) as (client, base):
-        job = follow(client, job_id) if wait else client.job(job_id)
+        job = _follow(client, job_id, url) if wait else client.job(job_id)
         progress = job["progress"]
         table = Table(show_header=False, box=None)
         table.add_row("job", f"{job['id']}  {job['name']}")
@@ -351,3 +381,76 @@ def jobs_command(
             job["name"],
         )
     console.print(table if items else "no jobs" + (f" with status {status}" if status else ""))
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = typer.Option("--format", help="table, or json for other tools.")
+
+
+def datasets_command(
+    limit: int = typer.Option(50, help="How many, newest first."),
+    format: Annotated[OutputFormat, FormatOption] = OutputFormat.table,
+    url: str | None = UrlOption,
+    api_key: str | None = ApiKeyOption,
+) -> None:
+    """Uploaded data sets, newest first (pass an id to `auxsel submit` instead of a file)."""
+    with _server(url, api_key) as (client, _):
+        items = client.datasets(page_size=limit)
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(items, indent=2))
+    else:
+        console.print(datasets_table(items) if items else "no data sets")
+
+
+def runs(
+    job_id: str = typer.Argument(..., help="The job's id."),
+    format: Annotated[OutputFormat, FormatOption] = OutputFormat.table,
+    url: str | None = UrlOption,
+    api_key: str | None = ApiKeyOption,
+) -> None:
+    """A job's probe runs so far: which candidates each trained with, its metrics at the
+    best epoch, and its epochs."""
+    with _server(url, api_key) as (client, _):
+        result = client.runs(job_id)
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(runs_table(result) if result["items"] else f"job {job_id} has no runs yet")
+
+
+def cancel(
+    job_id: str = typer.Argument(..., help="The job's id."),
+    url: str | None = UrlOption,
+    api_key: str | None = ApiKeyOption,
+) -> None:
+    """Cancel a job: a queued one at once, a running one at its next training step."""
+    with _server(url, api_key) as (client, _):
+        job = client.cancel(job_id)
+    if job["status"] == JobStatus.CANCELED:
+        console.print(f"job {job_id} canceled.")
+    else:
+        console.print(
+            f"job {job_id} is {job['status']}: it stops at its next training step "
+            f"(check with: {_watch_command(job_id, url)})."
+        )
+
+
+def compare(
+    job_a: str = typer.Argument(..., help="The first job's id."),
+    job_b: str = typer.Argument(..., help="The second job's id."),
+    format: Annotated[OutputFormat, FormatOption] = OutputFormat.table,
+    url: str | None = UrlOption,
+    api_key: str | None = ApiKeyOption,
+) -> None:
+    """Two finished jobs' rankings side by side: each candidate's rank, gain and verdict
+    in both, and what changed from A to B."""
+    with _server(url, api_key) as (client, _):
+        result = client.compare(job_a, job_b)
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(comparison_table(result))

@@ -112,6 +112,11 @@ def jobs_page(
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
     jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
+    deleted = {
+        r.id: views.dataset_ref(None, None, r.result)["name"]
+        for r in rows[:PAGE_SIZE]
+        if r.dataset_id not in names and r.result
+    }
     older = next_token(rows, PAGE_SIZE)
     return _render(
         request,
@@ -119,6 +124,7 @@ def jobs_page(
         {
             "jobs": jobs,
             "dataset_names": names,
+            "deleted_datasets": deleted,
             "status": status,
             "statuses": STATUSES,
             "older": _query(**({"status": status} if status else {}), page_token=older)
@@ -185,7 +191,12 @@ def job_page(
         else None
     )
     runs = results.runs_view(row, repo.stored_runs(session, row.id))
-    names = _dataset_names(session, owner, {row.dataset_id})
+    live = dataset_repo.get(session, owner, row.dataset_id) if row.dataset_id else None
+    dataset = views.dataset_ref(
+        job.spec.dataset_id,
+        (live.id, live.name, live.sha256) if live else None,
+        row.result,
+    )
     order = [c.name for c in ranking.candidates] if ranking else None
     curves = views.mean_curves(runs, order)
     charts: dict[str, object] = {"curves": curves}
@@ -197,10 +208,18 @@ def job_page(
         "job.html",
         {
             "job": job,
-            "dataset_name": names.get(row.dataset_id or "", row.dataset_id),
+            "dataset": dataset,
+            "provenance": views.provenance_rows(
+                dataset,
+                row.result,
+                results.answers_for(row)["recipe_text"],
+                job.spec.seed,
+            ),
             "ranking": ranking,
             "answers": ranking or results.answers_for(row),
             "proxy_names": views.proxy_names(ranking) if ranking else [],
+            "agreement": views.agreement_view(ranking.agreement) if ranking else None,
+            "subset": views.subset_view(ranking.subset) if ranking else None,
             "baseline_metrics": _baseline_metrics(ranking),
             "charts": charts,
             "failure": failures.explain(job.error.model_dump() if job.error else None)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import platform
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from importlib import metadata
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
+import torch
 from sqlalchemy.orm import Session
 
 import engine
@@ -248,7 +251,9 @@ class JobRun:
             progress=self.progress,
             recipe=spec.recipe,
         )
-        self._complete(advice, spec, runner.coverage)
+        self._complete(
+            advice, spec, runner.coverage, provenance(spec, datasets.get(spec.dataset_id))
+        )
 
     def store(
         self,
@@ -271,7 +276,11 @@ class JobRun:
         self.check()
 
     def _complete(
-        self, advice: engine.Advice, spec: JobSpec, coverage: Sequence[engine.LabelCoverage]
+        self,
+        advice: engine.Advice,
+        spec: JobSpec,
+        coverage: Sequence[engine.LabelCoverage],
+        record: Mapping[str, object],
     ) -> None:
         runs = advice.runs
         if advice.method != "screen" and advice.baseline.seeds == 0:
@@ -290,9 +299,35 @@ class JobRun:
             )
             return
         result, scores = advice_rows(advice, spec, coverage)
+        result["provenance"] = dict(record)
         if not self._finish(status=JobStatus.SUCCEEDED, result=result, scores=scores):
             raise LeaseLost
         log.info("job %s succeeded", self.claim.job_id)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(spec: JobSpec, dataset: Dataset | None) -> dict[str, object]:
+    """What a result came from, kept with it: the data (id, name, sha256 of the stored
+    file), the software that trained it and the recipe and seed it trained with."""
+    return {
+        "dataset": {
+            "id": spec.dataset_id,
+            "name": dataset.name if dataset else None,
+            "sha256": dataset.sha256 if dataset else None,
+        },
+        "auxsel": package_version("auxsel"),
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "recipe": spec.recipe,
+        "recipe_text": spec.recipe_text,
+        "seed": spec.seed,
+    }
 
 
 class StoredRunner:

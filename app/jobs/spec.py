@@ -12,9 +12,16 @@ gives the same budget as then, and names the recipe its knobs are closest to
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 import engine
@@ -118,6 +125,21 @@ class TaskIn(Strict):
         return self.name or self.column
 
 
+def _task_shorthand(value: object) -> object:
+    """A bare column name stands for ``{"column": name}``."""
+    return {"column": value} if isinstance(value, str) else value
+
+
+TaskOrColumn = Annotated[
+    TaskIn,
+    BeforeValidator(
+        _task_shorthand,
+        json_schema_input_type=TaskIn | Annotated[str, Field(min_length=1, max_length=255)],
+    ),
+]
+"""A task, or just its label column's name (shorthand for ``{"column": name}``)."""
+
+
 class BudgetIn(Strict):
     """The job's :class:`engine.Budget` options (the rest are the engine's defaults).
     The recipe knobs left out (null) take the job's recipe's values. Widths, layers,
@@ -191,10 +213,19 @@ RECIPE_DESCRIPTION = (
 class JobSpec(Strict):
     """A job: the main task, the candidates, and how to measure them."""
 
+    # One schema for requests and answers (a stored spec holds full tasks, which the
+    # request schema allows too): the OpenAPI document keeps one JobSpec.
+    model_config = ConfigDict(json_schema_mode_override="validation")
+
     name: str | None = Field(default=None, max_length=255)
     dataset_id: str = Field(min_length=1, max_length=40)
-    main_task: TaskIn
-    candidates: list[TaskIn] = Field(min_length=1)
+    main_task: TaskOrColumn = Field(
+        description='The main task, or just its column name ("y" is {"column": "y"}).'
+    )
+    candidates: list[TaskOrColumn] = Field(
+        min_length=1,
+        description="Candidate auxiliary tasks; each a task or just its column name.",
+    )
     features: list[str] | None = Field(
         default=None, description="Feature columns; default: every column that is not a label."
     )

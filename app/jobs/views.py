@@ -197,3 +197,55 @@ class ProbeRunList(BaseModel):
     job_id: str
     metric: str
     items: list[ProbeRunOut]
+
+
+class ComparedJob(BaseModel):
+    """One side of a comparison: which job, and what its ranking answers for."""
+
+    job_id: str
+    name: str
+    metric: str
+    recipe: engine.RecipeName
+    recipe_text: str
+    main_task: MainTaskOut
+    baseline: BaselineOut
+
+
+class CandidateSide(BaseModel):
+    """A candidate's place in one job's ranking."""
+
+    rank: int
+    gain: float | None
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str
+
+
+class CandidateComparison(BaseModel):
+    """One candidate (matched by name) in both jobs' rankings, and what changed from
+    job a to job b. A side is null when the candidate is only in the other job; then
+    the differences are null too."""
+
+    name: str
+    a: CandidateSide | None
+    b: CandidateSide | None
+    rank_change: int | None = Field(
+        description="a's rank minus b's: positive when the candidate moved up in b."
+    )
+    gain_difference: float | None = Field(description="b's gain minus a's.")
+    verdict_changed: bool | None
+
+
+class JobComparison(BaseModel):
+    """Two jobs' rankings side by side, aligned by candidate name: every candidate of a
+    (in a's order), then those only in b (in b's order)."""
+
+    a: ComparedJob
+    b: ComparedJob
+    notes: list[str] = Field(
+        description="What makes the two rankings answer different questions (another "
+        "metric, main task or recipe); empty when they answer the same one."
+    )
+    candidates: list[CandidateComparison]
+    only_in_a: list[str]
+    only_in_b: list[str]

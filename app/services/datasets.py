@@ -118,6 +118,13 @@ def create(session: Session, owner: str, parsed: ParsedUpload, name: str | None)
     return dataset
 
 
+def existing_copy(session: Session, owner: str, stored: StoredFile) -> Dataset | None:
+    """The owner's data set with the same bytes (sha256) as this upload: uploading a file
+    again returns it instead of storing a copy. Another owner's never counts (each owner
+    gets their own data set, though the content-addressed file is stored once)."""
+    return repo.by_content(session, owner, stored.sha256)
+
+
 def require(session: Session, owner: str, dataset_id: str) -> Dataset:
     return found(repo.get(session, owner, dataset_id), "Data set", dataset_id)
 
@@ -132,6 +139,7 @@ def delete(session: Session, storage: Storage, owner: str, dataset_id: str) -> N
             type_="dataset-in-use",
         )
     key = dataset.storage_key
+    repo.keep_identity(session, dataset)  # finished jobs keep its name and sha256
     session.delete(dataset)
     session.flush()
     if repo.storage_users(session, key) == 0:

@@ -108,6 +108,16 @@ def screenshot(page: Any, name: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the job-page tests save their screenshots: $AUXSEL_SCREENSHOT_DIR (CI keeps
+    it as an artifact), else a pytest temporary directory."""
+    configured = os.environ.get("AUXSEL_SCREENSHOT_DIR")
+    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SCREENSHOTS.exists() and any(SCREENSHOTS.iterdir()):
         terminalreporter.write_line(f"dashboard screenshots: {SCREENSHOTS}")

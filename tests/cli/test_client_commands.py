@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +28,10 @@ SMALL_FLAGS = [
     "--recipe", "quick", "--seeds", "2", "--max-replicates", "2", "--epochs", "3",
     "--hidden", "16", "--batch-size", "64",
 ]  # fmt: skip
+
+
+# A job that runs for a while (to cancel or interrupt it before it ends).
+LONG_FLAGS = ["--recipe", "quick", "--epochs", "500", "--seeds", "5", "--patience", "0"]
 
 
 def auxsel_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -191,3 +197,153 @@ def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: P
     assert "features: No usable feature columns (c: constant)" in result.stderr
     assert "Add numeric or categorical" in result.stderr
     assert "submitted job" not in result.stdout
+
+
+def _dataset_of(env: dict[str, str], job_id: str) -> str:
+    return str(get(env, f"/api/v1/jobs/{job_id}").json()["dataset_id"])
+
+
+def test_submitting_the_same_file_again_reuses_its_data_set_and_cancel(env, finished_job, table):
+    job_id, _ = finished_job
+    # A long job, to cancel it before it ends.
+    again = auxsel(
+        "submit", str(table), "--main", "y", "--candidates", *CANDIDATES, *LONG_FLAGS, **env
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    dataset_id = _dataset_of(env, job_id)
+    assert f"already uploaded family.csv: 400 rows x 10 columns, data set {dataset_id}" in (
+        again.stdout
+    )
+    listed = auxsel("datasets", **env)
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout.count(dataset_id) == 1
+    as_json = json.loads(auxsel("datasets", "--format", "json", **env).stdout)
+    assert [d["id"] for d in as_json].count(dataset_id) == 1
+    assert len({d["sha256"] for d in as_json}) == len(as_json)  # no copies
+    assert listed.stdout.count("ds_") == len(as_json)
+
+    new_job = re.search(r"submitted job (job_\w+)", again.stdout)
+    assert new_job, again.stdout
+    canceled = auxsel("cancel", new_job.group(1), **env)
+    assert canceled.exit_code == 0, canceled.stderr
+    assert new_job.group(1) in canceled.stdout
+    assert get(env, f"/api/v1/jobs/{new_job.group(1)}").json()["cancel_requested"] is True
+    # A finished job cannot be canceled: the API's 409, as an error.
+    refused = auxsel("cancel", job_id, **env)
+    assert refused.exit_code == EXIT_REFUSED
+    assert "it cannot be canceled" in refused.stderr
+
+
+def test_runs_lists_the_probe_runs(env, finished_job):
+    job_id, _ = finished_job
+    api = get(env, f"/api/v1/jobs/{job_id}/runs").json()
+    shown = auxsel("runs", job_id, **env)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"Probe runs of {job_id} ({len(api['items'])})" in shown.stdout
+    assert "(main task alone)" in shown.stdout
+    for run in api["items"]:
+        assert run["key"] in shown.stdout
+    as_json = auxsel("runs", job_id, "--format", "json", **env)
+    assert json.loads(as_json.stdout) == api
+    missing = auxsel("runs", "job_nope", **env)
+    assert missing.exit_code == EXIT_REFUSED
+    assert "job_nope" in missing.stderr
+
+
+def test_compare_two_jobs(env, finished_job):
+    job_a, _ = finished_job
+    second = auxsel(
+        "submit", _dataset_of(env, job_a), "--main", "y", "--candidates", "rel_0_0.90",
+        "noise_0", *SMALL_FLAGS, "--seed", "1", "--name", "second", "--wait", **env,
+    )  # fmt: skip
+    assert second.exit_code == 0, second.stdout + second.stderr
+    match = re.search(r"submitted job (job_\w+)", second.stdout)
+    assert match, second.stdout
+    job_b = match.group(1)
+    api = get(env, f"/api/v1/jobs/compare?a={job_a}&b={job_b}").json()
+    as_json = auxsel("compare", job_a, job_b, "--format", "json", **env)
+    assert as_json.exit_code == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == api
+    shown = auxsel("compare", job_a, job_b, **env)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"A = {job_a} (cli study)" in shown.stdout
+    assert f"B = {job_b} (second)" in shown.stdout
+    rows = re.findall(r"^│ (\S+)\s+│\s+(\d+) │\s+(\S+) │", shown.stdout, flags=re.MULTILINE)
+    assert [name for name, _, _ in rows] == [c["name"] for c in api["candidates"]]
+    assert ("rel_1_0.20", rows[[r[0] for r in rows].index("rel_1_0.20")][1], "-") in rows
+    assert "only in A" in shown.stdout
+    unfinished = auxsel("compare", job_a, "job_nope", **env)
+    assert unfinished.exit_code == EXIT_REFUSED
+    assert "job_nope" in unfinished.stderr
+
+
+def test_piped_output_never_wraps_mid_value(env, finished_job):
+    """Not a terminal: one line per row whatever COLUMNS says."""
+    job_id, _ = finished_job
+    result = auxsel_process("ranking", job_id, COLUMNS="30", **env)
+    assert result.returncode == 0, result.stderr
+    ranking = get(env, f"/api/v1/jobs/{job_id}/ranking").json()
+    for c in ranking["candidates"]:
+        interval = f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+        line = next(line for line in result.stdout.splitlines() if f" {c['name']} " in line)
+        assert interval in line
+        assert c["verdict"] in line
+    assert f"Answers for: {ranking['recipe_text']}" in result.stdout.splitlines()
+
+
+def test_ctrl_c_while_waiting_leaves_the_job_running(env, finished_job, table, monkeypatch):
+    # status --wait, interrupted in this process.
+    job_id, _ = finished_job
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("app.cli.remote.follow", interrupted)
+    result = auxsel("status", job_id, "--wait", "--url", env["AUXSEL_URL"], **env)
+    assert result.exit_code == 130
+    assert f"job {job_id} keeps running on the server" in result.stderr
+    assert f"auxsel status {job_id} --wait --url {env['AUXSEL_URL']}" in result.stderr
+    monkeypatch.undo()
+
+    # submit --wait in its own process, with a real SIGINT (Ctrl-C) while it waits.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUXSEL_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "submit",
+            _dataset_of(env, job_id),
+            "--main",
+            "y",
+            "--candidates",
+            *CANDIDATES,
+            *LONG_FLAGS,
+            "--wait",
+        ],
+        env={**clean, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"submitted job (job_\w+)", line)
+        assert match, line
+        new_job = match.group(1)
+        time.sleep(1.0)  # waiting now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    assert f"job {new_job} keeps running on the server" in err
+    assert f"watch it again with: auxsel status {new_job} --wait" in err
+    assert f"auxsel cancel {new_job}" in err
+    assert "Traceback" not in err
+    assert get(env, f"/api/v1/jobs/{new_job}").json()["status"] in ("queued", "running")
+    assert auxsel("cancel", new_job, **env).exit_code == 0

@@ -204,6 +204,9 @@ def test_mean_curves_average_over_the_replicates_that_reached_each_epoch():
     baseline = curves["series"][0]
     assert baseline["mean"] == [2.0, 1.0, 0.25]
     assert baseline["n"] == [2, 2, 1]
+    assert baseline["replicates"] == 2
+    assert (baseline["low"], baseline["high"]) == ([1.0, 0.5, 0.25], [3.0, 1.5, 0.25])
+    assert baseline["colour"] is None  # drawn in the text colour, dashed
     assert curves["series"][1]["mean"] == [2.0, None]
     assert curves["series"][2]["mean"] == [4.0]  # the failed run is left out
 
@@ -213,13 +216,15 @@ def test_chart_data_carries_no_nan():
         metric="loss",
         candidates=[
             CandidateOut.model_construct(name="a", gain=0.1, ci_low=float("nan"), ci_high=0.2,
-                verdict="inconclusive", proxies={"tag": 0.3, "cos": None}),
+                verdict="inconclusive", proxies={"tag": 0.3, "cos": None},
+                per_seed=[0.05, float("nan"), 0.15]),
             CandidateOut.model_construct(name="b", gain=None, ci_low=None, ci_high=None,
-                verdict="inconclusive", proxies={"tag": 0.1}),
+                verdict="inconclusive", proxies={"tag": 0.1}, per_seed=[]),
         ],
     )  # fmt: skip
     assert views.gain_chart(ranking)["low"] == [None]
     assert views.gain_chart(ranking)["names"] == ["a"]
+    assert views.gain_chart(ranking)["per_seed"] == [[0.05, 0.15]]
     assert views.proxy_names(ranking) == ["tag"]
     assert views.proxy_points(ranking) == {
         "tag": [{"name": "a", "x": 0.3, "y": 0.1, "verdict": "inconclusive"}]
@@ -328,3 +333,19 @@ def test_the_job_page_shows_label_evidence_and_flags_disagreement(finished_job: 
     table = text.split("</table>")[0]
     assert table.count("the probe and the label correlation disagree: check this") == 1
     assert table.count("overlap ") == 1
+
+
+def test_a_candidate_keeps_its_colour_whatever_the_other_candidates():
+    def colours(names: list[str]) -> dict[str, str | None]:
+        runs = ProbeRunList(
+            job_id="j", metric="loss", items=[_run([n], [1.0]) for n in names] + [_run([], [1.0])]
+        )
+        return {s["name"]: s["colour"] for s in views.mean_curves(runs, names)["series"]}
+
+    one = colours(["rel_0_0.90", "noise_0", "rel_1_0.20"])
+    other = colours(["noise_0", "other", "rel_0_0.90"])
+    assert one["rel_0_0.90"] == other["rel_0_0.90"] == views.candidate_colour("rel_0_0.90")
+    assert one["noise_0"] == other["noise_0"]
+    assert set(one.values()) - {None} <= set(views.PALETTE)
+    # Names spread over the palette rather than landing on one colour.
+    assert len({views.candidate_colour(f"task_{i}") for i in range(40)}) >= len(views.PALETTE) - 2

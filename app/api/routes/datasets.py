@@ -72,6 +72,43 @@ def dataset_view(dataset: Dataset) -> DatasetOut:
     return DatasetOut.model_validate({**summary, "profile": dataset.profile})
 
 
+FIELD_BYTES = 4096  # a form field other than `file`
+FORM_FIELDS = ("file", "name")
+
+
+def wrong_file_field(received: str) -> ProblemError:
+    """A file sent in a form field other than `file` (a client's typo, e.g. `data`)."""
+    return ProblemError(
+        422,
+        "Invalid upload",
+        f"The table must be sent in the form field `file`; this upload sent a file in "
+        f"the field {received!r}.",
+        type_="wrong-form-field",
+        errors=[{"field": "file", "message": f"Send the table as `file` (received {received!r})."}],
+        extensions={"expected_field": "file", "received_field": received},
+    )
+
+
+def long_field(received: str) -> ProblemError:
+    if received in FORM_FIELDS:
+        detail = f"The form field {received!r} is longer than {FIELD_BYTES} bytes."
+        message = f"At most {FIELD_BYTES} bytes."
+    else:
+        detail = (
+            f"The form has an unknown field {received!r} longer than {FIELD_BYTES} bytes; "
+            "an upload takes the table in `file` (as a file) and an optional `name`."
+        )
+        message = "Unknown field: send the table as `file` and at most a `name`."
+    return ProblemError(
+        422,
+        "Invalid upload",
+        detail,
+        type_="validation-error",
+        errors=[{"field": received or "form", "message": message}],
+        extensions={"expected_field": "file", "received_field": received},
+    )
+
+
 class _MultipartUpload:
     """Streams the single file part of a multipart body into storage as it arrives,
     so an oversized upload is refused before it is buffered anywhere."""
@@ -141,8 +178,12 @@ class _MultipartUpload:
     def _on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._part_name = params.get(b"name", b"").decode("utf-8", "replace")
-        self._part_file = b"filename" in params
-        if self._part_file and self._part_name == "file":
+        # The `file` part is the table whether or not it names a file (curl's
+        # `-F file=<t.csv` sends none); a file under another name is a wrong field name.
+        self._part_file = self._part_name == "file"
+        if b"filename" in params and not self._part_file:
+            raise wrong_file_field(self._part_name)
+        if self._part_file:
             if self.saw_file:
                 raise ProblemError(
                     422,
@@ -151,22 +192,18 @@ class _MultipartUpload:
                     errors=[{"field": "file", "message": "One file per upload."}],
                 )
             self.saw_file = True
-            self.filename = params[b"filename"].decode("utf-8", "replace")
+            filename = params.get(b"filename")
+            self.filename = filename.decode("utf-8", "replace") if filename else None
         self._headers = {}
         self._value = b""
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._part_file and self._part_name == "file":
+        if self._part_file:
             self._pending.append(data[start:end])
         else:
             self._value += data[start:end]
-            if len(self._value) > 4096:
-                raise ProblemError(
-                    422,
-                    "Invalid upload",
-                    "A form field is too long.",
-                    errors=[{"field": self._part_name or "form", "message": "At most 4096 bytes."}],
-                )
+            if len(self._value) > FIELD_BYTES:
+                raise long_field(self._part_name or "")
 
     def _on_part_end(self) -> None:
         if not self._part_file and self._part_name:
@@ -210,6 +247,12 @@ class _MultipartUpload:
     openapi_extra=UPLOAD_DOC,
     dependencies=[Depends(limit_uploads)],
     responses={
+        200: {
+            "model": DatasetOut,
+            "description": "The same bytes (sha256) were already uploaded by this owner: "
+            "the existing data set, nothing new is stored",
+        },
+        201: {"description": "A new data set"},
         400: {"description": "Malformed multipart body"},
         413: {"description": "Upload too large"},
         415: {"description": "Not multipart"},
@@ -226,7 +269,10 @@ async def upload_dataset(
     storage: StorageDep,
     owner: OwnerDep,
 ) -> DatasetOut:
-    """Upload a CSV or Parquet table; returns its id, row count and column profile."""
+    """Upload a CSV or Parquet table; returns its id, row count and column profile.
+
+    Uploading the same bytes again (same sha256, same owner) answers 200 with the data
+    set already stored instead of 201 with a copy."""
     # Every byte of the body, form fields and framing included, counts against
     # upload_body_limit (app/security/guard.py); the file part alone against the upload limit.
     declared = request.headers.get("content-length")
@@ -237,28 +283,39 @@ async def upload_dataset(
     stored: StoredFile = await service.store_upload(storage, upload.file_chunks(), settings)
     sessions = request.app.state.sessions
 
-    def finish() -> DatasetOut:
-        # Whatever refuses the upload (or fails) past this point, the stored file goes
-        # with it: a rejected upload leaves neither a row nor a file.
+    def finish() -> tuple[DatasetOut, bool]:
+        """(the data set, whether it is new). Whatever refuses the upload (or fails) past
+        this point, the stored file goes with it: a rejected upload leaves neither a row
+        nor a file (a file another data set holds stays)."""
         try:
             if not upload.saw_file:
+                received = ", ".join(repr(f) for f in upload.fields) or "none"
                 raise ProblemError(
                     422,
                     "Invalid upload",
-                    "The form has no `file` part.",
-                    errors=[{"field": "file", "message": "Attach the table."}],
+                    f"The form has no `file` part (fields received: {received}).",
+                    type_="validation-error",
+                    errors=[{"field": "file", "message": "Attach the table as `file`."}],
                 )
             name = service.check_name(upload.fields.get("name"))
+            with sessions() as session:
+                if (same := service.existing_copy(session, owner, stored)) is not None:
+                    return dataset_view(same), False
             # Parse outside any transaction: a large file must not hold the write lock.
             parsed = service.parse_upload(storage, stored, upload.filename, settings)
             with write_transaction(sessions) as session:
+                # Again under the write lock: a concurrent upload of the same bytes.
+                if (same := service.existing_copy(session, owner, stored)) is not None:
+                    return dataset_view(same), False
                 dataset = service.create(session, owner, parsed, name)
-                return dataset_view(dataset)
+                return dataset_view(dataset), True
         except BaseException:
             service.discard_quietly(sessions, storage, stored)
             raise
 
-    body = await run_in_threadpool(finish)
+    body, new = await run_in_threadpool(finish)
+    if not new:
+        response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_dataset", dataset_id=body.id))
     return body
 

@@ -1,4 +1,5 @@
-"""/api/v1/jobs: submit (202 + Location), list, status, cancel, ranking, probe runs."""
+"""/api/v1/jobs: submit (202 + Location), list, status, cancel, ranking, probe runs, and
+the comparison of two jobs' rankings."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from app.api.deps import (
 from app.api.pagination import Page, clamp_page_size, decode_cursor, page_body
 from app.api.schemas import (
     JOB_EXAMPLE,
+    JobComparison,
     JobList,
     JobOut,
     JobSpec,
@@ -32,7 +34,7 @@ from app.api.schemas import (
 from app.data.export import csv_bytes
 from app.db.models import Job
 from app.db.repositories import jobs as repo
-from app.errors import not_found
+from app.errors import ProblemError, not_found
 from app.jobs import results
 from app.jobs.status import ACTIVE
 from app.services import jobs as service
@@ -103,6 +105,35 @@ def list_jobs(
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
     rows = repo.page(session, owner, status, decode_cursor(page_token), size)
     return page_body(request, response, rows, size, lambda j: service.job_view(j, request))
+
+
+@router.get(
+    "/compare",
+    response_model=JobComparison,
+    responses={
+        404: {"description": "Either job not found", **PROBLEM},
+        409: {"description": "Either job not succeeded (yet)", **PROBLEM},
+        422: {"description": "`a` or `b` missing", **PROBLEM},
+    },
+)
+def compare_jobs(
+    session: SessionDep,
+    owner: OwnerDep,
+    a: Annotated[str, Query(min_length=1, max_length=40, description="The first job's id.")],
+    b: Annotated[str, Query(min_length=1, max_length=40, description="The second job's id.")],
+) -> JobComparison:
+    """Two succeeded jobs' rankings side by side, aligned by candidate name: each
+    candidate's rank, gain, interval and verdict in both, what changed from a to b, and
+    the candidates only one of them ranked."""
+    jobs = [service.require(session, owner, job_id) for job_id in (a, b)]  # 404s first
+    views = []
+    for side, job in zip(("a", "b"), jobs, strict=True):
+        try:
+            views.append(results.ranking_view(job, repo.scores(session, job.id)))
+        except ProblemError as exc:
+            exc.detail = f"Job {side} ({job.id}): {exc.detail}"
+            raise
+    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
 
 
 @router.get(

@@ -54,9 +54,23 @@
   }
 
   // --- sortable ranking table --------------------------------------------------------
+  // Each header cell is one button (the whole cell, CSS) with aria-sort on the cell; a
+  // polite status line says how the table is sorted now. On phones the rows turn into
+  // cards (CSS), each value under its column's name, which is copied here to the cells.
   const table = document.getElementById("ranking");
   if (table) {
     const headers = [...table.tHead.rows[0].cells];
+    const labels = headers.map((th) => th.textContent.trim());
+    for (const row of table.tBodies[0].rows) {
+      [...row.cells].forEach((td, i) => {
+        if (!td.dataset.label && labels[i]) td.dataset.label = labels[i];
+      });
+    }
+    const status = document.createElement("p");
+    status.id = "sort-status";
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    (table.closest(".table-wrap") || table).after(status);
     headers.forEach((th, index) => {
       const button = th.querySelector("button");
       if (!button) return;
@@ -66,6 +80,11 @@
         headers.forEach((other) => other.removeAttribute("aria-sort"));
         th.setAttribute("aria-sort", direction);
         sortBy(index, button.dataset.type, direction === "ascending" ? 1 : -1);
+        status.textContent = `Sorted by ${labels[index]}, ${direction}.`;
+      });
+      // A click on the cell around the button (its padding, a rounded corner) sorts too.
+      th.addEventListener("click", (event) => {
+        if (!button.contains(event.target)) button.click();
       });
     });
     function sortBy(index, type, sign) {
@@ -130,6 +149,19 @@
             pointHoverRadius: 7,
             order: 1,
           },
+          {
+            // Each replicate's paired gain: how the mean and its interval came about.
+            type: "scatter",
+            label: "one replicate",
+            data: g.per_seed.flatMap((values, i) => values.map((x) => ({ x, y: g.names[i] }))),
+            backgroundColor: "transparent",
+            borderColor: colour("--muted"),
+            borderWidth: 1,
+            pointRadius: 3,
+            pointHoverRadius: 4,
+            pointStyle: "circle",
+            order: 0,
+          },
         ],
       },
       options: {
@@ -143,12 +175,14 @@
           y: { type: "category", grid: { display: false } },
         },
         plugins: {
-          legend: { display: false },
+          legend: { position: "bottom", labels: { usePointStyle: true, boxHeight: 8 } },
           tooltip: {
             callbacks: {
               label: (ctx) => {
+                if (ctx.datasetIndex === 2) return `one replicate: ${fmt(ctx.raw.x)}`;
                 const i = ctx.dataIndex;
-                return `gain ${fmt(g.gain[i])}  [${fmt(g.low[i])}, ${fmt(g.high[i])}]  ${g.verdict[i]}`;
+                const n = g.per_seed[i].length;
+                return `gain ${fmt(g.gain[i])}  [${fmt(g.low[i])}, ${fmt(g.high[i])}]  ${g.verdict[i]}, ${n} replicate${n === 1 ? "" : "s"}`;
               },
             },
           },
@@ -159,25 +193,47 @@
 
   const curves = data.curves;
   if (curves && curves.series.some((s) => s.mean.length)) {
-    const palette = ["#0969da", "#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#0a7ea4",
-      "#953800", "#6e7781", "#d4a72c", "#116329"];
+    // Colours come with the data: a hash of the candidate's name, so a candidate keeps
+    // its colour from job to job. Each mean has a band from the lowest to the highest
+    // replicate; the tooltip says how many replicates were still training.
     const length = Math.max(...curves.series.map((s) => s.mean.length));
+    const text = colour("--text");
+    const datasets = [];
+    curves.series.forEach((s) => {
+      const line = s.baseline ? text : s.colour;
+      datasets.push({
+        label: s.name,
+        data: s.mean,
+        hidden: s.hidden,
+        borderColor: line,
+        backgroundColor: line,
+        borderWidth: s.baseline ? 2.5 : 1.5,
+        borderDash: s.baseline ? [6, 4] : [],
+        pointRadius: 0,
+        spanGaps: false,
+        counts: s.n,
+        replicates: s.replicates,
+        order: 1,
+      });
+      for (const [edge, values] of [["low", s.low], ["high", s.high]]) {
+        datasets.push({
+          label: `${s.name} (${edge})`,
+          bandOf: s.name,
+          data: values,
+          hidden: s.hidden,
+          borderWidth: 0,
+          pointRadius: 0,
+          pointHitRadius: 0,
+          backgroundColor: line + "1a",
+          fill: edge === "high" ? "-1" : false,
+          spanGaps: false,
+          order: 2,
+        });
+      }
+    });
     new Chart(document.getElementById("curves-chart"), {
       type: "line",
-      data: {
-        labels: Array.from({ length }, (_, i) => i + 1),
-        datasets: curves.series.map((s, i) => ({
-          label: s.name,
-          data: s.mean,
-          hidden: s.hidden,
-          borderColor: s.baseline ? colour("--text") : palette[(i - 1) % palette.length],
-          backgroundColor: s.baseline ? colour("--text") : palette[(i - 1) % palette.length],
-          borderWidth: s.baseline ? 3 : 1.5,
-          borderDash: s.baseline ? [6, 4] : [],
-          pointRadius: 0,
-          spanGaps: false,
-        })),
-      },
+      data: { labels: Array.from({ length }, (_, i) => i + 1), datasets },
       options: {
         maintainAspectRatio: false,
         interaction: { mode: "index", intersect: false },
@@ -185,7 +241,47 @@
           x: { title: { display: true, text: "epoch" } },
           y: { title: { display: true, text: `validation ${curves.metric}` } },
         },
-        plugins: { legend: { position: "bottom", labels: { boxWidth: 14 } } },
+        plugins: {
+          legend: {
+            position: "bottom",
+            labels: {
+              // Lines, not boxes: the baseline's swatch is its own dashed line.
+              usePointStyle: true,
+              pointStyleWidth: 28,
+              filter: (item, data) => !data.datasets[item.datasetIndex].bandOf,
+              generateLabels: (chart) =>
+                Chart.defaults.plugins.legend.labels.generateLabels(chart).map((item) => {
+                  const d = chart.data.datasets[item.datasetIndex];
+                  return {
+                    ...item,
+                    pointStyle: "line",
+                    strokeStyle: d.borderColor,
+                    fillStyle: d.borderColor,
+                    lineWidth: d.borderWidth,
+                    lineDash: d.borderDash,
+                  };
+                }),
+            },
+            onClick: (event, item, legend) => {
+              const chart = legend.chart;
+              const shown = chart.isDatasetVisible(item.datasetIndex);
+              chart.data.datasets.forEach((d, i) => {
+                if (i === item.datasetIndex || d.bandOf === item.text) chart.setDatasetVisibility(i, !shown);
+              });
+              chart.update();
+            },
+          },
+          tooltip: {
+            filter: (item) => !item.dataset.bandOf && item.raw !== null,
+            callbacks: {
+              label: (ctx) => {
+                const d = ctx.dataset;
+                const n = d.counts[ctx.dataIndex];
+                return `${d.label}: ${ctx.raw.toPrecision(4)} (mean of ${n} of ${d.replicates} replicates still training)`;
+              },
+            },
+          },
+        },
       },
     });
   }

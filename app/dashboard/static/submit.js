@@ -107,10 +107,16 @@
       return;
     }
     const dataset = await response.json();
-    status.textContent = `Uploaded: ${dataset.rows} rows, ${dataset.columns} columns.`;
-    const option = new Option(
-      `${dataset.name} (${dataset.rows} rows × ${dataset.columns} columns)`, dataset.id);
-    datasetSelect.add(option, 1);
+    // 200: these bytes were uploaded before, and the answer is that data set.
+    const reused = response.status === 200;
+    status.textContent =
+      `${reused ? "Already uploaded" : "Uploaded"}: ${dataset.rows} rows, ${dataset.columns} columns.`;
+    const listed = Array.from(datasetSelect.options).some((o) => o.value === dataset.id);
+    if (!listed) {
+      const option = new Option(
+        `${dataset.name} (${dataset.rows} rows × ${dataset.columns} columns)`, dataset.id);
+      datasetSelect.add(option, 1);
+    }
     datasetSelect.value = dataset.id;
     useDataset(dataset);
   }

@@ -10,12 +10,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api.pagination import Cursor, newest_first
-from app.db.models import Dataset, Job
+from app.db.models import Dataset, Job, utcnow
 from app.jobs.status import ACTIVE
 
 
 def get(session: Session, owner: str, dataset_id: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.owner == owner))
+
+
+def by_content(session: Session, owner: str, sha256: str) -> Dataset | None:
+    """The owner's (oldest) data set with exactly these bytes, if any."""
+    query = (
+        select(Dataset)
+        .where(Dataset.owner == owner, Dataset.sha256 == sha256)
+        .order_by(Dataset.created_at, Dataset.id)
+        .limit(1)
+    )
+    return session.scalar(query)
 
 
 def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Dataset]:
@@ -71,6 +82,27 @@ def active_jobs(session: Session, dataset_id: str) -> int:
     """Queued or running jobs that read this data set (as main or candidate table)."""
     jobs = session.scalars(select(Job).where(Job.status.in_(sorted(ACTIVE))))
     return sum(1 for job in jobs if dataset_id in job_dataset_ids(job.spec))
+
+
+KEPT_DATASET = "dataset"
+"""The key of a job's result JSON that keeps its data set's name and sha256 once the
+data set is deleted (jobs.dataset_id is then NULL)."""
+
+
+def keep_identity(session: Session, dataset: Dataset) -> int:
+    """Before ``dataset`` is deleted: copy its id, name and sha256 into the result JSON of
+    every job that ran on it, so that their pages still say what they were trained on.
+    Only finished jobs can be here (a data set in use is not deleted). Returns how many."""
+    kept = {
+        "id": dataset.id,
+        "name": dataset.name,
+        "sha256": dataset.sha256,
+        "deleted_at": utcnow().isoformat(),
+    }
+    jobs = list(session.scalars(select(Job).where(Job.dataset_id == dataset.id)))
+    for job in jobs:
+        job.result = {**(job.result or {}), KEPT_DATASET: kept}
+    return len(jobs)
 
 
 def job_dataset_ids(spec: dict[str, object]) -> set[str]:
