@@ -54,8 +54,13 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     poll_s: float = 1.0
     progress_interval_s: float = 1.0
-    # Probes trained together in one chunk; results are committed per chunk.
+    # Probes trained together in one chunk; results are committed per chunk. A chunk
+    # holds whole replicates, as few as give it at least ``chunk_min_probes`` probes,
+    # so a job with many candidates stores (shows, keeps after a cancel) its runs
+    # replicate by replicate instead of only when a whole round ends, while a job with
+    # few keeps batches big enough to train at full speed (docs/reliability.md).
     chunk_probes: int = 128
+    chunk_min_probes: int = 32
     memory_mb: float = 2048.0
 
     # Limits (each exceeded limit is a 422 that names the setting).

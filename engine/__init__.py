@@ -20,7 +20,14 @@ from engine.errors import (
     TooFewRowsError,
     UnknownColumnError,
 )
-from engine.evidence import LabelEvidence, label_evidence, with_evidence
+from engine.evidence import (
+    FEW_LABELS,
+    LabelCoverage,
+    LabelEvidence,
+    label_coverage,
+    label_evidence,
+    with_evidence,
+)
 from engine.features import FeatureConfig
 from engine.methods import (
     DEFAULT_METHOD,
@@ -46,6 +53,7 @@ from engine.plan import chunk_plan, pairwise_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
+from engine.racing import schedule as race_schedule
 from engine.ranking import (
     Advice,
     Agreement,
@@ -102,6 +110,7 @@ __all__ = [
     "DEFAULT_METRIC",
     "DEFAULT_RECIPE",
     "ESTIMAND",
+    "FEW_LABELS",
     "MAX_CLASSES",
     "MAX_LABEL_MAGNITUDE",
     "METHODS",
@@ -130,6 +139,7 @@ __all__ = [
     "FeaturisationError",
     "IntervalMethod",
     "JobShape",
+    "LabelCoverage",
     "LabelError",
     "LabelEvidence",
     "LabelProblem",
@@ -175,6 +185,7 @@ __all__ = [
     "gated_verdict",
     "infer_kind",
     "json_safe",
+    "label_coverage",
     "label_evidence",
     "label_problems",
     "make_splits",
@@ -185,6 +196,7 @@ __all__ = [
     "planned_epochs",
     "prepare",
     "proxy_order",
+    "race_schedule",
     "rank_agreement",
     "recipe_budget",
     "recipe_of",

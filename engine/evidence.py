@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.problem import Problem
+from engine.splits import Splits
 from engine.tasks import TaskKind
 
 if TYPE_CHECKING:  # engine.ranking imports LabelEvidence from here; only the type is needed
@@ -218,3 +219,75 @@ def mutual_information(
     mi = float((p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum())
     cells, rows, cols = int(nz.sum()), int((pa > 0).sum()), int((pb > 0).sum())
     return mi - (cells - rows - cols + 1) / (2 * n)
+
+
+FEW_LABELS = 30
+"""A candidate with fewer labelled training rows than this (per replicate, on average)
+gets a note: its gain rests on too few of its labels to say much either way (the same
+floor as the main task's :data:`engine.splits.MIN_LABELLED_ROWS`)."""
+
+
+@dataclass(frozen=True)
+class LabelCoverage:
+    """How much of the data one candidate's label covers, and how much of that the
+    probes train on.
+
+    ``labelled``: rows carrying its label; ``share``: that over the job's rows (with
+    candidates from other tables, those tables' rows count too). ``train_labelled``:
+    its labelled rows among a replicate's training rows (the rows its loss sees),
+    averaged over replicates. ``train_overlap``: the rows whose *main* label trains
+    (``main_train`` of them per replicate) that also carry its label, averaged over
+    replicates — where the two losses meet on the same rows. ``note``: a sentence when
+    ``train_labelled`` is under :data:`FEW_LABELS`, else None.
+    """
+
+    name: str
+    labelled: int
+    share: float
+    train_labelled: float
+    train_overlap: float
+    main_train: int
+    note: str | None
+
+
+def label_coverage(problem: Problem, splits: Splits) -> list[LabelCoverage]:
+    """Every candidate's label coverage under ``splits``, in candidate order (a pure
+    function of the prepared problem and its splits; no training)."""
+    n_rows = max(1, problem.n_rows)
+    main_train = splits.main_train  # [R, N] bool
+    n_main_train = int(main_train[0].sum()) if main_train.shape[0] else 0
+    has = np.isfinite(problem.labels[:, 1:]).astype(np.float32)  # [N, C]
+    in_pool = np.zeros_like(main_train, dtype=np.float32)  # [R, N]
+    np.put_along_axis(in_pool, splits.pool, 1.0, axis=1)
+    # Counts per replicate and candidate as one product each (exact in float32 up to
+    # 2**24 rows), then their mean over replicates.
+    train_labelled = (in_pool @ has).mean(axis=0) if len(in_pool) else np.zeros(has.shape[1])
+    overlap = (
+        (main_train.astype(np.float32) @ has).mean(axis=0)
+        if len(main_train)
+        else np.zeros(has.shape[1])
+    )
+    coverage = []
+    for c, task in enumerate(problem.candidates):
+        labelled = task.n_labelled
+        trained = float(train_labelled[c])
+        note = None
+        if trained < FEW_LABELS:
+            note = (
+                f"Only {labelled} of {problem.n_rows} rows ({labelled / n_rows:.1%}) carry "
+                f"this candidate's label, about {trained:.0f} of them in a "
+                f"replicate's training rows (under {FEW_LABELS}): its gain rests on too few "
+                "labels to tell much either way. Label more rows of it, or leave it out."
+            )
+        coverage.append(
+            LabelCoverage(
+                name=task.name,
+                labelled=labelled,
+                share=labelled / n_rows,
+                train_labelled=trained,
+                train_overlap=float(overlap[c]),
+                main_train=n_main_train,
+                note=note,
+            )
+        )
+    return coverage

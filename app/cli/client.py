@@ -129,6 +129,15 @@ class ComparisonJSON(TypedDict):
     only_in_b: list[str]
 
 
+class CoverageJSON(TypedDict):
+    labelled: int
+    share: float
+    train_labelled: float
+    train_overlap: float
+    main_train: int
+    note: str | None
+
+
 class CandidateJSON(TypedDict):
     rank: int
     name: str
@@ -137,6 +146,7 @@ class CandidateJSON(TypedDict):
     ci_high: float | None
     q_value: float | None
     verdict: str
+    coverage: NotRequired[CoverageJSON | None]  # absent from a server from before coverage
 
 
 class RankingJSON(TypedDict):
@@ -145,6 +155,9 @@ class RankingJSON(TypedDict):
     candidates: list[CandidateJSON]
     recipe_text: NotRequired[str]  # absent from a server from before recipes
     estimand: NotRequired[str]
+    provisional: NotRequired[bool]  # absent from a server from before provisional rankings
+    replicates: NotRequired[int]
+    next_steps: NotRequired[list[str]]
 
 
 class ApiError(Exception):

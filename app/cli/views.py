@@ -104,7 +104,13 @@ def ranking_table(ranking: RankingJSON) -> Group:
     shown = ", ".join(
         f"{k} {v:.4g}" for k, v in baseline.items() if k != "seeds" and isinstance(v, float)
     )
-    table = Table(title=f"Baseline (main task alone, {baseline['seeds']} seeds): {shown}")
+    title = f"Baseline (main task alone, {baseline['seeds']} seeds): {shown}"
+    if ranking.get("provisional"):
+        title = (
+            f"PROVISIONAL ranking from the {ranking.get('replicates', baseline['seeds'])} "
+            f"replicate(s) stored so far; not a final answer. {title}"
+        )
+    table = Table(title=title)
     for column in (
         "rank",
         "candidate",
@@ -128,7 +134,29 @@ def ranking_table(ranking: RankingJSON) -> Group:
             _num(c["q_value"], ".3f"),
             f"[{colours.get(c['verdict'], 'white')}]{c['verdict']}[/]",
         )
-    return Group(table, Text(answers_for(ranking)))
+    steps = [Text(f"Next step: {step}") for step in ranking.get("next_steps", [])]
+    return Group(table, *coverage_table(ranking), *steps, Text(answers_for(ranking)))
+
+
+def coverage_table(ranking: RankingJSON) -> list[Table | Text]:
+    """Each candidate's label coverage (rows labelled, share, overlap with the main
+    task's training rows) and the note of each with too few labels; nothing for a
+    server from before coverage."""
+    rows = [(c["name"], cov) for c in ranking["candidates"] if (cov := c.get("coverage"))]
+    if not rows:
+        return []
+    table = Table(title="Label coverage (no training; training rows: mean over replicates)")
+    for column in ("candidate", "rows labelled", "share", "main training rows with it"):
+        table.add_column(column, justify="left" if column == "candidate" else "right")
+    for name, cov in rows:
+        table.add_row(
+            name + (" !" if cov.get("note") else ""),
+            str(cov["labelled"]),
+            f"{cov['share']:.1%}",
+            f"{cov['train_overlap']:.0f} of {cov['main_train']}",
+        )
+    notes = [Text(f"! {name}: {cov['note']}") for name, cov in rows if cov.get("note")]
+    return [table, *notes]
 
 
 def _num(value: float | None, fmt: str) -> str:

@@ -186,7 +186,8 @@ def job_page(
     job = service.job_view(row, request)
     ranking = (
         results.ranking_view(row, repo.scores(session, row.id))
-        if row.status == JobStatus.SUCCEEDED and row.result is not None
+        if row.result is not None
+        and (row.status == JobStatus.SUCCEEDED or results.is_provisional(row))
         else None
     )
     runs = results.runs_view(row, repo.stored_runs(session, row.id))
@@ -225,6 +226,8 @@ def job_page(
             if job.status == JobStatus.FAILED
             else None,
             "has_curves": any(s["mean"] for s in curves["series"]),
+            "runs_stored": len(runs.items),
+            "replicates_stored": len({r.replicate for r in runs.items}),
         },
     )
 

@@ -4,7 +4,8 @@ row, the candidate row and the job's result summary are each shaped here, once."
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from typing import TypedDict, TypeVar
 
 from pydantic import TypeAdapter
@@ -21,6 +22,7 @@ from app.jobs.views import (
     CandidateOut,
     CandidateSide,
     ComparedJob,
+    CoverageOut,
     EvidenceOut,
     JobComparison,
     MainTaskOut,
@@ -51,6 +53,7 @@ DETAILS: dict[str, Callable[[], object]] = {
     "errors": list,
     "evidence": lambda: None,
     "evidence_disagrees": bool,
+    "coverage": lambda: None,
 }
 """What a candidate row keeps in its ``details`` JSON, with the empty value of each."""
 
@@ -65,6 +68,7 @@ SERIES = TypeAdapter(list[float | None])
 TEXTS = TypeAdapter(list[str])
 TABLE = TypeAdapter(dict[str, object])
 NAMES = TypeAdapter(dict[str, str])
+COVERAGE = TypeAdapter(CoverageOut)
 RECIPE: TypeAdapter[engine.RecipeName] = TypeAdapter(engine.RecipeName)
 
 
@@ -165,10 +169,21 @@ def _evidence(evidence: object) -> EvidenceOut | None:
     )
 
 
+def coverage_details(coverage: Sequence[engine.LabelCoverage]) -> dict[str, dict[str, object]]:
+    """Each candidate's label coverage as its row keeps it (``details["coverage"]``),
+    by candidate name."""
+    return {
+        c.name: engine.json_safe({k: v for k, v in asdict(c).items() if k != "name"})
+        for c in coverage
+    }
+
+
 def advice_rows(
-    advice: engine.Advice, spec: JobSpec
+    advice: engine.Advice, spec: JobSpec, coverage: Sequence[engine.LabelCoverage] = ()
 ) -> tuple[dict[str, object], list[dict[str, object]]]:
-    """The job's result summary and its candidate_scores rows."""
+    """The job's result summary and its candidate_scores rows (each with its label
+    ``coverage``, engine.label_coverage, when given)."""
+    covered = coverage_details(coverage)
     body = advice.to_dict()
     result: dict[str, object] = {
         "method": advice.method,
@@ -203,11 +218,33 @@ def advice_rows(
         {
             **{key: c.get(key) for key in SCORE_COLUMNS},
             "dataset_id": c["source"] or spec.dataset_id,
-            "details": _details(c),
+            "details": _details({**c, "coverage": covered.get(c["name"])}),
         }
         for c in body["candidates"]
     ]
     return result, scores
+
+
+PROVISIONAL = "provisional"
+"""Key of a job's ``result`` that marks it as the provisional ranking of a job that has
+not succeeded (it then also holds the candidate rows under ``scores``)."""
+
+
+def provisional_result(
+    advice: engine.Advice, spec: JobSpec, coverage: Sequence[engine.LabelCoverage] = ()
+) -> dict[str, object]:
+    """The ``result`` a running job stores after each chunk: the ranking of the runs
+    stored so far, scored as the final one (:func:`advice_rows`), marked provisional
+    and carrying its candidate rows (candidate_scores holds only final rankings)."""
+    result, scores = advice_rows(advice, spec, coverage)
+    safe: dict[str, object] = engine.json_safe(
+        {**result, PROVISIONAL: True, "replicates": advice.baseline.seeds, "scores": scores}
+    )
+    return safe
+
+
+def is_provisional(job: Job) -> bool:
+    return bool((job.result or {}).get(PROVISIONAL)) and job.status != JobStatus.SUCCEEDED
 
 
 def answers_for(job: Job) -> dict[str, str]:
@@ -248,23 +285,34 @@ def _candidate(score: CandidateScore) -> CandidateOut:
         per_seed=SERIES.validate_python(details["per_seed"]),
         errors=TEXTS.validate_python(details["errors"]),
         evidence=_evidence(details["evidence"]),
+        coverage=_optional(COVERAGE, details["coverage"]),
         evidence_disagrees=FLAG.validate_python(details["evidence_disagrees"]),
     )
 
 
 def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingOut:
-    """The ranking of a succeeded job (409 before)."""
-    if job.status != JobStatus.SUCCEEDED or job.result is None:
+    """The final ranking of a succeeded job; before it (running, canceled, failed) the
+    provisional ranking of the runs it stored, marked as such; 409 when there is none
+    (no replicate finished yet)."""
+    result = job.result
+    provisional = is_provisional(job)
+    if result is None or not (job.status == JobStatus.SUCCEEDED or provisional):
         raise ProblemError(
             409,
             "Ranking not ready",
-            f"The job is {job.status}; the ranking exists once it has succeeded.",
+            f"The job is {job.status}; the ranking exists once it has succeeded, and a "
+            "provisional one once its first replicate has finished.",
             type_="ranking-not-ready",
         )
-    result = job.result
+    if provisional:
+        rows = TypeAdapter(list[dict[str, object]]).validate_python(result.get("scores") or [])
+        scores = [CandidateScore(**row) for row in rows]
     answers = answers_for(job)
-    return RankingOut(
+    baseline = BaselineOut.model_validate(result.get("baseline"))
+    view = RankingOut(
         job_id=job.id,
+        provisional=provisional,
+        replicates=COUNT.validate_python(result.get("replicates", baseline.seeds)),
         method=TEXT.validate_python(result.get("method")),
         metric=TEXT.validate_python(result.get("metric")),
         recipe=RECIPE.validate_python(answers["recipe"]),
@@ -275,12 +323,83 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingOut:
         confidence=NUMBER.validate_python(result.get("confidence", 0.95)),
         rounds=COUNT.validate_python(result.get("rounds", 1)),
         main_task=MainTaskOut.model_validate(result.get("main_task")),
-        baseline=BaselineOut.model_validate(result.get("baseline")),
+        baseline=baseline,
         candidates=[_candidate(s) for s in scores],
         subset=_optional(TABLE, result.get("subset")),
         agreement=_optional(TABLE, result.get("agreement")),
         dropped_features=NAMES.validate_python(result.get("dropped_features") or {}),
     )
+    view.next_steps = next_steps(view, JobSpec.model_validate(job.spec), job.status)
+    return view
+
+
+MANY_MAIN_LABELS = 500
+"""Main-task training rows from which the hint suggests measuring with fewer of them
+(``main_train_fraction``): auxiliary tasks matter most where main labels are scarce."""
+
+
+def _spans_zero(c: CandidateOut) -> bool:
+    low, high = c.ci_low, c.ci_high
+    return low is None or high is None or not (low > 0 or high < 0)
+
+
+def next_steps(view: RankingOut, spec: JobSpec, status: str) -> list[str]:
+    """What to do next when no candidate's interval excludes zero, from what the job
+    saw; empty when one does, when nothing was probed, or while the job still runs."""
+    probed = [c for c in view.candidates if c.verdict != "not_probed"]
+    if status in (JobStatus.QUEUED, JobStatus.RUNNING) or not probed:
+        return []
+    if not all(_spans_zero(c) for c in probed):
+        return []
+    budget = engine.recipe_budget(spec.recipe, **spec.budget.explicit())
+    cap = budget.replicate_cap
+    used = view.replicates
+    widths = [
+        c.ci_high - c.ci_low for c in probed if c.ci_low is not None and c.ci_high is not None
+    ]
+    steps: list[str] = []
+    if used < cap and status != JobStatus.SUCCEEDED:
+        steps.append(
+            f"The job stopped after {used} of the {cap} replicates it could use: run it "
+            "again to let it finish; the intervals narrow as replicates are added."
+        )
+    elif used >= cap:
+        steps.append(
+            f"Every interval still spans zero after {used} replicates, the most this job "
+            f"allowed (budget.max_replicates = {budget.max_replicates}): raise "
+            f"max_replicates (e.g. to {2 * cap}) to narrow them"
+            + (f"; the widest is {max(widths):.3g} wide." if widths else ".")
+        )
+    else:
+        steps.append(
+            f"The job settled after {used} of {cap} replicates with every gain within "
+            "±1% of the baseline's metric: under this recipe these candidates make no "
+            "difference worth having, and more replicates would not change that."
+        )
+    full = engine.RECIPES["full"]
+    if budget.epochs < full["epochs"] or spec.recipe != "full":
+        steps.append(
+            f"The probes trained the {spec.recipe!r} recipe, at most {budget.epochs} epochs "
+            f"(the full recipe trains up to {full['epochs']}): a short probe measures the "
+            "gain of a short model; rerun with recipe 'full' for the gain under full "
+            "training."
+        )
+    main_train = next((c.coverage.main_train for c in probed if c.coverage), 0)
+    if main_train >= MANY_MAIN_LABELS and budget.main_train_fraction >= 1.0:
+        steps.append(
+            f"The main task trained on {main_train} labelled rows per replicate; with that "
+            "many, auxiliary tasks rarely move its metric. If your own setting has fewer "
+            "main labels, set budget.main_train_fraction (e.g. 0.1 for about "
+            f"{max(1, main_train // 10)} rows) to measure the gains there."
+        )
+    few = [c.name for c in probed if c.coverage and c.coverage.note]
+    if few:
+        steps.append(
+            f"Too few labelled rows to judge: {', '.join(few)}. Label more rows of "
+            f"{'it' if len(few) == 1 else 'them'} or leave {'it' if len(few) == 1 else 'them'} "
+            "out; their intervals say little either way."
+        )
+    return steps
 
 
 RANKING_COLUMNS = [
@@ -304,6 +423,11 @@ RANKING_COLUMNS = [
     "label_correlation",
     "mutual_info",
     "evidence_disagrees",
+    "coverage_share",
+    "train_labelled",
+    "train_overlap",
+    "coverage_note",
+    "provisional",
 ]
 """The ranking's CSV columns (then one ``proxy_<name>`` column per proxy score)."""
 
@@ -324,6 +448,11 @@ def ranking_rows(view: RankingOut) -> list[dict[str, object]]:
                 "secondary_gain": secondary.gain if secondary else None,
                 **{k: evidence.get(k) for k in EVIDENCE_KEYS},
                 "evidence_disagrees": c.evidence_disagrees,
+                "coverage_share": c.coverage.share if c.coverage else None,
+                "train_labelled": c.coverage.train_labelled if c.coverage else None,
+                "train_overlap": c.coverage.train_overlap if c.coverage else None,
+                "coverage_note": c.coverage.note if c.coverage else None,
+                "provisional": view.provisional,
                 **{f"proxy_{k}": v for k, v in c.proxies.items()},
             }
         )

@@ -82,6 +82,21 @@ class EvidenceOut(BaseModel):
     mutual_info: float | None
 
 
+class CoverageOut(BaseModel):
+    """How much of the data the candidate's label covers (read from the labels and the
+    job's splits, no training): ``labelled`` rows carry it, ``share`` of the job's rows;
+    ``train_labelled`` of them are in a replicate's training rows and ``train_overlap``
+    of the ``main_train`` rows whose main label trains carry it too (both averaged over
+    replicates). ``note`` says so when it has too few labels for its gain to mean much."""
+
+    labelled: int
+    share: float
+    train_labelled: float
+    train_overlap: float
+    main_train: int
+    note: str | None
+
+
 class CandidateOut(BaseModel):
     """A candidate's measured gain. ``verdict`` is helpful / harmful / inconclusive, or
     not_probed when only its proxy scores were computed (methods with screening)."""
@@ -109,6 +124,9 @@ class CandidateOut(BaseModel):
     evidence: EvidenceOut | None = Field(
         default=None, description="Label evidence (null for jobs from before it)."
     )
+    coverage: CoverageOut | None = Field(
+        default=None, description="Label coverage (null for jobs from before it)."
+    )
     evidence_disagrees: bool = Field(
         default=False,
         description="The probe and the label correlation disagree by a wide margin: "
@@ -129,6 +147,17 @@ class MainTaskOut(BaseModel):
 
 class RankingOut(BaseModel):
     job_id: str
+    provisional: bool = Field(
+        default=False,
+        description="True while the job runs, or after it was canceled or failed: the "
+        "ranking of the probe runs stored so far (`replicates` of them), which more "
+        "replicates may change; false for the final ranking of a succeeded job.",
+    )
+    replicates: int = Field(
+        default=0,
+        description="Replicates of the baseline the ranking rests on (each candidate's "
+        "own count is its `seeds`).",
+    )
     method: str
     metric: str
     recipe: engine.RecipeName = Field(
@@ -148,6 +177,13 @@ class RankingOut(BaseModel):
     main_task: MainTaskOut
     baseline: BaselineOut
     candidates: list[CandidateOut]
+    next_steps: list[str] = Field(
+        default_factory=list,
+        description="When every candidate's interval spans zero (no answer yet): what "
+        "to change next, from what this job saw (its replicates against its cap, its "
+        "recipe, how many main labels it trained on, candidates with too few labels). "
+        "Empty otherwise, and while the job still runs.",
+    )
     subset: dict[str, object] | None
     agreement: dict[str, object] | None
     dropped_features: dict[str, str]

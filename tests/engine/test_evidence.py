@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 import engine.pipeline
-from engine import Budget, TaskSpec, build_advice, prepare, run_probes, splits_for
+from engine import (
+    Budget,
+    TaskSpec,
+    build_advice,
+    label_coverage,
+    prepare,
+    run_probes,
+    splits_for,
+)
 from engine.evidence import (
     LabelEvidence,
     label_correlation,
@@ -190,3 +198,31 @@ def test_build_advice_ranking_is_unchanged_by_evidence(monkeypatch):
     assert other["evidence"]["overlap"] == 0
     assert other["evidence"]["correlation"] is None
     assert isinstance(other["evidence_disagrees"], bool)
+
+
+def test_label_coverage_counts_each_replicates_training_rows():
+    """Coverage is the count a reader would make row by row: labelled rows, and per
+    replicate those among its training rows and among its main-training rows, with
+    ``main_train_fraction`` dropping main labels from training."""
+    rng = np.random.default_rng(3)
+    n = 300
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(3)})
+    frame["y"] = np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n))
+    frame["a"] = np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n))
+    frame["b"] = np.where(np.arange(n) < 12, rng.normal(size=n), np.nan)
+    problem = prepare(frame, "y", ["a", "b"])
+    budget = Budget(seeds=4, max_replicates=4, main_train_fraction=0.5)
+    splits = splits_for(problem, budget, 0)
+    got = {c.name: c for c in label_coverage(problem, splits)}
+    for name in ("a", "b"):
+        has = frame[name].notna().to_numpy()
+        assert got[name].labelled == int(has.sum())
+        assert got[name].share == has.sum() / n
+        pools = [has[list(p)].sum() for p in splits.pool]
+        meets = [(has & m).sum() for m in splits.main_train]
+        assert got[name].train_labelled == pytest.approx(np.mean(pools))
+        assert got[name].train_overlap == pytest.approx(np.mean(meets))
+        assert got[name].main_train == int(splits.main_train[0].sum())
+    assert got["a"].note is None
+    assert got["b"].note is not None
+    assert got["b"].note.startswith("Only 12 of 300 rows")

@@ -201,7 +201,7 @@ def cancel_job(job_id: str, request: Request, session: SessionDep, owner: OwnerD
     responses={
         200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
         404: PROBLEM,
-        409: {"description": "Job not succeeded (yet)", **PROBLEM},
+        409: {"description": "No ranking yet: no replicate has finished", **PROBLEM},
     },
 )
 def get_ranking(
@@ -210,12 +210,14 @@ def get_ranking(
     owner: OwnerDep,
     format: Literal["json", "csv"] = "json",
 ) -> RankingOut | Response:
-    """Baseline, then candidates ranked by gain with interval, p/q-values, verdict."""
+    """Baseline, then candidates ranked by gain with interval, p/q-values, verdict.
+    Before the job succeeds: the provisional ranking of the runs stored so far
+    (``provisional: true``)."""
     job = service.require(session, owner, job_id)
     view = results.ranking_view(job, repo.scores(session, job.id))
     if format == "csv":
         frame = pd.DataFrame(results.ranking_rows(view))
-        filename = f"{job.id}-ranking.csv"
+        filename = f"{job.id}-{'provisional-' if view.provisional else ''}ranking.csv"
         return Response(
             csv_bytes(frame),
             media_type="text/csv; charset=utf-8",

@@ -154,6 +154,20 @@ def store_runs(
     return True
 
 
+def set_provisional(session: Session, claim: Claim, result: Mapping[str, object]) -> bool:
+    """Store the provisional ranking of a running job in its ``result`` (fenced; a
+    final ranking replaces it when the job succeeds, see app/jobs/results.py)."""
+    updated = session.execute(
+        update(Job)
+        .where(
+            Job.id == claim.job_id, Job.attempt == claim.attempt, Job.status == JobStatus.RUNNING
+        )
+        .values(result=dict(result))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(updated) == 1
+
+
 class Ending(TypedDict, total=False):
     """How a job ends besides its status: a result and its scores, or an error."""
 
@@ -164,9 +178,12 @@ class Ending(TypedDict, total=False):
 
 
 def finish(session: Session, claim: Claim, *, status: str, **ending: Unpack[Ending]) -> bool:
-    """End a job this worker holds (succeeded / failed / canceled), fenced."""
+    """End a job this worker holds (succeeded / failed / canceled), fenced. Without a
+    ``result`` the job keeps the one it has: the provisional ranking of the runs it
+    stored, which a canceled or failed job still shows."""
     now = utcnow()
     scores = ending.get("scores", ())
+    kept = {"result": ending["result"]} if "result" in ending else {}
     updated = session.execute(
         update(Job)
         .where(
@@ -174,7 +191,7 @@ def finish(session: Session, claim: Claim, *, status: str, **ending: Unpack[Endi
         )
         .values(
             status=status,
-            result=ending.get("result"),
+            **kept,
             error_reason=ending.get("error_reason"),
             error_detail=ending.get("error_detail"),
             finished_at=now,
