@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+import engine
 from app.db.models import CandidateScore
 from app.db.repositories import claims
 from app.db.session import make_engine, make_sessionmaker, write_transaction
@@ -345,6 +346,30 @@ def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str
     page.fill("#hidden", "16")
     page.click("#submit-button")
     page.wait_for_url(f"{url}/jobs/job_*")
+
+
+def test_the_form_submits_soft_sharing(page: Any, idle: tuple[str, Settings]):
+    """Sharing and coupling are budget knobs of the form: a soft-sharing job is what the
+    API receives, and the coupling's placeholder is the recipe's."""
+    url, _ = idle
+    dataset_id = _upload(url, rows=400)
+    page.goto(f"{url}/submit?dataset={dataset_id}")
+    page.wait_for_selector('#columns-table tr[data-column="y"]')
+    page.select_option("#main-column", "y")
+    _select_role(page, "rel_0_0.90", "candidate")
+    assert page.get_attribute("#coupling", "placeholder") == str(engine.RECIPES["full"]["coupling"])
+    page.select_option("#sharing", "soft_trace")
+    page.fill("#coupling", "-1")
+    page.click("#submit-button")
+    coupling_error = page.locator("[id='error-budget.coupling']")
+    coupling_error.wait_for()
+    assert page.get_attribute("#coupling", "aria-invalid") == "true"
+    page.fill("#coupling", "0.5")
+    page.click("#submit-button")
+    page.wait_for_url(f"{url}/jobs/job_*")
+    job_id = page.url.rsplit("/", 1)[1]
+    budget = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["spec"]["budget"]
+    assert (budget["sharing"], budget["coupling"]) == ("soft_trace", 0.5)
 
 
 def test_proxy_scores_get_a_column_each_and_a_scatter(page: Any, live: tuple[str, Any]):

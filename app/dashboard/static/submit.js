@@ -396,6 +396,8 @@
         lr: num("lr"),
         patience: num("patience"),
         main_train_fraction: num("main_train_fraction"),
+        sharing: $("sharing").value || undefined,
+        coupling: num("coupling"),
         subset_search: $("subset_search").checked,
       },
     };
