@@ -187,8 +187,10 @@ def _flops(job: dict[str, Any], budget_kw: dict[str, Any], runs: Sequence[Any]) 
     h = sizes[-1]
     total = 0.0
     for run in runs:
-        w = trunk + h * (1 + len(run.spec.aux))  # regression heads: 1 output each
-        per_row = 2 * w + 2 * w + 2 * (w - sizes[0] * sizes[1])
+        # Soft sharing: a pairing trains the candidate's own trunk beside the main one.
+        trunks = 2 if plan.sharing != "hard" and run.spec.aux else 1
+        w = trunks * trunk + h * (1 + len(run.spec.aux))  # regression heads: 1 output each
+        per_row = 2 * w + 2 * w + 2 * (w - trunks * sizes[0] * sizes[1])
         epochs = run.epochs
         total += (
             epochs * n_pool * per_row + epochs * n_val * 2 * (trunk + h) + n_test * 2 * (trunk + h)
@@ -385,6 +387,24 @@ def part_recipes(args: argparse.Namespace) -> dict[str, Any]:
         "probe": run_child({**_job(args, "probe", epochs=epochs), "budget": loop_budget}),
     }
     return {"rows": rows, "loop": loop}
+
+
+def part_sharing(args: argparse.Namespace) -> dict[str, Any]:
+    """The default-like recipe (256/64, dropout, weight decay) under each parameter
+    sharing, side by side: soft sharing trains a second trunk per pairing."""
+    from engine import SHARINGS
+
+    epochs = 2 if args.quick else 20
+    _, base = RECIPES[-1]
+    rows = []
+    for sharing in SHARINGS:
+        job = _job(args, "probe", epochs=epochs, peak=True)
+        job["budget"] = {**base, "batch_size": 128, "lr": 1e-3, "sharing": sharing}
+        record = run_child(job)
+        record["recipe"] = f"256/64 + dropout 0.2, wd 1e-4, {sharing}"
+        rows.append(record)
+        print(render_recipes({"rows": [record]}), flush=True)
+    return {"rows": rows}
 
 
 def _steps(rec: dict[str, Any]) -> float:
@@ -675,8 +695,11 @@ PARTS = (
     "threads",
     "recipes",
     "profile",
+    "sharing",
 )
+DEFAULT_PARTS = [p for p in PARTS if p not in ("profile", "sharing")]
 RECIPES_SECTION = "## Faithful-recipe efficiency"
+SHARING_SECTION = "## Soft-sharing efficiency"
 
 
 def main() -> None:
@@ -686,7 +709,7 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, help="results folder (default bench-out, bench-out/quick with --quick)"
     )
-    parser.add_argument("--parts", nargs="+", default=list(PARTS[:-1]), help="or 'none'")
+    parser.add_argument("--parts", nargs="+", default=DEFAULT_PARTS, help="or 'none'")
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[20, 80], help="candidates in 'compare'"
     )
@@ -730,6 +753,18 @@ def main() -> None:
                 heading = f"{RECIPES_SECTION} ({datetime.date.today().isoformat()})"
                 write_section(args.write, heading, recipes_section(heading, text, args))
             continue
+        elif part == "sharing":
+            result = part_sharing(args)
+            (args.out / "sharing.json").write_text(json.dumps(result, indent=1))
+            text = render_recipes(result)
+            print(text)
+            if args.write:
+                heading = f"{SHARING_SECTION} ({datetime.date.today().isoformat()})"
+                section = recipes_section(heading, text, args).replace(
+                    "--parts recipes", "--parts sharing"
+                )
+                write_section(args.write, heading, section)
+            continue
         elif part == "profile":
             result = part_profile(args)
             print(result["table"])
@@ -739,6 +774,7 @@ def main() -> None:
     results = {p.stem: json.loads(p.read_text()) for p in sorted(args.out.glob("*.json"))}
     results.pop("profile", None)
     results.pop("recipes", None)
+    results.pop("sharing", None)
     if not results:  # e.g. only the 'recipes' part, which writes its own section
         return
     text = render(results, args)
