@@ -16,7 +16,8 @@ from app.settings import Settings
 from tests.conftest import ROOT, make_settings, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# Every browser test's screenshots, kept by CI as artifacts ($AUXSEL_SCREENSHOT_DIR moves them).
+SCREENSHOTS = Path(os.environ.get("AUXSEL_SCREENSHOT_DIR") or ROOT / "artifacts" / "screenshots")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -109,13 +110,10 @@ def screenshot(page: Any, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the job-page tests save their screenshots: $AUXSEL_SCREENSHOT_DIR (CI keeps
-    it as an artifact), else a pytest temporary directory."""
-    configured = os.environ.get("AUXSEL_SCREENSHOT_DIR")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def screenshot_dir() -> Path:
+    """Where the job-page tests save their screenshots: beside the others (SCREENSHOTS)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

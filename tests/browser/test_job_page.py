@@ -81,7 +81,7 @@ def test_charts_show_replicates_bands_and_stable_colours(
         assert lines[0].endswith(
             f"(mean of {SMALL['seeds']} of {SMALL['seeds']} replicates still training)"
         )
-        _shoot(page, screenshot_dir, f"job-charts-{job_id}")
+        _shoot(page, screenshot_dir, f"job-charts-{'first' if job_id == first else 'second'}")
     one, other = colours
     for name in SHARED:
         assert one[name] == other[name], name
