@@ -5,8 +5,9 @@ them; app/api/schemas.py re-exports them as part of the API's contract."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import engine
 from app.jobs.spec import JobSpec
@@ -34,6 +35,50 @@ class JobEstimate(BaseModel):
     data_memory_mb: float
 
 
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_NOTE_LENGTH = 4000
+
+# A tag: 1-40 characters of letters, digits, space and - _ . : / + (no commas, quotes
+# or control characters), trimmed.
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        pattern=r"^[\w][\w .:/+-]*$",
+    ),
+]
+
+
+class JobMetaIn(BaseModel):
+    """The job's metadata (PATCH /api/v1/jobs/{id}): what its owner says about it, kept
+    apart from its spec (what trains). A field left out is left as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(
+        default=None,
+        max_length=MAX_TAGS,
+        description=f"At most {MAX_TAGS} tags of up to {MAX_TAG_LENGTH} characters (letters, "
+        "digits, space, - _ . : / +); duplicates are dropped; [] clears them.",
+    )
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_NOTE_LENGTH,
+        description=f'A free-text note, up to {MAX_NOTE_LENGTH} characters; "" clears it.',
+    )
+
+
+class TopCandidate(BaseModel):
+    """The rank-1 candidate of a succeeded job's ranking."""
+
+    name: str
+    verdict: str
+    gain: float | None
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -57,6 +102,13 @@ class JobOut(BaseModel):
         "submission: its `features`, else the data set's feature-role columns that are not "
         "its tasks. Kept as they were when roles change later. Null only for a job from "
         "before roles whose data set was already deleted.",
+    )
+    tags: list[str] = Field(default_factory=list, description="The owner's tags.")
+    note: str = Field(default="", description="The owner's note.")
+    top_candidate: TopCandidate | None = Field(
+        default=None,
+        description="In job lists (GET /api/v1/jobs): a succeeded job's rank-1 candidate "
+        "(read from its stored ranking); null for other jobs and elsewhere.",
     )
     links: dict[str, str]
 

@@ -22,7 +22,7 @@ from app.db.session import session_scope
 from app.errors import ProblemError, found
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
-from app.jobs.views import JobError, JobEstimate, JobOut, Progress
+from app.jobs.views import JobError, JobEstimate, JobMetaIn, JobOut, Progress, TopCandidate
 from app.services.checks import Checked, check
 from app.services.datasets import new_id
 from app.settings import Settings
@@ -173,7 +173,33 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = True) -> JobOut:
+def top_candidates(session: Session, jobs: list[Job]) -> dict[str, TopCandidate]:
+    """The rank-1 candidate of each succeeded job among ``jobs`` (one query)."""
+    ids = [j.id for j in jobs if j.status == JobStatus.SUCCEEDED]
+    return {
+        job_id: TopCandidate(name=row.name, verdict=row.verdict, gain=row.gain)
+        for job_id, row in repo.top_candidates(session, ids).items()
+    }
+
+
+def update_meta(session: Session, owner: str, job_id: str, meta: JobMetaIn) -> Job:
+    """Set a job's tags and/or note (a field left out is kept); any status."""
+    job = require(session, owner, job_id)
+    if meta.tags is not None:
+        job.tags = list(dict.fromkeys(meta.tags))  # duplicates dropped, order kept
+    if meta.note is not None:
+        job.note = meta.note
+    session.flush()
+    return job
+
+
+def job_view(
+    job: Job | SimpleNamespace,
+    request: Request,
+    *,
+    validate: bool = True,
+    top: TopCandidate | None = None,
+) -> JobOut:
     """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     # What request.url_for("get_job", ...) gives, without its search of every route
     # (8 % of a status poll): the job's published path on this request's base URL.
@@ -218,6 +244,9 @@ def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = T
         spec=job_spec,
         estimate=estimate,
         inputs=job.inputs,
+        tags=list(job.tags or []),
+        note=job.note or "",
+        top_candidate=top,
         links={
             "self": base,
             "ranking": f"{base}/ranking",

@@ -25,6 +25,7 @@ from app.api.schemas import (
     JOB_EXAMPLE,
     JobComparison,
     JobList,
+    JobMetaIn,
     JobOut,
     JobSpec,
     JobStatus,
@@ -37,6 +38,7 @@ from app.db.repositories import jobs as repo
 from app.errors import ProblemError, not_found
 from app.jobs import results
 from app.jobs.status import ACTIVE
+from app.jobs.views import MAX_TAG_LENGTH
 from app.services import jobs as service
 from app.settings import Settings
 
@@ -98,13 +100,29 @@ def list_jobs(
     settings: SettingsDep,
     owner: OwnerDep,
     status: JobStatus | None = None,
+    tag: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_TAG_LENGTH, description="Jobs with this tag."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            description="Jobs whose name or a tag contains this text (ignoring case).",
+        ),
+    ] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
 ) -> Page[JobOut]:
-    """Jobs, newest first; filter by status; cursor pagination."""
+    """Jobs, newest first; filter by status, tag and text; cursor pagination. Each
+    succeeded job carries its `top_candidate`."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
-    rows = repo.page(session, owner, status, decode_cursor(page_token), size)
-    return page_body(request, response, rows, size, lambda j: service.job_view(j, request))
+    rows = repo.page(session, owner, status, decode_cursor(page_token), size, tag=tag, q=q)
+    tops = service.top_candidates(session, rows[:size])
+    return page_body(
+        request, response, rows, size, lambda j: service.job_view(j, request, top=tops.get(j.id))
+    )
 
 
 @router.get(
@@ -182,6 +200,22 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={
+        404: PROBLEM,
+        422: {"description": "Too many or too long tags, or too long a note", **PROBLEM},
+    },
+)
+def update_job(
+    job_id: str, request: Request, session: SessionDep, owner: OwnerDep, meta: JobMetaIn
+) -> JobOut:
+    """Set the job's tags and/or note (its metadata; the spec, what trains, never
+    changes). A field left out is kept; `[]` and `""` clear them."""
+    return service.job_view(service.update_meta(session, owner, job_id, meta), request)
 
 
 @router.post(
