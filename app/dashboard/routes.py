@@ -31,7 +31,10 @@ from app.services import jobs as service
 from app.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-TEMPLATES.env.filters.update(signed=views.signed, number=views.number, percent=views.percent)
+TEMPLATES.env.filters.update(
+    signed=views.signed, number=views.number, percent=views.percent, duration=views.duration
+)
+TEMPLATES.env.globals["duration_s"] = views.duration_s
 TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend
 
 router = APIRouter(include_in_schema=False)
@@ -110,7 +113,8 @@ def jobs_page(
         return to_sign_in(request)
     status = status if status in STATUSES else None
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
-    jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
+    tops = service.top_candidates(session, rows[:PAGE_SIZE])  # one rank-1 query
+    jobs = [service.job_view(j, request, top=tops.get(j.id)) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
     deleted = {
         r.id: views.dataset_ref(None, None, r.result)["name"]
