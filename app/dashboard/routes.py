@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -176,6 +177,40 @@ def submit_page(
             },
         },
     )
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    owner: OptionalOwnerDep,
+    session: SessionDep,
+    a: str | None = None,
+    b: str | None = None,
+    job: Annotated[list[str] | None, Query(max_length=10)] = None,
+) -> Response:
+    """Two jobs' rankings side by side: ``?a=&b=``, or ``?job=&job=`` as the jobs
+    list's checkboxes send it without script. It renders GET /api/v1/jobs/compare's
+    answer (the same service), its problems (404, 409) as the page's message."""
+    if owner is None:
+        return to_sign_in(request)
+    picked = [i for i in (a, b) if i] if a or b else list(job or [])
+    if len(picked) != 2 or any(len(i) > 40 for i in picked):
+        return _render(
+            request,
+            "compare.html",
+            {"comparison": None, "problem": "Select two jobs on the jobs list to compare."},
+            status_code=200 if not picked else 422,
+        )
+    try:
+        comparison = service.compare(session, owner, picked[0], picked[1])
+    except ProblemError as exc:
+        return _render(
+            request,
+            "compare.html",
+            {"comparison": None, "problem": exc.detail},
+            status_code=exc.status,
+        )
+    return _render(request, "compare.html", {"comparison": comparison, "problem": None})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

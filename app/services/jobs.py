@@ -20,9 +20,18 @@ from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.session import session_scope
 from app.errors import ProblemError, found
+from app.jobs import results
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
-from app.jobs.views import JobError, JobEstimate, JobMetaIn, JobOut, Progress, TopCandidate
+from app.jobs.views import (
+    JobComparison,
+    JobError,
+    JobEstimate,
+    JobMetaIn,
+    JobOut,
+    Progress,
+    TopCandidate,
+)
 from app.services.checks import Checked, check
 from app.services.datasets import new_id
 from app.settings import Settings
@@ -180,6 +189,21 @@ def top_candidates(session: Session, jobs: list[Job]) -> dict[str, TopCandidate]
         job_id: TopCandidate(name=row.name, verdict=row.verdict, gain=row.gain)
         for job_id, row in repo.top_candidates(session, ids).items()
     }
+
+
+def compare(session: Session, owner: str, a: str, b: str) -> JobComparison:
+    """Two succeeded jobs' rankings side by side (GET /api/v1/jobs/compare and the
+    dashboard's compare page): 404 for a job not found, 409 for one without a final
+    ranking, its detail naming the side."""
+    jobs = [require(session, owner, job_id) for job_id in (a, b)]  # 404s first
+    views = []
+    for side, job in zip(("a", "b"), jobs, strict=True):
+        try:
+            views.append(results.ranking_view(job, repo.scores(session, job.id)))
+        except ProblemError as exc:
+            exc.detail = f"Job {side} ({job.id}): {exc.detail}"
+            raise
+    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
 
 
 def update_meta(session: Session, owner: str, job_id: str, meta: JobMetaIn) -> Job:

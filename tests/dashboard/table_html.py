@@ -37,7 +37,7 @@ class Rows(HTMLParser):
         elif tag == "tr" and self.in_body:
             self.rows.append({})
             self.attrs.append(found)
-        elif tag == "td" and self.in_body and self.rows:
+        elif tag in ("td", "th") and self.in_body and self.rows:
             self.label = found.get("data-label", "")
             self.rows[-1][self.label] = ""
 
@@ -46,7 +46,7 @@ class Rows(HTMLParser):
             self.in_template = False
         if self.in_template or not self.depth:
             return
-        if tag == "td":
+        if tag in ("td", "th"):
             self.label = None
         elif tag == "tbody":
             self.in_body = False

@@ -35,7 +35,7 @@ from app.api.schemas import (
 from app.data.export import csv_bytes
 from app.db.models import Job
 from app.db.repositories import jobs as repo
-from app.errors import ProblemError, not_found
+from app.errors import not_found
 from app.jobs import results
 from app.jobs.status import ACTIVE
 from app.jobs.views import MAX_TAG_LENGTH
@@ -143,15 +143,7 @@ def compare_jobs(
     """Two succeeded jobs' rankings side by side, aligned by candidate name: each
     candidate's rank, gain, interval and verdict in both, what changed from a to b, and
     the candidates only one of them ranked."""
-    jobs = [service.require(session, owner, job_id) for job_id in (a, b)]  # 404s first
-    views = []
-    for side, job in zip(("a", "b"), jobs, strict=True):
-        try:
-            views.append(results.ranking_view(job, repo.scores(session, job.id)))
-        except ProblemError as exc:
-            exc.detail = f"Job {side} ({job.id}): {exc.detail}"
-            raise
-    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
+    return service.compare(session, owner, a, b)
 
 
 @router.get(
