@@ -149,11 +149,34 @@ def _dataset_names(session: Session, owner: str, ids: set[str | None]) -> dict[s
 
 @router.get("/submit", response_class=HTMLResponse)
 def submit_page(
-    request: Request, owner: OptionalOwnerDep, session: SessionDep, dataset: str | None = None
+    request: Request,
+    owner: OptionalOwnerDep,
+    session: SessionDep,
+    dataset: str | None = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
 ) -> Response:
+    """The submit form; ``?from={job_id}`` fills it with that job's spec (a clone, named
+    "<name> (copy)"), which the user edits before submitting."""
     if owner is None:
         return to_sign_in(request)
     settings = _settings(request)
+    clone: dict[str, object] | None = None
+    clone_missing = None
+    if from_:
+        source = repo.get(session, owner, from_)
+        if source is None:
+            clone_missing = from_
+        else:
+            spec = service.job_view(source, request).spec
+            clone = {
+                **spec.model_dump(mode="json", exclude_none=True),
+                # Only the knobs it set away from their defaults: the form shows the
+                # defaults of the rest, and a default the user changes stays consistent.
+                "budget": spec.budget.model_dump(mode="json", exclude_defaults=True),
+                "name": f"{source.name} (copy)",
+                "from": source.id,
+            }
+            dataset = spec.dataset_id
     datasets = [
         {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
         for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
@@ -170,6 +193,8 @@ def submit_page(
                 for name, knobs in engine.RECIPES.items()
             },
             "default_recipe": engine.DEFAULT_RECIPE,
+            "clone": clone,
+            "clone_missing": clone_missing,
             "limits": {
                 "seeds": settings.max_seeds,
                 "epochs": settings.max_epochs,

@@ -5,6 +5,8 @@ the controls that sort, filter and select jobs to compare."""
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.dashboard import views
+from app.jobs.spec import BudgetIn
 from app.jobs.worker import Worker
 from app.main import create_app
 from tests.conftest import family_csv, job_spec, make_settings
@@ -96,3 +99,32 @@ def test_the_list_offers_sorting_filtering_and_compare(two_jobs: _Two):
 )
 def test_durations_read_as_people_say_them(seconds, text):
     assert views.duration(seconds) == text
+
+
+def test_clone_opens_the_form_with_the_jobs_spec(two_jobs: _Two):
+    client, done, _, _ = two_jobs
+    job_page = html.unescape(client.get(f"/jobs/{done['id']}").text)
+    assert f'id="clone" href="/submit?from={done["id"]}"' in job_page
+    assert '<span class="tag">baseline</span>' in job_page  # the job page shows its tags
+    page = client.get("/submit", params={"from": done["id"]})
+    assert page.status_code == 200
+    found = re.search(r'<script type="application/json" id="clone-spec">(.*?)</script>', page.text)
+    assert found
+    clone = json.loads(html.unescape(found.group(1)))
+    spec = done["spec"]
+    assert clone["name"] == f"{done['name']} (copy)"
+    assert clone["from"] == done["id"]
+    def given(value: Any) -> Any:  # the spec without its unset (null) fields
+        if isinstance(value, dict):
+            return {k: given(v) for k, v in value.items() if v is not None}
+        return [given(v) for v in value] if isinstance(value, list) else value
+
+    for key in ("dataset_id", "main_task", "candidates", "method", "metric", "recipe", "seed"):
+        assert clone[key] == given(spec[key]), key
+    # Knobs it set away from the defaults travel; the form shows the defaults of the rest.
+    defaults = BudgetIn().model_dump(mode="json")
+    assert clone["budget"] == {k: v for k, v in spec["budget"].items() if v != defaults[k]}
+    assert clone["budget"]  # the test budget is small: its knobs are set
+    assert f'<option value="{spec["dataset_id"]}" selected>' in page.text
+    missing = client.get("/submit", params={"from": "job_nope"})
+    assert "No job job_nope to copy" in missing.text
