@@ -130,6 +130,9 @@
     event.preventDefault();
     const boxes = selected();
     if (boxes.length !== 2) return;
+    // a is the older job, b the newer: the changes read in the order they were made.
+    const created = (box) => box.closest("tr").querySelector("[data-field=created]").dataset.value;
+    boxes.sort((x, y) => created(x).localeCompare(created(y)));
     const params = new URLSearchParams({ a: boxes[0].value, b: boxes[1].value });
     location.assign(`/compare?${params}`);
   });
