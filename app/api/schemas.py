@@ -31,6 +31,7 @@ from app.jobs.views import JobError as JobError
 from app.jobs.views import JobEstimate as JobEstimate
 from app.jobs.views import JobMetaIn as JobMetaIn
 from app.jobs.views import JobOut as JobOut
+from app.jobs.views import JobSubmission as JobSubmission
 from app.jobs.views import MainTaskOut as MainTaskOut
 from app.jobs.views import MetricGainOut as MetricGainOut
 from app.jobs.views import ProbeRunList as ProbeRunList

@@ -24,11 +24,13 @@ from app.jobs import results
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
 from app.jobs.views import (
+    META_FIELDS,
     JobComparison,
     JobError,
     JobEstimate,
     JobMetaIn,
     JobOut,
+    JobSubmission,
     Progress,
     TopCandidate,
 )
@@ -120,7 +122,10 @@ def create(
         owner=owner,
         name=name,
         dataset_id=spec.dataset_id,
-        spec=spec.model_dump(mode="json"),
+        # The spec alone (what trains); a submission's tags and note are the job's.
+        spec=spec.model_dump(mode="json", exclude=set(META_FIELDS)),
+        tags=list(dict.fromkeys(spec.tags)) if isinstance(spec, JobSubmission) else [],
+        note=spec.note if isinstance(spec, JobSubmission) else "",
         status=JobStatus.QUEUED,
         progress_total=checked.cost.probe_epochs,
         estimate=checked.cost.to_dict(),

@@ -140,3 +140,37 @@ def test_list_carries_the_top_candidate_of_succeeded_jobs(
     top = items[done["id"]]["top_candidate"]
     assert top == {"name": first["name"], "verdict": first["verdict"], "gain": first["gain"]}
     assert items[queued["id"]]["top_candidate"] is None
+
+
+def test_tags_and_note_at_submission_stay_out_of_the_spec(client: TestClient, dataset):
+    body = {**job_spec(str(dataset["id"])), "tags": ["sweep", "sweep", "v1"], "note": "why"}
+    job = client.post("/api/v1/jobs", json=body).json()
+    assert job["tags"] == ["sweep", "v1"]
+    assert job["note"] == "why"
+    # The spec is what trains: no metadata in it (a clone copies the spec alone).
+    assert "tags" not in job["spec"]
+    assert "note" not in job["spec"]
+    listed = client.get("/api/v1/jobs", params={"tag": "v1"}).json()["items"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"tags": ["x" * (MAX_TAG_LENGTH + 1)]}, "tags[0]"),
+        ({"tags": ["t"] * (MAX_TAGS + 1)}, "tags"),
+        ({"note": "n" * (MAX_NOTE_LENGTH + 1)}, "note"),
+        ({"note": "a\x00b"}, "note"),  # PostgreSQL cannot store a NUL
+    ],
+)
+def test_submission_metadata_limits_are_422(client: TestClient, dataset, extra, field):
+    body = {**job_spec(str(dataset["id"])), **extra}
+    problem = _problem(client.post("/api/v1/jobs", json=body), 422)
+    assert field in _fields(problem), problem
+    assert client.get("/api/v1/jobs").json()["items"] == []  # nothing queued
+
+
+def test_a_nul_in_an_edited_note_is_422(client: TestClient, dataset):
+    job = client.post("/api/v1/jobs", json=job_spec(str(dataset["id"]))).json()
+    problem = _problem(client.patch(f"/api/v1/jobs/{job['id']}", json={"note": "a\x00"}), 422)
+    assert "note" in _fields(problem)

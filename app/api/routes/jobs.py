@@ -27,8 +27,8 @@ from app.api.schemas import (
     JobList,
     JobMetaIn,
     JobOut,
-    JobSpec,
     JobStatus,
+    JobSubmission,
     ProbeRunList,
     RankingOut,
 )
@@ -75,12 +75,13 @@ def create_job(
     settings: SettingsDep,
     storage: StorageDep,
     owner: OwnerDep,
-    spec: Annotated[JobSpec, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
+    spec: Annotated[JobSubmission, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Submit a job. It is validated against the data set's columns and its data
     prepared as the worker will, now; then queued, and answered with 202 Accepted and a
-    Location to poll."""
+    Location to poll. `tags` and `note` are the job's metadata, kept beside its spec
+    (and editable later with PATCH), not in it."""
     sessions = request.app.state.sessions
     checked = service.precheck(sessions, storage, settings, owner, spec, idempotency_key)
     job, created = service.create(session, storage, settings, owner, spec, idempotency_key, checked)
