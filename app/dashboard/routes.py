@@ -174,6 +174,7 @@ def submit_page(
                 # defaults of the rest, and a default the user changes stays consistent.
                 "budget": spec.budget.model_dump(mode="json", exclude_defaults=True),
                 "name": f"{source.name} (copy)",
+                "tags": list(source.tags or []),  # the note is the source's own
                 "from": source.id,
             }
             dataset = spec.dataset_id

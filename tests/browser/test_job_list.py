@@ -147,17 +147,22 @@ def test_clone_fills_the_form_and_submits_a_new_job(page: Any, jobs: Jobs):
         assert page.input_value(f'#columns-table tr[data-column="{column}"] select.role') == (
             "candidate"
         )
+    assert page.input_value("#tags") == "baseline"  # its tags come along, not its note
     screenshot(page, "clone-form")
 
-    # Edit before submitting: another seed and a new name.
+    # Edit before submitting: another seed, a new name, one more tag and a note.
     page.fill("#seed", "7")
     page.fill("#name", "alpha study, seed 7")
+    page.fill("#tags", "baseline, seed7")
+    page.fill("#note", "Does the ranking hold on another seed?")
     page.click("#submit-button")
     page.wait_for_url(lambda u: "/jobs/job_" in u and alpha["id"] not in u, timeout=60_000)
     new_id = page.url.rsplit("/", 1)[1]
     new = httpx.get(f"{jobs.url}/api/v1/jobs/{new_id}").json()
     assert new["name"] == "alpha study, seed 7"
     assert new["spec"]["seed"] == 7
+    assert new["tags"] == ["baseline", "seed7"]
+    assert new["note"] == "Does the ranking hold on another seed?"
     for key in ("dataset_id", "main_task", "candidates", "method", "metric", "recipe"):
         assert new["spec"][key] == alpha["spec"][key], key
     assert new["spec"]["budget"] == alpha["spec"]["budget"]  # every knob, shown or not

@@ -114,6 +114,7 @@ def test_clone_opens_the_form_with_the_jobs_spec(two_jobs: _Two):
     spec = done["spec"]
     assert clone["name"] == f"{done['name']} (copy)"
     assert clone["from"] == done["id"]
+    assert clone["tags"] == ["baseline", "q4"]  # its tags come along; its note does not
 
     def given(value: Any) -> Any:  # the spec without its unset (null) fields
         if isinstance(value, dict):

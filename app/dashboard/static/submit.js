@@ -207,6 +207,7 @@
   // The clone's settings that need no data set: name, method, metric, recipe, seed, knobs.
   function applyCloneSettings(job) {
     $("name").value = job.name || "";
+    $("tags").value = (job.tags || []).join(", ");
     $("method").value = job.method;
     $("metric").value = job.metric;
     $("recipe").value = job.recipe;
@@ -472,6 +473,9 @@
     }
     if ($("main-kind").value) body.main_task.kind = $("main-kind").value;
     if ($("name").value.trim()) body.name = $("name").value.trim();
+    const tags = $("tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (tags.length) body.tags = tags;
+    if ($("note").value.trim()) body.note = $("note").value.trim();
     if (!same) body.features = sent.features;
     return body;
   }
