@@ -167,3 +167,26 @@ def test_clone_fills_the_form_and_submits_a_new_job(page: Any, jobs: Jobs):
         assert new["spec"][key] == alpha["spec"][key], key
     assert new["spec"]["budget"] == alpha["spec"]["budget"]  # every knob, shown or not
     assert _wait(jobs.url, new_id)["status"] == "succeeded"
+
+
+def test_edit_tags_and_note_on_the_job_page(page: Any, jobs: Jobs):
+    beta = jobs.beta["id"]
+    page.goto(f"{jobs.url}/jobs/{beta}")
+    page.click("#edit-meta summary")
+    page.fill("#meta-tags", "rerun, seed1, rerun")
+    page.fill("#meta-note", "Only the weakest candidate, alone.")
+    page.click("#meta-save")
+    expect(page.locator("#meta-status")).to_have_text("Saved.")
+    expect(page.locator("#job-meta [data-field=tags] .tag")).to_have_text(["rerun", "seed1"])
+    stored = httpx.get(f"{jobs.url}/api/v1/jobs/{beta}").json()
+    assert stored["tags"] == ["rerun", "seed1"]
+    assert stored["note"] == "Only the weakest candidate, alone."
+    # A tag the API refuses: its message, and nothing changed.
+    page.fill("#meta-tags", "no,good, bad!tag")
+    page.click("#meta-save")
+    expect(page.locator("#meta-status")).to_contain_text("tags[2]")
+    assert httpx.get(f"{jobs.url}/api/v1/jobs/{beta}").json()["tags"] == ["rerun", "seed1"]
+    # The list finds it by its new tag.
+    page.goto(f"{jobs.url}/")
+    page.fill("#job-filter", "seed1")
+    assert _shown(page) == [beta]
