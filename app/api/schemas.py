@@ -29,13 +29,16 @@ from app.jobs.views import EvidenceOut as EvidenceOut
 from app.jobs.views import JobComparison as JobComparison
 from app.jobs.views import JobError as JobError
 from app.jobs.views import JobEstimate as JobEstimate
+from app.jobs.views import JobMetaIn as JobMetaIn
 from app.jobs.views import JobOut as JobOut
+from app.jobs.views import JobSubmission as JobSubmission
 from app.jobs.views import MainTaskOut as MainTaskOut
 from app.jobs.views import MetricGainOut as MetricGainOut
 from app.jobs.views import ProbeRunList as ProbeRunList
 from app.jobs.views import ProbeRunOut as ProbeRunOut
 from app.jobs.views import Progress as Progress
 from app.jobs.views import RankingOut as RankingOut
+from app.jobs.views import TopCandidate as TopCandidate
 
 
 class MixedTypes(BaseModel):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -31,7 +32,10 @@ from app.services import jobs as service
 from app.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-TEMPLATES.env.filters.update(signed=views.signed, number=views.number, percent=views.percent)
+TEMPLATES.env.filters.update(
+    signed=views.signed, number=views.number, percent=views.percent, duration=views.duration
+)
+TEMPLATES.env.globals["duration_s"] = views.duration_s
 TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend
 
 router = APIRouter(include_in_schema=False)
@@ -110,7 +114,8 @@ def jobs_page(
         return to_sign_in(request)
     status = status if status in STATUSES else None
     rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
-    jobs = [service.job_view(j, request) for j in rows[:PAGE_SIZE]]
+    tops = service.top_candidates(session, rows[:PAGE_SIZE])  # one rank-1 query
+    jobs = [service.job_view(j, request, top=tops.get(j.id)) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
     deleted = {
         r.id: views.dataset_ref(None, None, r.result)["name"]
@@ -144,11 +149,35 @@ def _dataset_names(session: Session, owner: str, ids: set[str | None]) -> dict[s
 
 @router.get("/submit", response_class=HTMLResponse)
 def submit_page(
-    request: Request, owner: OptionalOwnerDep, session: SessionDep, dataset: str | None = None
+    request: Request,
+    owner: OptionalOwnerDep,
+    session: SessionDep,
+    dataset: str | None = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
 ) -> Response:
+    """The submit form; ``?from={job_id}`` fills it with that job's spec (a clone, named
+    "<name> (copy)"), which the user edits before submitting."""
     if owner is None:
         return to_sign_in(request)
     settings = _settings(request)
+    clone: dict[str, object] | None = None
+    clone_missing = None
+    if from_:
+        source = repo.get(session, owner, from_)
+        if source is None:
+            clone_missing = from_
+        else:
+            spec = service.job_view(source, request).spec
+            clone = {
+                **spec.model_dump(mode="json", exclude_none=True),
+                # Only the knobs it set away from their defaults: the form shows the
+                # defaults of the rest, and a default the user changes stays consistent.
+                "budget": spec.budget.model_dump(mode="json", exclude_defaults=True),
+                "name": f"{source.name} (copy)",
+                "tags": list(source.tags or []),  # the note is the source's own
+                "from": source.id,
+            }
+            dataset = spec.dataset_id
     datasets = [
         {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
         for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
@@ -165,6 +194,8 @@ def submit_page(
                 for name, knobs in engine.RECIPES.items()
             },
             "default_recipe": engine.DEFAULT_RECIPE,
+            "clone": clone,
+            "clone_missing": clone_missing,
             "limits": {
                 "seeds": settings.max_seeds,
                 "epochs": settings.max_epochs,
@@ -172,6 +203,40 @@ def submit_page(
             },
         },
     )
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    owner: OptionalOwnerDep,
+    session: SessionDep,
+    a: str | None = None,
+    b: str | None = None,
+    job: Annotated[list[str] | None, Query(max_length=10)] = None,
+) -> Response:
+    """Two jobs' rankings side by side: ``?a=&b=``, or ``?job=&job=`` as the jobs
+    list's checkboxes send it without script. It renders GET /api/v1/jobs/compare's
+    answer (the same service), its problems (404, 409) as the page's message."""
+    if owner is None:
+        return to_sign_in(request)
+    picked = [i for i in (a, b) if i] if a or b else list(job or [])
+    if len(picked) != 2 or any(len(i) > 40 for i in picked):
+        return _render(
+            request,
+            "compare.html",
+            {"comparison": None, "problem": "Select two jobs on the jobs list to compare."},
+            status_code=200 if not picked else 422,
+        )
+    try:
+        comparison = service.compare(session, owner, picked[0], picked[1])
+    except ProblemError as exc:
+        return _render(
+            request,
+            "compare.html",
+            {"comparison": None, "problem": exc.detail},
+            status_code=exc.status,
+        )
+    return _render(request, "compare.html", {"comparison": comparison, "problem": None})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
@@ -413,3 +414,26 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def duration_s(
+    started: datetime | None, finished: datetime | None, now: datetime | None = None
+) -> float | None:
+    """Seconds a job ran: from its start to its end, or to now while it runs; None
+    before it started."""
+    if started is None:
+        return None
+    end = finished or now or datetime.now(UTC)
+    return max((end - started).total_seconds(), 0.0)
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as people read it: 42 s, 3 min 5 s, 2 h 7 min (jobs.js writes the same)."""
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"

@@ -114,6 +114,10 @@ class Job(Base):
     # The input (feature) columns the job trains on, decided at submission from its
     # `features` or the data set's column roles, and kept whatever happens to the roles.
     inputs: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The owner's metadata, outside the spec (which is what trains): tags and a note,
+    # editable at any time (PATCH /api/v1/jobs/{id}); null for jobs from before them.
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

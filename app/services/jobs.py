@@ -20,9 +20,20 @@ from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.db.session import session_scope
 from app.errors import ProblemError, found
+from app.jobs import results
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
-from app.jobs.views import JobError, JobEstimate, JobOut, Progress
+from app.jobs.views import (
+    META_FIELDS,
+    JobComparison,
+    JobError,
+    JobEstimate,
+    JobMetaIn,
+    JobOut,
+    JobSubmission,
+    Progress,
+    TopCandidate,
+)
 from app.services.checks import Checked, check
 from app.services.datasets import new_id
 from app.settings import Settings
@@ -111,7 +122,10 @@ def create(
         owner=owner,
         name=name,
         dataset_id=spec.dataset_id,
-        spec=spec.model_dump(mode="json"),
+        # The spec alone (what trains); a submission's tags and note are the job's.
+        spec=spec.model_dump(mode="json", exclude=set(META_FIELDS)),
+        tags=list(dict.fromkeys(spec.tags)) if isinstance(spec, JobSubmission) else [],
+        note=spec.note if isinstance(spec, JobSubmission) else "",
         status=JobStatus.QUEUED,
         progress_total=checked.cost.probe_epochs,
         estimate=checked.cost.to_dict(),
@@ -173,7 +187,48 @@ def cancel(session: Session, owner: str, job_id: str) -> Job:
     return job
 
 
-def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = True) -> JobOut:
+def top_candidates(session: Session, jobs: list[Job]) -> dict[str, TopCandidate]:
+    """The rank-1 candidate of each succeeded job among ``jobs`` (one query)."""
+    ids = [j.id for j in jobs if j.status == JobStatus.SUCCEEDED]
+    return {
+        job_id: TopCandidate(name=row.name, verdict=row.verdict, gain=row.gain)
+        for job_id, row in repo.top_candidates(session, ids).items()
+    }
+
+
+def compare(session: Session, owner: str, a: str, b: str) -> JobComparison:
+    """Two succeeded jobs' rankings side by side (GET /api/v1/jobs/compare and the
+    dashboard's compare page): 404 for a job not found, 409 for one without a final
+    ranking, its detail naming the side."""
+    jobs = [require(session, owner, job_id) for job_id in (a, b)]  # 404s first
+    views = []
+    for side, job in zip(("a", "b"), jobs, strict=True):
+        try:
+            views.append(results.ranking_view(job, repo.scores(session, job.id)))
+        except ProblemError as exc:
+            exc.detail = f"Job {side} ({job.id}): {exc.detail}"
+            raise
+    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
+
+
+def update_meta(session: Session, owner: str, job_id: str, meta: JobMetaIn) -> Job:
+    """Set a job's tags and/or note (a field left out is kept); any status."""
+    job = require(session, owner, job_id)
+    if meta.tags is not None:
+        job.tags = list(dict.fromkeys(meta.tags))  # duplicates dropped, order kept
+    if meta.note is not None:
+        job.note = meta.note
+    session.flush()
+    return job
+
+
+def job_view(
+    job: Job | SimpleNamespace,
+    request: Request,
+    *,
+    validate: bool = True,
+    top: TopCandidate | None = None,
+) -> JobOut:
     """A job as the API shows it (from the ORM row, or the status poll's columns)."""
     # What request.url_for("get_job", ...) gives, without its search of every route
     # (8 % of a status poll): the job's published path on this request's base URL.
@@ -218,6 +273,9 @@ def job_view(job: Job | SimpleNamespace, request: Request, *, validate: bool = T
         spec=job_spec,
         estimate=estimate,
         inputs=job.inputs,
+        tags=list(job.tags or []),
+        note=job.note or "",
+        top_candidate=top,
         links={
             "self": base,
             "ranking": f"{base}/ranking",

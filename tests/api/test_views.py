@@ -55,6 +55,8 @@ def _row(**overrides: object) -> SimpleNamespace:
             "data_memory_mb": 2.0,
         },
         "inputs": ["age", "income"],
+        "tags": ["baseline"],
+        "note": "a note",
         **overrides,
     }
     return SimpleNamespace(**values)
@@ -65,6 +67,7 @@ def test_the_poll_renders_the_validated_view():
         _row(),
         _row(status="failed", error_reason="worker_lost", error_detail="x", estimate=None),
         _row(inputs=None),
+        _row(tags=None, note=None),  # stored before tags and notes
         _row(progress_total=0, progress_done=0, finished_at=datetime(2026, 1, 2, tzinfo=UTC)),
     ):
         checked = job_view(row, REQUEST)

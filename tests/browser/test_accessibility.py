@@ -1,6 +1,7 @@
 """axe-core (vendored: tests/browser/vendor/axe-4.14.1.min.js, MPL-2.0, licence beside it)
 on the dashboard's pages in real Chromium, at desktop and phone width: no serious or
-critical violation on the job list, the job page or the submit form. Each page's full
+critical violation on the job list, the job page, the submit form (also filled as a
+clone of a job) or the compare page. Each page's full
 result is written under artifacts/axe/ (CI keeps it beside the screenshots)."""
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def finished_job(live: tuple[str, Settings]) -> str:
     return job_id
 
 
+@pytest.fixture(scope="module")
+def second_job(live: tuple[str, Settings], finished_job: str) -> str:
+    """Another finished job (another seed, one candidate), to compare with the first."""
+    url, _ = live
+    job_id = _submit(url, _upload(url, rows=400), SMALL, seed=1, candidates=[{"column": "noise_0"}])
+    assert _wait(url, job_id)["status"] == "succeeded"
+    return job_id
+
+
 def _violations(browser: Any, url: str, viewport: dict[str, int]) -> list[dict[str, Any]]:
     # The pages' Content-Security-Policy forbids injected scripts, so axe's context
     # bypasses it; the pages themselves are unchanged.
@@ -55,12 +65,23 @@ def _violations(browser: Any, url: str, viewport: dict[str, int]) -> list[dict[s
 
 
 @pytest.mark.parametrize("width", ["1280", "390"])
-@pytest.mark.parametrize("name", ["jobs", "job", "submit"])
+@pytest.mark.parametrize("name", ["jobs", "job", "submit", "clone", "compare"])
 def test_no_serious_accessibility_violations(
-    browser: Any, live: tuple[str, Settings], finished_job: str, name: str, width: str
+    browser: Any,
+    live: tuple[str, Settings],
+    finished_job: str,
+    second_job: str,
+    name: str,
+    width: str,
 ) -> None:
     url, _ = live
-    path = {"jobs": "/", "job": f"/jobs/{finished_job}", "submit": "/submit"}[name]
+    path = {
+        "jobs": "/",
+        "job": f"/jobs/{finished_job}",
+        "submit": "/submit",
+        "clone": f"/submit?from={finished_job}",
+        "compare": f"/compare?a={finished_job}&b={second_job}",
+    }[name]
     violations = _violations(browser, url + path, DESKTOP if width == "1280" else PHONE)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}-{width}.json").write_text(json.dumps(violations, indent=2))

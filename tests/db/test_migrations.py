@@ -103,3 +103,35 @@ def test_column_roles_migration_keeps_old_jobs_inputs_and_infers_old_roles(db_ur
     assert "inputs" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     assert "roles" not in {c["name"] for c in inspect(engine).get_columns("datasets")}
     engine.dispose()
+
+
+def test_job_tags_note_migration_keeps_old_jobs_and_goes_down(db_url):
+    """0006 adds jobs.tags and jobs.note, null for the jobs already stored (shown as no
+    tags and an empty note); down again drops them and keeps the jobs."""
+    import json
+
+    from sqlalchemy import text
+
+    migrate.upgrade(db_url, "0005")
+    engine = create_engine(db_url)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO jobs (id, owner, name, spec, status, progress_done,"
+                " progress_total, attempt, lost_count, cancel_requested, created_at)"
+                " VALUES ('job_1', 'o', 'j', :spec, 'queued', 0, 0, 0, 0, false, '2026-01-01')"
+            ),
+            {"spec": json.dumps({"dataset_id": "ds_1"})},
+        )
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0006"
+    with engine.connect() as db:
+        assert db.execute(text("SELECT tags, note FROM jobs")).one() == (None, None)
+    with engine.begin() as db:
+        db.execute(text("UPDATE jobs SET tags = :t, note = 'n'"), {"t": json.dumps(["a"])})
+    migrate.downgrade(db_url, "0005")
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert not {"tags", "note"} & columns
+    with engine.connect() as db:
+        assert db.execute(text("SELECT id FROM jobs")).scalars().all() == ["job_1"]
+    engine.dispose()

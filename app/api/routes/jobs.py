@@ -25,18 +25,20 @@ from app.api.schemas import (
     JOB_EXAMPLE,
     JobComparison,
     JobList,
+    JobMetaIn,
     JobOut,
-    JobSpec,
     JobStatus,
+    JobSubmission,
     ProbeRunList,
     RankingOut,
 )
 from app.data.export import csv_bytes
 from app.db.models import Job
 from app.db.repositories import jobs as repo
-from app.errors import ProblemError, not_found
+from app.errors import not_found
 from app.jobs import results
 from app.jobs.status import ACTIVE
+from app.jobs.views import MAX_TAG_LENGTH
 from app.services import jobs as service
 from app.settings import Settings
 
@@ -73,12 +75,13 @@ def create_job(
     settings: SettingsDep,
     storage: StorageDep,
     owner: OwnerDep,
-    spec: Annotated[JobSpec, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
+    spec: Annotated[JobSubmission, Body(openapi_examples={"churn": {"value": JOB_EXAMPLE}})],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Submit a job. It is validated against the data set's columns and its data
     prepared as the worker will, now; then queued, and answered with 202 Accepted and a
-    Location to poll."""
+    Location to poll. `tags` and `note` are the job's metadata, kept beside its spec
+    (and editable later with PATCH), not in it."""
     sessions = request.app.state.sessions
     checked = service.precheck(sessions, storage, settings, owner, spec, idempotency_key)
     job, created = service.create(session, storage, settings, owner, spec, idempotency_key, checked)
@@ -98,13 +101,29 @@ def list_jobs(
     settings: SettingsDep,
     owner: OwnerDep,
     status: JobStatus | None = None,
+    tag: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_TAG_LENGTH, description="Jobs with this tag."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            description="Jobs whose name or a tag contains this text (ignoring case).",
+        ),
+    ] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_token: str | None = None,
 ) -> Page[JobOut]:
-    """Jobs, newest first; filter by status; cursor pagination."""
+    """Jobs, newest first; filter by status, tag and text; cursor pagination. Each
+    succeeded job carries its `top_candidate`."""
     size = clamp_page_size(page_size, settings.page_size_default, settings.page_size_max)
-    rows = repo.page(session, owner, status, decode_cursor(page_token), size)
-    return page_body(request, response, rows, size, lambda j: service.job_view(j, request))
+    rows = repo.page(session, owner, status, decode_cursor(page_token), size, tag=tag, q=q)
+    tops = service.top_candidates(session, rows[:size])
+    return page_body(
+        request, response, rows, size, lambda j: service.job_view(j, request, top=tops.get(j.id))
+    )
 
 
 @router.get(
@@ -125,15 +144,7 @@ def compare_jobs(
     """Two succeeded jobs' rankings side by side, aligned by candidate name: each
     candidate's rank, gain, interval and verdict in both, what changed from a to b, and
     the candidates only one of them ranked."""
-    jobs = [service.require(session, owner, job_id) for job_id in (a, b)]  # 404s first
-    views = []
-    for side, job in zip(("a", "b"), jobs, strict=True):
-        try:
-            views.append(results.ranking_view(job, repo.scores(session, job.id)))
-        except ProblemError as exc:
-            exc.detail = f"Job {side} ({job.id}): {exc.detail}"
-            raise
-    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
+    return service.compare(session, owner, a, b)
 
 
 @router.get(
@@ -182,6 +193,22 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={
+        404: PROBLEM,
+        422: {"description": "Too many or too long tags, or too long a note", **PROBLEM},
+    },
+)
+def update_job(
+    job_id: str, request: Request, session: SessionDep, owner: OwnerDep, meta: JobMetaIn
+) -> JobOut:
+    """Set the job's tags and/or note (its metadata; the spec, what trains, never
+    changes). A field left out is kept; `[]` and `""` clear them."""
+    return service.job_view(service.update_meta(session, owner, job_id, meta), request)
 
 
 @router.post(

@@ -29,6 +29,43 @@
     });
   }
 
+  // --- tags and note (PATCH /api/v1/jobs/{id}) ------------------------------------------
+  const metaForm = document.getElementById("meta-form");
+  if (metaForm) {
+    metaForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const status = document.getElementById("meta-status");
+      const tags = document.getElementById("meta-tags").value
+        .split(",").map((t) => t.trim()).filter(Boolean);
+      const note = document.getElementById("meta-note").value.trim();
+      status.textContent = "Saving…";
+      const response = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}`, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ tags, note }),
+      });
+      if (!response.ok) {
+        const problem = await problemOf(response);
+        const errors = (problem.errors || []).map((e) => `${e.field}: ${e.message}`);
+        status.textContent = errors.length ? errors.join(" ") : problem.detail || problem.title;
+        return;
+      }
+      const job = await response.json();
+      const shown = root.querySelector("#job-meta [data-field=tags]");
+      shown.replaceChildren();
+      if (job.tags.length) shown.append("Tags: ");
+      for (const tag of job.tags) {
+        const span = document.createElement("span");
+        span.className = "tag";
+        span.textContent = tag;
+        shown.append(span, " ");
+      }
+      root.querySelector("#job-meta [data-field=note]").textContent = job.note;
+      document.getElementById("meta-tags").value = job.tags.join(", ");
+      status.textContent = "Saved.";
+    });
+  }
+
   const cancel = document.getElementById("cancel");
   if (cancel) {
     cancel.addEventListener("click", async () => {

@@ -23,6 +23,16 @@
   let datasetId = null;
   const DATASET_ROLES = ["feature", "label", "id", "ignore"];
   let sent = { candidates: [], features: [] }; // which rows the last request's indexes name
+  // A clone (/submit?from=job): that job's spec, applied to the form once its data set's
+  // columns are read; its budget knobs the form does not show are sent as they were.
+  const cloneScript = $("clone-spec");
+  const clone = cloneScript ? JSON.parse(cloneScript.textContent) : null;
+  let pendingClone = clone;
+  const FORM_KNOBS = ["seeds", "epochs", "hidden", "lam", "batch_size", "lr", "patience",
+    "main_train_fraction", "subset_search"];
+  const cloneTasks = new Map(
+    clone ? clone.candidates.filter((t) => !t.dataset_id || t.dataset_id === clone.dataset_id)
+      .map((t) => [t.column, t]) : []);
 
   // --- errors next to fields -----------------------------------------------------------
   function clearErrors() {
@@ -164,6 +174,53 @@
     tbody.replaceChildren(...profile.map(columnRow));
     tasks.disabled = false;
     syncMain();
+    if (pendingClone && dataset.id === pendingClone.dataset_id) {
+      applyCloneTasks(pendingClone);
+      pendingClone = null;
+    }
+  }
+
+  // The clone's tasks: its main task, its candidates (with their kinds) and, when it
+  // named them, its features; every other column ignored.
+  function applyCloneTasks(job) {
+    mainColumn.value = job.main_task.column;
+    syncMain();
+    if (job.main_task.kind) $("main-kind").value = job.main_task.kind;
+    const features = job.features ? new Set(job.features) : null;
+    for (const row of tbody.rows) {
+      const column = row.dataset.column;
+      if (row.dataset.role === "main") continue;
+      const role = row.querySelector("select.role");
+      const task = cloneTasks.get(column);
+      let value = role.value;
+      if (task) value = "candidate";
+      else if (features) value = features.has(column) ? "feature" : "ignored";
+      else if (value === "candidate") value = jobRoleOf(column);
+      row.dataset.touched = "1";
+      role.value = value;
+      role.dispatchEvent(new Event("change"));
+      if (task && task.kind) row.querySelector("select.kind").value = task.kind;
+    }
+    counts();
+  }
+
+  // The clone's settings that need no data set: name, method, metric, recipe, seed, knobs.
+  function applyCloneSettings(job) {
+    $("name").value = job.name || "";
+    $("tags").value = (job.tags || []).join(", ");
+    $("method").value = job.method;
+    $("metric").value = job.metric;
+    $("recipe").value = job.recipe;
+    $("seed").value = job.seed;
+    const budget = job.budget || {};
+    for (const knob of FORM_KNOBS) {
+      const input = $(knob);
+      const value = budget[knob];
+      if (value === undefined) continue; // the default, which the form shows already
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else if (value === null) input.value = "";
+      else input.value = Array.isArray(value) ? value.join(", ") : String(value);
+    }
   }
 
   function columnRow(col) {
@@ -380,7 +437,11 @@
       main_task: { column: mainColumn.value },
       candidates: candidates.map((r) => {
         const kind = r.querySelector("select.kind").value;
-        return kind ? { column: r.dataset.column, kind } : { column: r.dataset.column };
+        const task = cloneTasks.get(r.dataset.column);
+        const named = task && task.name && task.name !== task.column ? { name: task.name } : {};
+        return kind
+          ? { ...named, column: r.dataset.column, kind }
+          : { ...named, column: r.dataset.column };
       }),
       method: $("method").value,
       metric: $("metric").value,
@@ -401,8 +462,22 @@
         subset_search: $("subset_search").checked,
       },
     };
+    if (clone && clone.dataset_id === body.dataset_id) {
+      // The clone's knobs the form does not show go as they were (those it shows, as
+      // the form says now); its main task keeps its name.
+      const kept = Object.fromEntries(Object.entries(clone.budget || {})
+        .filter(([k, v]) => !FORM_KNOBS.includes(k) && v !== null));
+      body.budget = { ...kept, ...body.budget };
+      const main = clone.main_task;
+      if (main.column === body.main_task.column && main.name && main.name !== main.column) {
+        body.main_task.name = main.name;
+      }
+    }
     if ($("main-kind").value) body.main_task.kind = $("main-kind").value;
     if ($("name").value.trim()) body.name = $("name").value.trim();
+    const tags = $("tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+    if (tags.length) body.tags = tags;
+    if ($("note").value.trim()) body.note = $("note").value.trim();
     if (!same) body.features = sent.features;
     return body;
   }
@@ -439,6 +514,7 @@
     }
   });
 
+  if (clone) applyCloneSettings(clone);
   showRecipe();
   if (datasetSelect.value) pick(datasetSelect.value);
 })();

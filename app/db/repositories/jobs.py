@@ -4,12 +4,13 @@ idempotency keys, quotas, counts, stored probe runs and rankings. The worker's s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import Dialect, Engine, bindparam, func, inspect, select
+from sqlalchemy import Dialect, Engine, String, bindparam, cast, func, inspect, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -110,13 +111,52 @@ def get_any(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
+def _like(text: str) -> str:
+    """``text`` as a LIKE pattern's literal part (escaped with ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def page(
-    session: Session, owner: str, status: str | None, cursor: Cursor | None, size: int
+    session: Session,
+    owner: str,
+    status: str | None,
+    cursor: Cursor | None,
+    size: int,
+    *,
+    tag: str | None = None,
+    q: str | None = None,
 ) -> list[Job]:
+    """A page of ``owner``'s jobs, newest first: in ``status``, carrying ``tag``
+    (exactly), and whose name or a tag contains ``q`` (ignoring case)."""
     query = select(Job).where(Job.owner == owner)
     if status is not None:
         query = query.where(Job.status == status)
+    # Tags are a JSON list stored as json.dumps writes it on both databases (PostgreSQL's
+    # json type keeps the text as sent): a tag is in it exactly when its JSON string,
+    # quotes included, is in that text.
+    tags_text = cast(Job.tags, String)
+    if tag is not None:
+        query = query.where(tags_text.like(f"%{_like(json.dumps(tag))}%", escape="\\"))
+    if q is not None:
+        pattern = f"%{_like(q)}%"
+        query = query.where(
+            or_(
+                Job.name.ilike(pattern, escape="\\"),
+                tags_text.ilike(f"%{_like(json.dumps(q)[1:-1])}%", escape="\\"),
+            )
+        )
     return list(session.scalars(newest_first(query, Job, cursor, size)))
+
+
+def top_candidates(session: Session, job_ids: list[str]) -> dict[str, CandidateScore]:
+    """The rank-1 row of each of these jobs' stored rankings (succeeded jobs have one):
+    one indexed query over candidate_scores for the page, not every job's ranking."""
+    if not job_ids:
+        return {}
+    rows = session.scalars(
+        select(CandidateScore).where(CandidateScore.job_id.in_(job_ids), CandidateScore.rank == 1)
+    )
+    return {row.job_id: row for row in rows}
 
 
 def find_idempotent(session: Session, owner: str, key: str) -> IdempotencyKey | None:
