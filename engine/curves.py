@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.evidence import LabelCoverage
+from engine.metrics import HIGHER_IS_BETTER, MetricName
+from engine.scoring import paired_gain
 
 if TYPE_CHECKING:  # engine.ranking imports this module; only the types are needed
     from engine.ranking import BaselineAdvice, CandidateAdvice
@@ -54,9 +56,14 @@ class MechanismHint:
     per share: those of its training rows whose main label also trains.
     ``aux_only`` per share: its labelled training rows whose main label does not train
     (``train_labelled`` − ``train_overlap``): where it can act as data augmentation.
-    ``gains`` per share: its paired gain. ``helps_at``: the shares whose interval lies
-    above zero. ``persists``: whether it still helps at the largest share (None when
-    it helps at none). ``text``: the hint in one sentence, or None.
+    ``gains`` per share: its paired gain. ``helps_at``: the shares where it is called
+    ``helpful`` (interval above zero and q-value gated, as in the ranking).
+    ``persists``: whether it still helps at the largest share (None when it helps at
+    none). ``fade`` (with its 95% t-interval ``fade_ci_low`` /
+    ``fade_ci_high``): its gain at the smallest share minus its gain at the largest,
+    paired replicate by replicate over the ``fade_n`` replicates both shares ran
+    (positive: it helps more when main labels are few; NaN with one share). ``text``:
+    the hint in one sentence, or None.
     """
 
     name: str
@@ -67,15 +74,21 @@ class MechanismHint:
     gains: tuple[float, ...]
     helps_at: tuple[float, ...]
     persists: bool | None
+    fade: float
+    fade_ci_low: float
+    fade_ci_high: float
+    fade_n: int
     text: str | None
 
 
 def mechanism_hints(
-    fractions: Sequence[FractionAdvice], coverage: Sequence[Sequence[LabelCoverage]]
+    fractions: Sequence[FractionAdvice],
+    coverage: Sequence[Sequence[LabelCoverage]],
+    metric: MetricName,
 ) -> tuple[MechanismHint, ...]:
     """One hint per candidate from each share's advice and its label coverage
     (``coverage[i]`` is :func:`engine.evidence.label_coverage` under share i's splits,
-    in candidate order)."""
+    in candidate order), on the job's primary ``metric``."""
     shares = tuple(f.main_train_fraction for f in fractions)
     by_share = [{c.name: c for c in f.candidates} for f in fractions]
     hints = []
@@ -87,9 +100,18 @@ def mechanism_hints(
         helps_at = tuple(
             share
             for share, s in zip(shares, by_share, strict=True)
-            if name in s and s[name].ci_low > 0
+            if name in s and s[name].verdict == "helpful"
         )
         persists = None if not helps_at else shares[-1] in helps_at
+        small = _gains_by_replicate(fractions[0].runs, index, metric)
+        large = _gains_by_replicate(fractions[-1].runs, index, metric)
+        both = sorted(set(small) & set(large)) if len(fractions) > 1 else []
+        # paired_gain orients by the metric; the per-replicate gains are already
+        # oriented, so order the pair to get small − large either way.
+        pair = ([large[r] for r in both], [small[r] for r in both])
+        fade = paired_gain(
+            *(pair if HIGHER_IS_BETTER[metric] else pair[::-1]), metric, test_train_ratio=0.0
+        )
         hints.append(
             MechanismHint(
                 name=name,
@@ -100,7 +122,11 @@ def mechanism_hints(
                 gains=gains,
                 helps_at=helps_at,
                 persists=persists,
-                text=_hint_text(shares, helps_at, aux_only, gains),
+                fade=fade.gain,
+                fade_ci_low=fade.ci_low,
+                fade_ci_high=fade.ci_high,
+                fade_n=fade.n,
+                text=_hint_text(shares, helps_at, aux_only, fade.ci_low),
             )
         )
     return tuple(hints)
@@ -110,7 +136,7 @@ def _hint_text(
     shares: tuple[float, ...],
     helps_at: tuple[float, ...],
     aux_only: tuple[float, ...],
-    gains: tuple[float, ...],
+    fade_ci_low: float,
 ) -> str | None:
     if not helps_at:
         return None
@@ -123,17 +149,35 @@ def _hint_text(
             else "its labels add no rows there, so data augmentation alone does not explain it"
         )
         return f"Hint: still helps at {largest:g} of the main labels; {where}."
-    fading = math.isfinite(gains[0]) and math.isfinite(gains[-1]) and gains[0] > gains[-1]
+    fading = fade_ci_low > 0  # paired: larger at the smallest share beyond its interval
     return (
         f"Hint: helps at {', '.join(f'{s:g}' for s in helps_at)} of the main labels but "
         f"not at {largest:g}"
         + (
-            " and its gain shrinks as they grow: consistent with data augmentation or "
+            " and its gain shrinks as they grow (paired over replicates): consistent with "
+            "data augmentation or "
             "regularisation, effects that fade with more main labels (Ruder 2017, §4)."
             if fading
             else "."
         )
     )
+
+
+def _gains_by_replicate(
+    runs: Sequence[ProbeRun], candidate: int, metric: MetricName
+) -> dict[int, float]:
+    """Candidate ``candidate``'s gain per replicate in ``runs`` (oriented: positive is
+    better), over the replicates where both it and the baseline have a result."""
+    base = {r.spec.replicate: r.metrics[metric] for r in runs if r.spec.is_baseline}
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return {
+        r.spec.replicate: sign * (r.metrics[metric] - base[r.spec.replicate])
+        for r in runs
+        if r.spec.aux == (candidate,)
+        and r.error is None
+        and r.spec.replicate in base
+        and math.isfinite(r.metrics[metric] - base[r.spec.replicate])
+    }
 
 
 def candidate_row(c: CandidateAdvice) -> dict[str, Any]:
@@ -181,6 +225,7 @@ def fraction_rows(
                 row["train_overlap"] = hint.train_overlap[i]
                 row["aux_only_rows"] = hint.aux_only[i]
                 row["persists"] = hint.persists
+                row["fade"] = hint.fade
                 row["hint"] = hint.text
             rows.append(row)
     rows.sort(key=lambda r: (position.get(r["candidate"], len(order)), r["main_train_fraction"]))

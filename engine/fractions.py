@@ -93,7 +93,7 @@ def advise_fractions(
         )
         coverage.append(label_coverage(problem, splits))
     assert advice is not None  # the budget holds at least one share here
-    return combine(advice, plan, answers, coverage, chunks)
+    return combine(advice, plan, answers, coverage, chunks, metric)
 
 
 def combine(
@@ -102,6 +102,7 @@ def combine(
     answers: Sequence[FractionAdvice],
     coverage: Sequence[Sequence[LabelCoverage]],
     chunks: int,
+    metric: MetricName,
 ) -> Advice:
     """The largest share's ``largest`` advice with every share's answer attached."""
     return replace(
@@ -109,7 +110,7 @@ def combine(
         budget=asdict(plan),
         chunks=chunks,
         fractions=tuple(answers),
-        hints=mechanism_hints(answers, coverage),
+        hints=mechanism_hints(answers, coverage, metric),
     )
 
 

@@ -93,9 +93,16 @@ def test_to_frame_has_a_row_per_candidate_and_share(family_advice):
     frame = advice.to_frame()
     assert len(frame) == len(family.candidates) * 3
     assert set(frame.groupby("candidate")["main_train_fraction"].apply(tuple)) == {(0.1, 0.5, 1.0)}
-    assert {"gain", "ci_low", "ci_high", "verdict", "aux_only_rows", "persists", "hint"} <= set(
-        frame.columns
-    )
+    assert {
+        "gain",
+        "ci_low",
+        "ci_high",
+        "verdict",
+        "aux_only_rows",
+        "persists",
+        "fade",
+        "hint",
+    } <= set(frame.columns)
     # Fewer main labels leave more candidate-labelled rows without a main label.
     rows = frame[frame["candidate"] == family.candidates[0]]
     assert rows["aux_only_rows"].is_monotonic_decreasing
@@ -110,6 +117,10 @@ def test_most_related_candidate_helps_most_with_few_main_labels(family_advice):
     assert gains[0] > 0
     hint = next(h for h in advice.hints if h.name == best)
     assert hint.gains == pytest.approx(gains)
+    # The fade is the paired difference over the replicates both shares ran (all three
+    # here, without racing): the same as the difference of the mean gains.
+    assert hint.fade_n == 3
+    assert hint.fade == pytest.approx(gains[0] - gains[-1])
     # Without main labels the baseline is worse: the curve's other half.
     base = [f.baseline.metrics["loss"] for f in advice.fractions]
     assert base[0] > base[-1]
