@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from engine.budget import Budget
 from engine.chunks import resolve_device
 from engine.curves import FractionAdvice, mechanism_hints
+from engine.errors import TooFewRowsError
 from engine.evidence import LabelCoverage, label_coverage
 from engine.methods import Method
 from engine.metrics import MetricName
@@ -32,6 +33,7 @@ from engine.pipeline import LocalRunner, execute, planned_epochs, splits_for
 from engine.problem import Problem
 from engine.ranking import Advice
 from engine.scoring import IntervalMethod
+from engine.splits import Splits
 from engine.training import ProgressFn
 from engine.training_data import TrainingData
 
@@ -63,9 +65,10 @@ def advise_fractions(
     coverage: list[list[LabelCoverage]] = []
     chunks = 0
     advice: Advice | None = None
-    for i, share in enumerate(shares):
+    # Every share's splits first (cheap): a share too small fails before any training.
+    all_splits = [_splits_at(problem, plan, share, seed) for share in shares]
+    for i, (share, splits) in enumerate(zip(shares, all_splits, strict=True)):
         at = share_budget(plan, share)
-        splits = splits_for(problem, at, seed)
         data = TrainingData(problem, splits, resolve_device(device))
         runner = LocalRunner(data, at, seed, metric)
         advice = execute(
@@ -112,6 +115,20 @@ def combine(
         fractions=tuple(answers),
         hints=mechanism_hints(answers, coverage, metric),
     )
+
+
+def _splits_at(problem: Problem, plan: Budget, share: float, seed: int) -> Splits:
+    """One share's splits; too few rows at it is an error of ``main_train_fractions``."""
+    try:
+        return splits_for(problem, share_budget(plan, share), seed)
+    except TooFewRowsError as exc:
+        if exc.field != "budget.main_train_fraction":
+            raise
+        raise TooFewRowsError(
+            f"At main_train_fractions share {share:g}: {exc.message}",
+            field="budget.main_train_fractions",
+            hint="Raise the smallest share, or add labelled rows.",
+        ) from exc
 
 
 def _shifted(progress: ProgressFn | None, offset: int, total: int) -> ProgressFn | None:

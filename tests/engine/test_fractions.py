@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import Budget, SpecError, advise, make_splits, make_task_family, prepare
+from engine import (
+    Budget,
+    SpecError,
+    TooFewRowsError,
+    advise,
+    make_splits,
+    make_task_family,
+    prepare,
+)
 from engine.fractions import share_budget
 from engine.pipeline import splits_for
 
@@ -55,6 +63,13 @@ def test_budget_checks_and_orders_the_shares():
         Budget(main_train_fractions=[0.0, 0.5])
     with pytest.raises(SpecError, match="main_train_fraction must be left at 1"):
         Budget(main_train_fractions=[0.5], main_train_fraction=0.2)
+
+
+def test_a_share_too_small_fails_before_training():
+    frame = make_task_family(n_rows=60, n_features=4, relatedness=(0.9,), n_noise=0).frame
+    with pytest.raises(TooFewRowsError, match=r"share 0\.01") as info:
+        advise(frame, "y", ["rel_0_0.90"], main_train_fractions=[0.01, 1.0], **QUICK)
+    assert info.value.field == "budget.main_train_fractions"
 
 
 @pytest.fixture(scope="module")
