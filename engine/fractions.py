@@ -59,7 +59,7 @@ def advise_fractions(
     combine the answers: the largest share's advice, with every share's in
     ``fractions`` and the candidates' mechanism hints in ``hints``."""
     shares = plan.main_train_fractions
-    per_share = planned_epochs(method, plan, len(problem.candidates))
+    per_share = planned_epochs(method, share_budget(plan, shares[0]), len(problem.candidates))
     total = per_share * len(shares)
     answers: list[FractionAdvice] = []
     coverage: list[list[LabelCoverage]] = []

@@ -256,7 +256,8 @@ def execute(
 
 def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
     """The most probe-epochs a job can take: the screening run, the paired probes and
-    the whole subset-search budget (a search that stops early finishes sooner)."""
+    the whole subset-search budget (a search that stops early finishes sooner), at
+    every share of ``main_train_fractions``."""
     total = 0
     probed = n_candidates
     if method != "probe":
@@ -270,7 +271,7 @@ def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
         total += budget.replicate_cap * (1 + probed) * budget.epochs
     if budget.subset_search:
         total += budget.subset_budget * budget.seeds * budget.epochs
-    return total
+    return total * max(1, len(budget.main_train_fractions))  # a run per share
 
 
 def check_metric(metric: str, problem: Problem) -> None:

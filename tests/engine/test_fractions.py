@@ -3,6 +3,7 @@ splits; one row per candidate and share; without the option nothing changes; on 
 synthetic family the most related candidate helps most when main labels are few."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,15 +11,17 @@ import pytest
 
 from engine import (
     Budget,
+    JobShape,
     SpecError,
     TooFewRowsError,
     advise,
+    estimate_cost,
     make_splits,
     make_task_family,
     prepare,
 )
 from engine.fractions import share_budget
-from engine.pipeline import splits_for
+from engine.pipeline import planned_epochs, splits_for
 
 SHARES = (0.1, 0.25, 0.5, 1.0)
 # The quick recipe, three replicates, no racing: about 1 s per share on one core.
@@ -72,22 +75,34 @@ def test_a_share_too_small_fails_before_training():
     assert info.value.field == "budget.main_train_fractions"
 
 
+def test_planned_work_and_cost_count_every_share():
+    one = Budget(seeds=3, max_replicates=6, epochs=20)
+    four = replace(one, main_train_fractions=SHARES)
+    assert planned_epochs("probe", four, 5) == 4 * planned_epochs("probe", one, 5)
+    shape = JobShape(rows=1000, n_features=10, n_candidates=5)
+    assert estimate_cost("probe", four, shape).flops == pytest.approx(
+        4 * estimate_cost("probe", one, shape).flops
+    )
+
+
 @pytest.fixture(scope="module")
 def family_advice():
     family = make_task_family(n_rows=800, n_features=16, relatedness=(0.95,), n_noise=1, seed=0)
+    calls: list[tuple[int, int]] = []
     advice = advise(
         family.frame,
         family.main,
         list(family.candidates),
         seed=0,
         main_train_fractions=[0.1, 0.5, 1.0],
+        progress=lambda done, total: calls.append((done, total)),
         **QUICK,
     )
-    return family, advice
+    return family, advice, calls
 
 
 def test_each_share_is_the_job_at_that_share(family_advice):
-    family, advice = family_advice
+    family, advice, _ = family_advice
     assert [f.main_train_fraction for f in advice.fractions] == [0.1, 0.5, 1.0]
     # A share's answer is what a job at that main_train_fraction alone gives: the same
     # splits, initialisation, minibatch order, so the same numbers.
@@ -98,13 +113,18 @@ def test_each_share_is_the_job_at_that_share(family_advice):
     assert share.main_train < advice.fractions[-1].main_train
     for c in alone.candidates:
         assert next(x for x in share.candidates if x.name == c.name).per_seed == c.per_seed
+    # One progress bar over the three shares' runs.
+    calls = family_advice[2]
+    assert {total for _, total in calls} == {3 * 3 * (1 + 2) * 30}
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert calls[-1][0] == calls[-1][1]
     # The headline is the largest share's.
     assert advice.candidates == advice.fractions[-1].candidates
     assert advice.runs == advice.fractions[-1].runs
 
 
 def test_to_frame_has_a_row_per_candidate_and_share(family_advice):
-    family, advice = family_advice
+    family, advice, _ = family_advice
     frame = advice.to_frame()
     assert len(frame) == len(family.candidates) * 3
     assert set(frame.groupby("candidate")["main_train_fraction"].apply(tuple)) == {(0.1, 0.5, 1.0)}
@@ -125,7 +145,7 @@ def test_to_frame_has_a_row_per_candidate_and_share(family_advice):
 
 
 def test_most_related_candidate_helps_most_with_few_main_labels(family_advice):
-    family, advice = family_advice
+    family, advice, _ = family_advice
     best = max(family.relatedness, key=family.relatedness.get)
     gains = [next(c for c in f.candidates if c.name == best).gain for f in advice.fractions]
     assert gains[0] > gains[-1], gains
