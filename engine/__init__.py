@@ -9,6 +9,7 @@ from engine.budget import PROXY_NAMES, SHARINGS, Bounds, Budget, ProxyName, Shar
 from engine.chem import morgan_fingerprints
 from engine.chunks import resolve_device, run_probes, train_chunks
 from engine.cost import CostEstimate, JobShape, estimate_cost
+from engine.curves import FractionAdvice, MechanismHint
 from engine.errors import (
     Cancelled,
     EngineError,
@@ -137,6 +138,7 @@ __all__ = [
     "EngineError",
     "FeatureConfig",
     "FeaturisationError",
+    "FractionAdvice",
     "IntervalMethod",
     "JobShape",
     "LabelCoverage",
@@ -145,6 +147,7 @@ __all__ = [
     "LabelProblem",
     "LabelStats",
     "LocalRunner",
+    "MechanismHint",
     "Method",
     "MetricGain",
     "MetricName",

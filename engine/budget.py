@@ -95,6 +95,12 @@ class Budget:
     hidden: trunk layer widths. lam: weight λ of each auxiliary loss.
     main_train_fraction: share of the main task's training labels kept (the rest of
     those rows still carry auxiliary labels), to study the low-data regime.
+    main_train_fractions: several such shares in one job (see :mod:`engine.fractions`):
+    the job runs at each, on nested splits (a replicate's kept main rows at a smaller
+    share are a prefix of those at a larger one; validation and test rows, the
+    initialisation, minibatch order and dropout masks are the same at every share), so
+    a candidate's gain-versus-share curve is a paired comparison. Empty (default): the
+    single ``main_train_fraction``.
     memory_mb: cap on the memory one batched training chunk may take; larger jobs are
     split into chunks that train one after another.
 
@@ -151,6 +157,14 @@ class Budget:
     main_train_fraction: float = option(
         1.0, "Share of the main task's training labels kept.", gt=0, le=1
     )
+    main_train_fractions: tuple[float, ...] = option(
+        (),
+        "Shares of the main task's training labels to run the job at, each in (0, 1] "
+        "(nested, paired splits); empty runs main_train_fraction alone.",
+        gt=0,
+        le=1,
+        min_items=0,
+    )
     val_fraction: float = option(0.2, "Share of main labels held out for validation.", gt=0, lt=1)
     test_fraction: float = option(0.2, "Share of main labels held out for testing.", gt=0, lt=1)
     memory_mb: float = option(2048, "Most memory one training chunk may take.", gt=0)
@@ -188,12 +202,16 @@ class Budget:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        fractions = tuple(sorted({float(f) for f in self.main_train_fractions}))
+        object.__setattr__(self, "main_train_fractions", fractions)
         for f in fields(self):
             bounds = self.bounds(f.name)
             value = getattr(self, f.name)
             if bounds.min_items is not None:
                 _check(len(value) >= bounds.min_items, f.name, "needs at least one layer width")
-                _check(all(bounds.admits(h) for h in value), f.name, "widths must be positive")
+                each = "widths must be positive" if f.name == "hidden" else ""
+                each = each or f"items must each be {bounds.describe()}"
+                _check(all(bounds.admits(h) for h in value), f.name, each)
             elif bounds.limited and value is not None:
                 number = isinstance(value, int | float) and not isinstance(value, bool)
                 _check(number and bounds.admits(value), f.name, f"must be {bounds.describe()}")
@@ -201,6 +219,11 @@ class Budget:
             self.val_fraction + self.test_fraction < 0.9,
             "test_fraction",
             "validation and test fractions together must leave rows to train on",
+        )
+        _check(
+            not self.main_train_fractions or self.main_train_fraction == 1.0,
+            "main_train_fraction",
+            "must be left at 1 when main_train_fractions is set (list the shares there)",
         )
         _check(
             self.proxy_rows in PROXY_ROWS, "proxy_rows", f"must be one of {', '.join(PROXY_ROWS)}"

@@ -78,7 +78,10 @@ def advise(
     ``screen+probe`` screens, then probes the ``confirm_top`` best-screened candidates
     and ``confirm_random`` others, and reports how well the proxy ranked them (see
     :mod:`engine.methods`). ``subset_search=True`` adds a greedy search for a set of
-    candidates to train together (see :mod:`engine.subsets`). ``progress`` gets
+    candidates to train together (see :mod:`engine.subsets`).
+    ``main_train_fractions=[0.1, 0.25, 0.5, 1.0]`` runs the job at each share of the
+    main task's training labels on nested, paired splits (see :mod:`engine.fractions`;
+    ``Advice.fractions`` and ``to_frame()`` give every share). ``progress`` gets
     (probe-epochs done, planned total) over all of it; a screening run counts
     ``seeds × screen_epochs``, the subset search its whole ``subset_budget``.
 
@@ -92,6 +95,20 @@ def advise(
     )
     check_metric(metric, problem)
     check_interval(interval)
+    if plan.main_train_fractions:  # one run per share (engine.fractions)
+        from engine.fractions import advise_fractions  # it builds on this module
+
+        return advise_fractions(
+            problem,
+            plan,
+            seed=seed,
+            device=device,
+            metric=metric,
+            interval=interval,
+            method=method,
+            recipe=recipe,
+            progress=progress,
+        )
     splits = splits_for(problem, plan, seed)
     runner = LocalRunner(TrainingData(problem, splits, resolve_device(device)), plan, seed, metric)
     return execute(
@@ -239,7 +256,8 @@ def execute(
 
 def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
     """The most probe-epochs a job can take: the screening run, the paired probes and
-    the whole subset-search budget (a search that stops early finishes sooner)."""
+    the whole subset-search budget (a search that stops early finishes sooner), at
+    every share of ``main_train_fractions``."""
     total = 0
     probed = n_candidates
     if method != "probe":
@@ -253,7 +271,7 @@ def planned_epochs(method: str, budget: Budget, n_candidates: int) -> int:
         total += budget.replicate_cap * (1 + probed) * budget.epochs
     if budget.subset_search:
         total += budget.subset_budget * budget.seeds * budget.epochs
-    return total
+    return total * max(1, len(budget.main_train_fractions))  # a run per share
 
 
 def check_metric(metric: str, problem: Problem) -> None:

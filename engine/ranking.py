@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.budget import Budget
+from engine.curves import FractionAdvice, MechanismHint, candidate_row, fraction_rows
 from engine.evidence import LabelEvidence
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
 from engine.recipes import DEFAULT_RECIPE, ESTIMAND, describe_recipe
@@ -193,7 +194,10 @@ class Advice:
     have several ``aux``) for plots and audits. ``method`` is ``probe``, ``screen``
     (proxies only: no gains or intervals) or ``screen+probe``. ``agreement`` says how
     well the proxy ranked the confirmed candidates (``screen+probe`` only); ``subset``
-    is the subset search's answer (when ``subset_search`` is on).
+    is the subset search's answer (when ``subset_search`` is on). With
+    ``main_train_fractions``, ``fractions`` holds the answer at each share (ascending),
+    ``hints`` each candidate's :class:`engine.curves.MechanismHint`, and the rest of the
+    advice is the largest share's.
     """
 
     metric: MetricName
@@ -213,6 +217,8 @@ class Advice:
     confidence: float = 0.95  # of every interval (below 0.95 never; see engine.racing)
     rounds: int = 1  # racing rounds the probes took
     test_train_ratio: float = math.nan  # n_test / n_train of the corrected interval
+    fractions: tuple[FractionAdvice, ...] = ()  # per share, with main_train_fractions
+    hints: tuple[MechanismHint, ...] = ()  # mechanism hints, with main_train_fractions
 
     @property
     def estimand(self) -> str:
@@ -225,35 +231,14 @@ class Advice:
         return describe_recipe(self.recipe, Budget(**self.budget))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per candidate, best first; one column per screening proxy."""
-        rows = []
-        for c in self.candidates:
-            row: dict[str, Any] = {
-                "rank": c.rank,
-                "candidate": c.name,
-                "column": c.column,
-                "kind": c.kind,
-                "gain": c.gain,
-                "ci_low": c.ci_low,
-                "ci_high": c.ci_high,
-                "rel_gain": c.rel_gain,
-                "p_value": c.p_value,
-                "q_value": c.q_value,
-                "verdict": c.verdict,
-                "seeds": c.seeds,
-            }
-            if c.secondary is not None:
-                row[f"{c.secondary.metric}_gain"] = c.secondary.gain
-                row["disagreement"] = c.disagreement
-            if c.evidence is not None:
-                row["labelled"] = c.evidence.labelled
-                row["overlap"] = c.evidence.overlap
-                row["label_correlation"] = c.evidence.correlation
-                row["mutual_info"] = c.evidence.mutual_info
-                row["evidence_disagrees"] = c.evidence_disagrees
-            row.update(c.proxies)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        """One row per candidate, best first; one column per screening proxy. With
+        ``fractions`` (``main_train_fractions``): one row per candidate and share, with
+        a ``main_train_fraction`` column and the candidate's mechanism hints (see
+        :func:`engine.curves.fraction_rows`)."""
+        if self.fractions:
+            order = [c.name for c in self.candidates]
+            return pd.DataFrame(fraction_rows(order, self.fractions, self.hints))
+        return pd.DataFrame([candidate_row(c) for c in self.candidates])
 
     def candidate(self, name: str) -> CandidateAdvice:
         for c in self.candidates:

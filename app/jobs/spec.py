@@ -38,6 +38,7 @@ ENGINE_ONLY = frozenset(
         "screen_proxy",
         "subset_weighting",
         "subset_width",
+        "main_train_fractions",  # engine only for now: the API has no per-share table yet
     }
 )
 """Budget options a job cannot set: the server's memory cap, research knobs that jobs

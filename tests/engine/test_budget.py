@@ -18,12 +18,15 @@ def _bounded() -> list[str]:
 def test_each_bound_is_enforced_at_its_edge(name: str) -> None:
     bounds = Budget.bounds(name)
     default = Budget()
-    integer = isinstance(getattr(default, name), int | tuple)
+    # A list option's bounds are each item's: hidden's are widths (integers),
+    # main_train_fractions' shares.
+    listed = isinstance(getattr(default, name), tuple)
+    integer = isinstance(getattr(default, name), int) or name == "hidden"
     step = 1 if integer else 1e-9
 
     def make(value: float) -> Budget:
         typed = int(value) if integer else value
-        return replace(default, **{name: (typed,) if bounds.min_items else typed})
+        return replace(default, **{name: (typed,) if listed else typed})
 
     for edge, outside in (
         (bounds.ge, None if bounds.ge is None else bounds.ge - step),
