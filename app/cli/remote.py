@@ -191,6 +191,11 @@ def submit(
         ),
     ] = None,
     name: str | None = typer.Option(None, help="Job name."),
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="A tag for the job (repeat for several); edit them later."),
+    ] = None,
+    note: str | None = typer.Option(None, help="A free-text note on the job."),
     method: str | None = typer.Option(
         None, help="probe (the server's default) | screen | screen+probe."
     ),
@@ -287,6 +292,8 @@ def submit(
             "seed": seed,
             "recipe": recipe.value if recipe is not None else None,
             "features": features or None,
+            "tags": tag or None,  # beside the spec: the job's metadata, not what it trains
+            "note": note,
         }
         spec.update({k: v for k, v in optional.items() if v is not None})
         job = client.submit(spec)

@@ -213,7 +213,8 @@ def test_submitting_the_same_file_again_reuses_its_data_set_and_cancel(env, fini
     job_id, _ = finished_job
     # A long job, to cancel it before it ends.
     again = auxsel(
-        "submit", str(table), "--main", "y", "--candidates", *CANDIDATES, *LONG_FLAGS, **env
+        "submit", str(table), "--main", "y", "--candidates", *CANDIDATES, *LONG_FLAGS,
+        "--tag", "long", "--tag", "cli", "--note", "to cancel", **env
     )  # fmt: skip
     assert again.exit_code == 0, again.stderr
     dataset_id = _dataset_of(env, job_id)
@@ -230,6 +231,9 @@ def test_submitting_the_same_file_again_reuses_its_data_set_and_cancel(env, fini
 
     new_job = re.search(r"submitted job (job_\w+)", again.stdout)
     assert new_job, again.stdout
+    submitted = get(env, f"/api/v1/jobs/{new_job.group(1)}").json()
+    assert (submitted["tags"], submitted["note"]) == (["long", "cli"], "to cancel")
+    assert "tags" not in submitted["spec"]
     canceled = auxsel("cancel", new_job.group(1), **env)
     assert canceled.exit_code == 0, canceled.stderr
     assert new_job.group(1) in canceled.stdout
