@@ -107,6 +107,8 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     family = _family(job["rows"], job["features"], job["candidates"])
     budget_kw: dict[str, Any] = {
         "seeds": job["seeds"],
+        # A fixed number of replicates (no racing): every row is the job its heading says.
+        "max_replicates": job["seeds"],
         "epochs": job["epochs"],
         "patience": 0,
         **job.get("budget", {}),
