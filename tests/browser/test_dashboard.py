@@ -370,6 +370,9 @@ def test_the_form_submits_soft_sharing(page: Any, idle: tuple[str, Settings]):
     job_id = page.url.rsplit("/", 1)[1]
     budget = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["spec"]["budget"]
     assert (budget["sharing"], budget["coupling"]) == ("soft_trace", 0.5)
+    # The idle server's other tests play the worker and claim the oldest queued job.
+    assert httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel").status_code == 202
+    assert httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["status"] == "canceled"
 
 
 def test_proxy_scores_get_a_column_each_and_a_scatter(page: Any, live: tuple[str, Any]):
