@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from app.settings import Settings
-from tests.conftest import ROOT, make_settings, start_server
+from tests.conftest import HANG_S, ROOT, make_settings, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Every browser test's screenshots, kept by CI as artifacts ($AUXSEL_SCREENSHOT_DIR moves them).
@@ -52,6 +53,19 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "viewport": DESKTOP, "accept_downloads": True}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _waits_bound_hangs_only() -> None:
+    """Playwright's own bounds (5 s for an expectation, 30 s for an action) are speed
+    expectations; on a loaded machine a correct page can take longer to update."""
+    expect.set_options(timeout=HANG_S * 1000)
+
+
+@pytest.fixture
+def context(context: Any) -> Any:
+    context.set_default_timeout(HANG_S * 1000)
+    return context
 
 
 @pytest.fixture(autouse=True)

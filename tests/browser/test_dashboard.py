@@ -20,7 +20,7 @@ from app.db.repositories import claims
 from app.db.session import make_engine, make_sessionmaker, write_transaction
 from app.settings import Settings
 from tests.browser.conftest import screenshot
-from tests.conftest import BITS, TOX_LABELS, family_csv, tox_csv
+from tests.conftest import BITS, HANG_S, TOX_LABELS, family_csv, tox_csv
 
 CANDIDATES = ["rel_0_0.90", "rel_1_0.20", "noise_0"]
 # A job of a few seconds, long enough to watch; the tests never assume how long.
@@ -85,7 +85,7 @@ def _submit(
     return str(response.json()["id"])
 
 
-def _wait(url: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
+def _wait(url: str, job_id: str, timeout: float = HANG_S) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()
@@ -95,7 +95,7 @@ def _wait(url: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def _follow_to_end(page: Any, bar: str, status: str, timeout: float = 120) -> list[float]:
+def _follow_to_end(page: Any, bar: str, status: str, timeout: float = HANG_S) -> list[float]:
     """Fractions the progress bar showed while the page followed a job to its end.
 
     Nothing here depends on how fast the machine is: the loop only samples until the
@@ -114,7 +114,7 @@ def _follow_to_end(page: Any, bar: str, status: str, timeout: float = 120) -> li
         page.wait_for_timeout(100)
     else:
         raise AssertionError(f"gave up waiting for the job to end; progress seen: {seen}")
-    expect(page.locator(status)).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator(status)).to_have_text("succeeded", timeout=HANG_S * 1000)
     page.wait_for_function(FULL_BAR_JS, arg=bar, timeout=timeout * 1000)
     final = page.eval_on_selector(bar, PROGRESS_JS)
     seen.append(final["value"] / final["max"])
@@ -242,7 +242,7 @@ def test_jobs_page_follows_jobs_without_reloading(page: Any, live_server: str):
 
     # A job submitted elsewhere shows up on its own, at the top.
     other = _submit(url, dataset_id, SMALL, name="submitted elsewhere")
-    page.locator(f'tr[data-job-id="{other}"]').wait_for(timeout=60_000)
+    page.locator(f'tr[data-job-id="{other}"]').wait_for(timeout=HANG_S * 1000)
     assert page.locator("#jobs tbody tr").first.get_attribute("data-job-id") == other
     assert page.evaluate("() => window.notReloaded") is True
 
@@ -277,7 +277,7 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
         assert claims.set_total(session, claim, total, 0)
     for done in (10, 25):
         assert report(done) is False  # no cancel asked for
-        expect(text).to_have_text(f"{done} / {total}", timeout=30_000)
+        expect(text).to_have_text(f"{done} / {total}", timeout=HANG_S * 1000)
         expect(status).to_have_text("running")
         bar = page.eval_on_selector("#job [data-field=progress]", PROGRESS_JS)
         assert bar["value"] / bar["max"] == pytest.approx(done / total)
@@ -291,7 +291,7 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
     expect(page.locator(f"{row} [data-field=progress-text]")).to_have_text(f"25 / {total}")
     assert report(30) is False
     expect(page.locator(f"{row} [data-field=progress-text]")).to_have_text(
-        f"30 / {total}", timeout=30_000
+        f"30 / {total}", timeout=HANG_S * 1000
     )
     expect(page.locator(f"{row} [data-field=status]")).to_have_text("running")
     assert page.evaluate("() => window.notReloaded") is True
@@ -302,7 +302,7 @@ def test_pages_follow_a_running_job_step_by_step(page: Any, idle: tuple[str, Set
     with write_transaction(factory) as session:
         assert claims.finish(session, claim, status="canceled")
     engine.dispose()
-    expect(page.locator(f"{row} [data-field=status]")).to_have_text("canceled", timeout=30_000)
+    expect(page.locator(f"{row} [data-field=status]")).to_have_text("canceled")
 
 
 def test_validation_errors_show_next_to_their_fields(page: Any, live_server: str):
@@ -431,9 +431,9 @@ def test_cancel_a_running_job(page: Any, live_server: str):
     long = {**WATCHABLE, "epochs": 1000}
     job_id = _submit(url, dataset_id, long, name="too long")
     page.goto(f"{url}/jobs/{job_id}")
-    page.wait_for_selector("#job h1 [data-field=status]:has-text('running')", timeout=90_000)
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('running')")
     page.click("#cancel")
-    page.wait_for_selector("#job h1 [data-field=status]:has-text('canceled')", timeout=90_000)
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('canceled')")
     assert page.locator("#cancel").count() == 0
     assert _wait(url, job_id)["status"] == "canceled"
 
@@ -457,7 +457,7 @@ def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
     page.fill("#key", key)
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/jobs/{job_id}")
-    page.wait_for_selector("#job h1 [data-field=status]:has-text('succeeded')", timeout=60_000)
+    page.wait_for_selector("#job h1 [data-field=status]:has-text('succeeded')")
 
     cookie = next(c for c in page.context.cookies() if c["name"] == "auxsel_session")
     assert cookie["httpOnly"] is True
@@ -469,7 +469,7 @@ def test_sign_in_with_a_key(page: Any, secured_server: tuple[str, str]):
 
     # The live jobs list calls the API with the cookie.
     with page.expect_response(
-        lambda r: "/api/v1/jobs?" in r.url and r.status == 200, timeout=60_000
+        lambda r: "/api/v1/jobs?" in r.url and r.status == 200, timeout=HANG_S * 1000
     ):  # the list's first poll, with the cookie
         page.goto(f"{url}/")
         page.wait_for_selector(f'tr[data-job-id="{job_id}"]')

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from app.settings import Settings
 from tests.browser.conftest import DESKTOP, PHONE, screenshot
 from tests.browser.test_dashboard import SMALL, _submit, _upload, _wait
+from tests.conftest import HANG_S
 
 ROWS_JS = "rows => rows.filter(r => !r.hidden).map(r => r.dataset.jobId)"
 SIZES = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
@@ -156,7 +157,7 @@ def test_clone_fills_the_form_and_submits_a_new_job(page: Any, jobs: Jobs):
     page.fill("#tags", "baseline, seed7")
     page.fill("#note", "Does the ranking hold on another seed?")
     page.click("#submit-button")
-    page.wait_for_url(lambda u: "/jobs/job_" in u and alpha["id"] not in u, timeout=60_000)
+    page.wait_for_url(lambda u: "/jobs/job_" in u and alpha["id"] not in u, timeout=HANG_S * 1000)
     new_id = page.url.rsplit("/", 1)[1]
     new = httpx.get(f"{jobs.url}/api/v1/jobs/{new_id}").json()
     assert new["name"] == "alpha study, seed 7"

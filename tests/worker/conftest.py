@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.db.models import Job, ProbeRunRecord
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import family_csv, job_spec
+from tests.conftest import HANG_S, family_csv, job_spec
 
 # A job budget long enough (a few seconds of training) for a test to act while it
 # trains: write heartbeats, kill a worker, fail the database.
@@ -41,7 +41,7 @@ def submit(api: TestClient, n: int = 1, **overrides: object) -> list[str]:
     return ids
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 120, step: float = 0.1) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = HANG_S, step: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

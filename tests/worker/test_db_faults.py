@@ -19,7 +19,7 @@ import app.jobs.worker as worker_module
 from app.db.session import write_transaction
 from app.jobs.worker import Worker
 from engine import pairwise_plan
-from tests.conftest import ROOT, make_settings, start_worker
+from tests.conftest import HANG_S, ROOT, make_settings, start_worker
 from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
@@ -122,7 +122,7 @@ def test_postgres_restart_under_a_running_worker(tmp_path, pg_url):
         (job_id,) = submit(api, 1, budget={**LONG, "epochs": 40})
         worker = start_worker(settings, tmp_path / "w.log", AUXSEL_CHUNK_PROBES="2")
         try:
-            wait_for(lambda: len(runs(api, job_id)) >= 2, 180, 0.05)
+            wait_for(lambda: len(runs(api, job_id)) >= 2, HANG_S, 0.05)
             # Frozen mid-job, the worker cannot finish before the outage however fast the
             # machine is; it wakes up while the server is down.
             worker.signal(signal.SIGSTOP)
@@ -131,11 +131,11 @@ def test_postgres_restart_under_a_running_worker(tmp_path, pg_url):
                 [str(ROOT / "scripts" / "postgres.sh"), "outage", pg_dir, "3"]
             )
             try:
-                wait_for(lambda: not _accepts_connections(pg_url), 120, 0.05)
+                wait_for(lambda: not _accepts_connections(pg_url), HANG_S, 0.05)
             finally:
                 worker.signal(signal.SIGCONT)
-                assert outage.wait(timeout=300) == 0
-            wait_for(lambda: jobs(api)[job_id].status in ("succeeded", "failed"), 300, 0.5)
+                assert outage.wait(timeout=HANG_S) == 0
+            wait_for(lambda: jobs(api)[job_id].status in ("succeeded", "failed"), HANG_S, 0.5)
         finally:
             log = worker.output()
             assert worker.stop() == 0, log

@@ -15,7 +15,7 @@ import pytest
 from app.jobs.executors import ExecutorUnavailableError, LocalExecutor, make_executor
 from app.logging_setup import ContextFilter, JsonFormatter, log_context
 from app.settings import Settings
-from tests.conftest import ROOT, auxsel_env, make_settings
+from tests.conftest import HANG_S, ROOT, auxsel_env, make_settings
 
 
 def test_local_is_the_default():
@@ -40,7 +40,7 @@ def test_worker_command_without_ray_exits_with_the_message(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "pip install 'auxsel[ray]'" in " ".join((result.stdout + result.stderr).split())

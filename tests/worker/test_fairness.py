@@ -12,7 +12,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.jobs.failures import explain
 from app.security.auth import create_key
 from app.settings import Settings
-from tests.conftest import family_csv, job_spec, start_server, start_worker
+from tests.conftest import HANG_S, family_csv, job_spec, start_server, start_worker
 from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
@@ -41,7 +41,7 @@ def test_worker_claims_second_owners_job_before_first_owners_backlog(tmp_path, s
             with sessions() as session:
                 return {j.id: j for j in session.scalars(select(Job))}
 
-        wait_for(lambda: all(j.status == "succeeded" for j in states().values()), 300)
+        wait_for(lambda: all(j.status == "succeeded" for j in states().values()), HANG_S)
         claimed = [
             line.split("claimed ")[1].split(" ")[0]
             for line in worker.output().splitlines()
@@ -67,10 +67,10 @@ def test_job_past_time_limit_fails_and_keeps_its_runs(tmp_path, api, settings: S
     (job_id,) = submit(api, 1, budget=LONG)
     first = start_worker(settings, tmp_path / "w1.log", **chunked)
     try:
-        wait_for(lambda: len(runs(api, job_id)) >= 2, 120, 0.02)
+        wait_for(lambda: len(runs(api, job_id)) >= 2, HANG_S, 0.02)
     finally:
         assert first.stop() == 0
-    wait_for(lambda: jobs(api)[job_id].status == "queued", 60)
+    wait_for(lambda: jobs(api)[job_id].status == "queued", HANG_S)
     kept = {r.probe_key for r in runs(api, job_id)}
     assert 2 <= len(kept) < 12
 
@@ -78,7 +78,7 @@ def test_job_past_time_limit_fails_and_keeps_its_runs(tmp_path, api, settings: S
         settings, tmp_path / "w2.log", AUXSEL_JOB_TIME_LIMIT_S="0.000001", **chunked
     )
     try:
-        wait_for(lambda: jobs(api)[job_id].status == "failed", 120)
+        wait_for(lambda: jobs(api)[job_id].status == "failed", HANG_S)
     finally:
         assert second.stop() == 0
     job = jobs(api)[job_id]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from tests.conftest import (
+    HANG_S,
     ROOT,
     family_csv,
     free_port,
@@ -56,7 +57,7 @@ def test_metrics_move_when_a_job_runs_and_logs_are_json(tmp_path, settings):
         job = httpx.post(f"{url}/api/v1/jobs", json=job_spec(ds["id"], budget=LONG)).json()
         wait_for(
             lambda: httpx.get(f"{url}/api/v1/jobs/{job['id']}").json()["status"] == "succeeded",
-            120,
+            HANG_S,
             0.2,
         )
         response = httpx.get(f"{url}/metrics")
@@ -107,12 +108,12 @@ def test_standalone_worker_serves_its_own_metrics(tmp_path, pg_url):
     with TestClient(create_app(settings)) as api:
         worker = start_worker(settings, tmp_path / "w.log", AUXSEL_METRICS_PORT=str(port))
         try:
-            wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics") is not None, 90, 0.2)
+            wait_for(lambda: _get(f"http://127.0.0.1:{port}/metrics") is not None, HANG_S, 0.2)
             before = scrape(_get(f"http://127.0.0.1:{port}/metrics") or "")
             api_before = scrape(api.get("/metrics").text)
             ds = api.post("/api/v1/datasets", files={"file": ("d.csv", family_csv())}).json()
             job_id = api.post("/api/v1/jobs", json=job_spec(ds["id"], budget=LONG)).json()["id"]
-            wait_for(lambda: jobs(api)[job_id].status == "succeeded", 120)
+            wait_for(lambda: jobs(api)[job_id].status == "succeeded", HANG_S)
             after = scrape(_get(f"http://127.0.0.1:{port}/metrics") or "")
             api_side = scrape(api.get("/metrics").text)
         finally:
@@ -148,7 +149,7 @@ def _pg_ctl(data: Path, *args: str) -> None:
     command = [str(bin_dir / "pg_ctl"), "-D", str(data), *args]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    subprocess.run(command, check=True, capture_output=True, timeout=HANG_S)
 
 
 @pytest.fixture
@@ -163,12 +164,12 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
     ).stdout.strip()
     try:
         yield url, directory / "data"
     finally:
-        subprocess.run([str(script), "stop", str(directory)], check=False, timeout=120)
+        subprocess.run([str(script), "stop", str(directory)], check=False, timeout=HANG_S)
 
 
 def test_readyz_is_503_while_the_database_is_down(tmp_path, own_postgres):
@@ -190,6 +191,6 @@ def test_readyz_is_503_while_the_database_is_down(tmp_path, own_postgres):
         _pg_ctl(
             data, "-w", "-l", str(data / "log"), "-o", f"-k /tmp -h 127.0.0.1 -p {port}", "start"
         )
-        wait_for(lambda: httpx.get(f"{url}/readyz", timeout=30).status_code == 200, 60, 0.5)
+        wait_for(lambda: httpx.get(f"{url}/readyz", timeout=30).status_code == 200, HANG_S, 0.5)
     finally:
         server.stop()

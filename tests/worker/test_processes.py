@@ -9,7 +9,7 @@ import pytest
 
 from app.settings import Settings
 from engine import pairwise_plan
-from tests.conftest import make_settings, start_server, start_worker
+from tests.conftest import HANG_S, make_settings, start_server, start_worker
 from tests.worker.conftest import LONG, jobs, runs, submit, wait_for
 
 
@@ -28,7 +28,7 @@ def test_two_workers_run_twenty_jobs_exactly_once(tmp_path, pg_url):
         ids = submit(api, 20)
         workers = [start_worker(settings, tmp_path / f"w{i}.log") for i in range(2)]
         try:
-            wait_for(lambda: all(j.status == "succeeded" for j in jobs(api).values()), 300)
+            wait_for(lambda: all(j.status == "succeeded" for j in jobs(api).values()), HANG_S)
         finally:
             logs = [w.output() for w in workers]
             for w in workers:
@@ -54,7 +54,7 @@ def test_sigkill_mid_job_is_reclaimed_and_resumed(tmp_path, api, settings: Setti
 
     first = start_worker(settings, tmp_path / "w1.log", **chunked)
     try:
-        wait_for(lambda: len(runs(api, job_id)) >= 4, 180, 0.02)
+        wait_for(lambda: len(runs(api, job_id)) >= 4, HANG_S, 0.02)
     finally:
         first.signal(signal.SIGKILL)
         first.stop()
@@ -64,7 +64,7 @@ def test_sigkill_mid_job_is_reclaimed_and_resumed(tmp_path, api, settings: Setti
 
     second = start_worker(settings, tmp_path / "w2.log", **chunked)
     try:
-        wait_for(lambda: jobs(api)[job_id].status == "succeeded", 180)
+        wait_for(lambda: jobs(api)[job_id].status == "succeeded", HANG_S)
     finally:
         log = second.output()
         second.stop()
@@ -88,7 +88,7 @@ def test_sigkill_mid_job_is_reclaimed_and_resumed(tmp_path, api, settings: Setti
         session.commit()
     third = start_worker(settings, tmp_path / "w3.log", **chunked)
     try:
-        wait_for(lambda: jobs(api)[reference_id].status == "succeeded", 180)
+        wait_for(lambda: jobs(api)[reference_id].status == "succeeded", HANG_S)
     finally:
         third.stop()
     assert _ranking(api, job_id) == _ranking(api, reference_id)
@@ -98,11 +98,11 @@ def test_cancel_running_job(tmp_path, api, settings):
     (job_id,) = submit(api, 1, budget={**LONG, "epochs": 400})
     worker = start_worker(settings, tmp_path / "w.log")
     try:
-        wait_for(lambda: jobs(api)[job_id].progress_done > 0, 120)
+        wait_for(lambda: jobs(api)[job_id].progress_done > 0, HANG_S)
         response = api.post(f"/api/v1/jobs/{job_id}/cancel")
         assert response.status_code == 202
         assert response.json()["cancel_requested"] is True
-        wait_for(lambda: jobs(api)[job_id].status == "canceled", 180)
+        wait_for(lambda: jobs(api)[job_id].status == "canceled", HANG_S)
         assert worker.popen.poll() is None  # the worker lives on
     finally:
         assert worker.stop() == 0
@@ -114,7 +114,7 @@ def test_cancel_running_job(tmp_path, api, settings):
 def test_sigterm_releases_the_job_for_another_worker(tmp_path, api, settings):
     (job_id,) = submit(api, 1, budget={**LONG, "epochs": 400})
     worker = start_worker(settings, tmp_path / "w.log")
-    wait_for(lambda: jobs(api)[job_id].progress_done > 0, 120)
+    wait_for(lambda: jobs(api)[job_id].progress_done > 0, HANG_S)
     assert worker.stop() == 0  # SIGTERM: exits cleanly
     job = jobs(api)[job_id]
     assert job.status == "queued"
@@ -148,7 +148,7 @@ def test_api_restart_keeps_queued_jobs(tmp_path, settings):
             lambda: all(
                 httpx.get(f"{url}/api/v1/jobs/{i}").json()["status"] == "succeeded" for i in ids
             ),
-            180,
+            HANG_S,
             0.5,
         )
     finally:
