@@ -148,12 +148,12 @@ def fraction_details(advice: engine.Advice) -> dict[str, dict[str, object]]:
     return out
 
 
-def _percent(share: float) -> str:
+def percent_share(share: float) -> str:
     return f"{share * 100:.4g}%"
 
 
 def _listed(shares: Sequence[float], joiner: str = "and") -> str:
-    words = [_percent(s) for s in shares]
+    words = [percent_share(s) for s in shares]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {joiner} {words[-1]}"
 
 

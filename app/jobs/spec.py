@@ -85,7 +85,12 @@ def budget_field(name: str) -> Any:
             items.update(
                 {
                     key: value
-                    for key, value in (("minimum", bounds.ge), ("maximum", bounds.le))
+                    for key, value in (
+                        ("minimum", bounds.ge),
+                        ("exclusiveMinimum", bounds.gt),
+                        ("maximum", bounds.le),
+                        ("exclusiveMaximum", bounds.lt),
+                    )
                     if value is not None
                 }
             )

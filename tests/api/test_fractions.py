@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.db.models import Job, ProbeRunRecord
-from app.jobs.fractions import fraction_sentence
+from app.jobs.fractions import fraction_sentence, share_of, share_prefix
 from app.jobs.worker import Worker
 from tests.api.conftest import engine_advice
 from tests.conftest import SMALL_BUDGET, job_spec
@@ -206,3 +206,35 @@ def test_bad_shares_are_refused_with_nothing_stored(
     sessions = client.app.state.sessions  # type: ignore[attr-defined]
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def _rows(*verdicts: str) -> list[dict[str, object]]:
+    return [
+        {"main_train_fraction": share, "verdict": verdict}
+        for share, verdict in zip((0.1, 0.25, 1.0), verdicts, strict=True)
+    ]
+
+
+def test_the_sentence_says_where_a_candidate_helps() -> None:
+    assert fraction_sentence(_rows("helpful", "helpful", "inconclusive")) == (
+        "Helpful at 10% and 25% of the main labels; not at 100%: a small-data helper."
+    )
+    assert fraction_sentence(_rows("helpful", "inconclusive", "helpful")) == (
+        "Helpful at 10% and 100% of the main labels; not at 25%."
+    )
+    assert fraction_sentence(_rows("helpful", "helpful", "helpful")) == (
+        "Helpful at every share measured (10%, 25% and 100% of the main labels)."
+    )
+    assert fraction_sentence(_rows("inconclusive", "inconclusive", "harmful")) == (
+        "Not helpful at any share measured (10%, 25% and 100% of the main labels); harmful at 100%."
+    )
+    assert fraction_sentence([]) is None
+
+
+def test_a_share_is_in_its_runs_key_and_read_back_exactly() -> None:
+    assert share_prefix(None) == ""  # a job without shares keeps the engine's keys
+    for share in (0.1, 0.25, 1.0, 1 / 3):
+        key = share_prefix(share) + "r0:c1"
+        assert share_of(key) == share
+    assert share_of("r0:c1") is None
+    assert share_of("screen") is None
