@@ -143,6 +143,10 @@ def fraction_details(advice: engine.Advice) -> dict[str, dict[str, object]]:
                     "fade_ci_high": hint.fade_ci_high,
                     "fade_n": hint.fade_n,
                     "text": hint.text,
+                    "gap_base": list(hint.gap_base),
+                    "gap_with": list(hint.gap_with),
+                    "gap_change": list(hint.gap_change),
+                    "gap_text": hint.gap_text,
                 }
             )
     return out

@@ -131,13 +131,18 @@ def screen_row(result: engine.ScreenResult, prefix: str = "") -> RunRow:
     }
 
 
+FIT = "fit."
+"""Prefix of a probe run's ``fit`` losses among its stored ``metrics`` (no new column)."""
+
+
 def run_row(run: engine.ProbeRun, prefix: str = "") -> RunRow:
     """A probe run as stored; ``prefix`` names its share (app/jobs/fractions.py)."""
+    fit = {FIT + k: _json_float(v) for k, v in run.fit.items()}
     return {
         "probe_key": prefix + run.spec.key,
         "replicate": run.spec.replicate,
         "aux": list(run.spec.aux),
-        "metrics": {k: _json_float(v) for k, v in run.metrics.items()},
+        "metrics": {**{k: _json_float(v) for k, v in run.metrics.items()}, **fit},
         "curve": [_json_float(v) for v in run.curve],
         "best_epoch": run.best_epoch,
         "epochs": run.epochs,
@@ -149,11 +154,12 @@ def probe_run(record: ProbeRunRecord) -> engine.ProbeRun:
     """A stored probe run back as the engine's (None = NaN), to resume a job."""
     return engine.ProbeRun(
         spec=engine.ProbeSpec(record.replicate, tuple(record.aux)),
-        metrics={k: _number(v) for k, v in record.metrics.items()},
+        metrics={k: _number(v) for k, v in record.metrics.items() if not k.startswith(FIT)},
         curve=tuple(_number(v) for v in record.curve),
         best_epoch=record.best_epoch,
         epochs=record.epochs,
         error=record.error,
+        fit={k[len(FIT) :]: _number(v) for k, v in record.metrics.items() if k.startswith(FIT)},
     )
 
 
@@ -492,7 +498,8 @@ def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:
                 main_train_fraction=share_of(r.probe_key),
                 replicate=r.replicate,
                 candidates=[names[i] for i in r.aux],
-                metrics={k: _finite(v) for k, v in r.metrics.items()},
+                metrics={k: _finite(v) for k, v in r.metrics.items() if not k.startswith(FIT)},
+                fit={k[len(FIT) :]: _finite(v) for k, v in r.metrics.items() if k.startswith(FIT)},
                 curve=[_finite(v) for v in r.curve],
                 best_epoch=r.best_epoch,
                 epochs=r.epochs,

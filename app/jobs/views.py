@@ -221,6 +221,22 @@ class FractionHintOut(BaseModel):
     fade_ci_high: float | None
     fade_n: int
     text: str | None
+    gap_base: list[float | None] = Field(
+        default_factory=list,
+        description="Per share: the main head's validation minus training loss at its best "
+        "epoch, mean over replicates, trained alone.",
+    )
+    gap_with: list[float | None] = Field(
+        default_factory=list, description="Per share: the same gap trained beside it."
+    )
+    gap_change: list[float | None] = Field(
+        default_factory=list,
+        description="Per share: gap_with − gap_base, paired over replicates (negative: a "
+        "narrower gap with it, as regularisation would give; a hint, not a claim).",
+    )
+    gap_text: str | None = Field(
+        default=None, description="The gap hint at the smallest share, in one sentence."
+    )
 
 
 class CandidateOut(BaseModel):
@@ -339,6 +355,12 @@ class RankingOut(BaseModel):
 
 class ProbeRunOut(BaseModel):
     key: str
+    fit: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="The main head's loss at the best epoch on the rows whose main label "
+        "trained (train_loss) and on the validation rows (val_loss); empty for runs "
+        "stored before it.",
+    )
     main_train_fraction: float | None = Field(
         default=None,
         description="The share of the main labels this run trained at, for a job with "

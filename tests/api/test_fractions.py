@@ -47,6 +47,10 @@ def test_a_job_with_shares_runs_each_share_and_ranks_per_share(
         assert len(at) == 2 * 4
         assert all(r["key"].startswith(f"f{share!r}/r") for r in at)
     assert {r["key"] for r in runs if r["main_train_fraction"] == 1.0} >= {"f1.0/r0:base"}
+    # Each run keeps its main head's training and validation loss (the gap hint's).
+    for r in runs:
+        assert set(r["fit"]) == {"train_loss", "val_loss"}
+        assert set(r["metrics"]) == {"loss", "rmse", "r2"}
 
     ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
     advice = engine_advice(BUDGET)  # the engine's own answer at every share
@@ -68,6 +72,10 @@ def test_a_job_with_shares_runs_each_share_and_ranks_per_share(
         assert got["fraction_summary"] == fraction_sentence(got["fractions"])
         assert got["hint"] is not None
         assert got["hint"]["fade_n"] == 2
+        # The gap hint is the engine's, labelled a hint.
+        want_hint = next(h for h in advice.hints if h.name == got["name"])
+        assert got["hint"]["gap_change"] == pytest.approx(list(want_hint.gap_change), rel=1e-5)
+        assert got["hint"]["gap_text"].startswith("Hint: at 0.25 of the main labels")
     # Fewer main labels per replicate at a smaller share.
     trained = [f["main_train"] for f in ranking["candidates"][0]["fractions"]]
     assert trained == sorted(trained)
@@ -129,6 +137,7 @@ def test_a_resumed_job_with_shares_trains_only_what_is_missing(
     for a, b in zip(got["candidates"], want["candidates"], strict=True):
         assert a["name"] == b["name"]
         assert a["fractions"] == b["fractions"]
+        assert a["hint"] == b["hint"]  # the stored runs' losses read back too
 
 
 def test_a_job_without_shares_keeps_its_keys_and_shape(

@@ -57,6 +57,7 @@ def test_the_job_page_draws_gain_against_share_with_bands_and_sentences(
     for c in ranking["candidates"]:
         item = page.locator(f'#share-summaries li[data-candidate="{c["name"]}"]')
         expect(item.locator(".share-sentence")).to_have_text(c["fraction_summary"])
+        expect(item.locator(".gap-hint")).to_have_text(c["hint"]["gap_text"])
         assert "10%" in c["fraction_summary"]
         assert "100%" in c["fraction_summary"]
         helpful = [f["main_train_fraction"] for f in c["fractions"] if f["verdict"] == "helpful"]
