@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.db.models import Job, ProbeRunRecord
+from app.jobs import attempt
 from app.jobs.fractions import fraction_sentence, share_of, share_prefix
 from app.jobs.worker import Worker
 from tests.api.conftest import engine_advice
@@ -80,6 +81,35 @@ def test_a_job_with_shares_runs_each_share_and_ranks_per_share(
     trained = [f["main_train"] for f in ranking["candidates"][0]["fractions"]]
     assert trained == sorted(trained)
     assert trained[0] < trained[-1]
+
+
+def test_the_provisional_ranking_grows_share_by_share_from_all_labels(
+    client: TestClient, worker: Worker, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the job runs, its provisional ranking answers for all the main labels from
+    the first chunk on (the largest share trains first), with the shares stored so far."""
+    job = _submit(client, dataset)
+    seen: list[tuple[str, bool, list[float], list[float]]] = []
+    original = attempt.JobRun.store
+
+    def store(self: attempt.JobRun, rows: Any, *args: Any) -> None:
+        original(self, rows, *args)
+        status = client.get(f"/api/v1/jobs/{job['id']}").json()["status"]
+        ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+        shares = [f["main_train_fraction"] for f in ranking["candidates"][0]["fractions"]]
+        seen.append((status, ranking["provisional"], ranking["main_train_fractions"], shares))
+        page = client.get(f"/jobs/{job['id']}")
+        assert page.status_code == 200
+        assert 'id="share-summaries"' in page.text
+
+    monkeypatch.setattr(attempt.JobRun, "store", store)
+    assert worker.run_one() is True
+    assert seen == [
+        ("running", True, [1.0], [1.0]),
+        ("running", True, [0.5, 1.0], [0.5, 1.0]),
+        ("running", True, SHARES, SHARES),
+    ]
+    assert client.get(f"/api/v1/jobs/{job['id']}/ranking").json()["provisional"] is False
 
 
 def test_a_resumed_job_with_shares_trains_only_what_is_missing(
