@@ -68,7 +68,8 @@ class MechanismHint:
     main head's validation loss minus its training loss, mean over replicates, alone
     and beside the candidate (NaN where not measured); ``gap_change`` per share:
     ``gap_with`` − ``gap_base`` paired over replicates (negative: a narrower gap with
-    it, as regularisation would give); ``gap_text``: that at the smallest share in one
+    it, as regularisation would give), with its paired 95% t-interval
+    ``gap_change_ci_low`` / ``gap_change_ci_high``; ``gap_text``: that at the smallest share in one
     sentence (None where not measured).
     """
 
@@ -88,6 +89,8 @@ class MechanismHint:
     gap_base: tuple[float, ...] = ()
     gap_with: tuple[float, ...] = ()
     gap_change: tuple[float, ...] = ()
+    gap_change_ci_low: tuple[float, ...] = ()
+    gap_change_ci_high: tuple[float, ...] = ()
     gap_text: str | None = None
 
 
@@ -118,7 +121,7 @@ def mechanism_hints(
         both = sorted(set(small) & set(large)) if len(fractions) > 1 else []
         # paired_gain orients by the metric; the per-replicate gains are already
         # oriented, so order the pair to get small − large either way.
-        gaps = [_gaps(f.runs, index) for f in fractions]  # per share: (base, with, change)
+        gaps = [_gaps(f.runs, index) for f in fractions]  # per share
         pair = ([large[r] for r in both], [small[r] for r in both])
         fade = paired_gain(
             *(pair if HIGHER_IS_BETTER[metric] else pair[::-1]), metric, test_train_ratio=0.0
@@ -141,6 +144,8 @@ def mechanism_hints(
                 gap_base=tuple(g[0] for g in gaps),
                 gap_with=tuple(g[1] for g in gaps),
                 gap_change=tuple(g[2] for g in gaps),
+                gap_change_ci_low=tuple(g[3] for g in gaps),
+                gap_change_ci_high=tuple(g[4] for g in gaps),
                 gap_text=_gap_text(shares, gaps),
             )
         )
@@ -178,10 +183,16 @@ def _hint_text(
     )
 
 
-def _gaps(runs: Sequence[ProbeRun], candidate: int) -> tuple[float, float, float]:
+Gaps = tuple[float, float, float, float, float]
+"""A share's gap hint: (baseline's gap, the candidate's, its change, and the change's
+95% paired t-interval low and high)."""
+
+
+def _gaps(runs: Sequence[ProbeRun], candidate: int) -> Gaps:
     """Main-head validation minus training loss (``ProbeRun.fit``), mean over the
     replicates where the baseline and candidate ``candidate``'s probe both have it:
-    (baseline's, the candidate's, the candidate's minus the baseline's)."""
+    (baseline's, the candidate's, the candidate's minus the baseline's with its 95%
+    paired t-interval)."""
 
     def gap(run: ProbeRun) -> float:
         if run.error is not None or "train_loss" not in run.fit:
@@ -196,24 +207,33 @@ def _gaps(runs: Sequence[ProbeRun], candidate: int) -> tuple[float, float, float
     ]
     pairs = [(b, w) for b, w in pairs if math.isfinite(b) and math.isfinite(w)]
     if not pairs:
-        return math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan, math.nan
     n = len(pairs)
     mean_base = sum(b for b, _ in pairs) / n
     mean_with = sum(w for _, w in pairs) / n
-    return mean_base, mean_with, mean_with - mean_base
+    # paired_gain orients by the metric: under "loss" it gives first − second, here
+    # with − base, the change.
+    change = paired_gain([w for _, w in pairs], [b for b, _ in pairs], "loss", test_train_ratio=0.0)
+    return mean_base, mean_with, mean_with - mean_base, change.ci_low, change.ci_high
 
 
-def _gap_text(shares: tuple[float, ...], gaps: Sequence[tuple[float, float, float]]) -> str | None:
+def _gap_text(shares: tuple[float, ...], gaps: Sequence[Gaps]) -> str | None:
     """The train–validation gap hint at the smallest share (where regularisation would
-    matter most) in one sentence; None where it was not measured."""
-    base, with_it, change = gaps[0]
+    matter most) in one sentence; None where it was not measured. It calls the gap
+    narrower or wider only when the change's paired interval excludes zero."""
+    base, with_it, change, low, high = gaps[0]
     if not math.isfinite(change):
         return None
-    word = "narrower" if change < 0 else "wider"
+    if high < 0:
+        verdict = "narrower, beyond its paired 95% interval: consistent with regularisation"
+    elif low > 0:
+        verdict = "wider, beyond its paired 95% interval"
+    else:
+        verdict = "no clear difference"
     return (
         f"Hint: at {shares[0]:g} of the main labels the main head's validation loss "
         f"exceeds its training loss by {with_it:.3g} with it against {base:.3g} alone "
-        f"(a {word} gap" + ("; consistent with regularisation)." if change < 0 else ").")
+        f"({verdict})."
     )
 
 

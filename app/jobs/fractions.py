@@ -146,6 +146,8 @@ def fraction_details(advice: engine.Advice) -> dict[str, dict[str, object]]:
                     "gap_base": list(hint.gap_base),
                     "gap_with": list(hint.gap_with),
                     "gap_change": list(hint.gap_change),
+                    "gap_change_ci_low": list(hint.gap_change_ci_low),
+                    "gap_change_ci_high": list(hint.gap_change_ci_high),
                     "gap_text": hint.gap_text,
                 }
             )

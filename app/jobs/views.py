@@ -234,6 +234,12 @@ class FractionHintOut(BaseModel):
         description="Per share: gap_with − gap_base, paired over replicates (negative: a "
         "narrower gap with it, as regularisation would give; a hint, not a claim).",
     )
+    gap_change_ci_low: list[float | None] = Field(
+        default_factory=list, description="Per share: gap_change's paired 95% interval, low."
+    )
+    gap_change_ci_high: list[float | None] = Field(
+        default_factory=list, description="Per share: gap_change's paired 95% interval, high."
+    )
     gap_text: str | None = Field(
         default=None, description="The gap hint at the smallest share, in one sentence."
     )
