@@ -7,10 +7,11 @@ augmentation (its labels on rows the main task has none for), regularisation, an
 others; the first two are expected to fade as the main task's own labels grow. A
 :class:`MechanismHint` reads what the job already has: the candidate's label overlap
 with the main task's training rows at each share (:func:`engine.evidence.label_coverage`)
-and whether its gain still stands at the largest share. It is a hint, not a claim:
-nothing here separates the mechanisms experimentally. The training loop records the
-main task's validation metric only (no training loss), so the train–validation gap
-that would hint at regularisation is not reported.
+whether its gain still stands at the largest share, and the main head's
+train–validation loss gap with it against without it (each probe's main-task loss on
+its training rows and on its validation rows at its best epoch, ``ProbeRun.fit``): a
+narrower gap with the candidate is what regularisation would give. It is a hint, not a
+claim: nothing here separates the mechanisms experimentally.
 """
 
 from __future__ import annotations
@@ -63,7 +64,13 @@ class MechanismHint:
     ``fade_ci_high``): its gain at the smallest share minus its gain at the largest,
     paired replicate by replicate over the ``fade_n`` replicates both shares ran
     (positive: it helps more when main labels are few; NaN with one share). ``text``:
-    the hint in one sentence, or None.
+    the hint in one sentence, or None. ``gap_base`` / ``gap_with`` per share: the
+    main head's validation loss minus its training loss, mean over replicates, alone
+    and beside the candidate (NaN where not measured); ``gap_change`` per share:
+    ``gap_with`` − ``gap_base`` paired over replicates (negative: a narrower gap with
+    it, as regularisation would give), with its paired 95% t-interval
+    ``gap_change_ci_low`` / ``gap_change_ci_high``; ``gap_text``: that at the smallest share in one
+    sentence (None where not measured).
     """
 
     name: str
@@ -79,6 +86,12 @@ class MechanismHint:
     fade_ci_high: float
     fade_n: int
     text: str | None
+    gap_base: tuple[float, ...] = ()
+    gap_with: tuple[float, ...] = ()
+    gap_change: tuple[float, ...] = ()
+    gap_change_ci_low: tuple[float, ...] = ()
+    gap_change_ci_high: tuple[float, ...] = ()
+    gap_text: str | None = None
 
 
 def mechanism_hints(
@@ -108,6 +121,7 @@ def mechanism_hints(
         both = sorted(set(small) & set(large)) if len(fractions) > 1 else []
         # paired_gain orients by the metric; the per-replicate gains are already
         # oriented, so order the pair to get small − large either way.
+        gaps = [_gaps(f.runs, index) for f in fractions]  # per share
         pair = ([large[r] for r in both], [small[r] for r in both])
         fade = paired_gain(
             *(pair if HIGHER_IS_BETTER[metric] else pair[::-1]), metric, test_train_ratio=0.0
@@ -127,6 +141,12 @@ def mechanism_hints(
                 fade_ci_high=fade.ci_high,
                 fade_n=fade.n,
                 text=_hint_text(shares, helps_at, aux_only, fade.ci_low),
+                gap_base=tuple(g[0] for g in gaps),
+                gap_with=tuple(g[1] for g in gaps),
+                gap_change=tuple(g[2] for g in gaps),
+                gap_change_ci_low=tuple(g[3] for g in gaps),
+                gap_change_ci_high=tuple(g[4] for g in gaps),
+                gap_text=_gap_text(shares, gaps),
             )
         )
     return tuple(hints)
@@ -160,6 +180,60 @@ def _hint_text(
             if fading
             else "."
         )
+    )
+
+
+Gaps = tuple[float, float, float, float, float]
+"""A share's gap hint: (baseline's gap, the candidate's, its change, and the change's
+95% paired t-interval low and high)."""
+
+
+def _gaps(runs: Sequence[ProbeRun], candidate: int) -> Gaps:
+    """Main-head validation minus training loss (``ProbeRun.fit``), mean over the
+    replicates where the baseline and candidate ``candidate``'s probe both have it:
+    (baseline's, the candidate's, the candidate's minus the baseline's with its 95%
+    paired t-interval)."""
+
+    def gap(run: ProbeRun) -> float:
+        if run.error is not None or "train_loss" not in run.fit:
+            return math.nan
+        return run.fit["val_loss"] - run.fit["train_loss"]
+
+    base = {r.spec.replicate: gap(r) for r in runs if r.spec.is_baseline}
+    pairs = [
+        (base[r.spec.replicate], gap(r))
+        for r in runs
+        if r.spec.aux == (candidate,) and r.spec.replicate in base
+    ]
+    pairs = [(b, w) for b, w in pairs if math.isfinite(b) and math.isfinite(w)]
+    if not pairs:
+        return math.nan, math.nan, math.nan, math.nan, math.nan
+    n = len(pairs)
+    mean_base = sum(b for b, _ in pairs) / n
+    mean_with = sum(w for _, w in pairs) / n
+    # paired_gain orients by the metric: under "loss" it gives first − second, here
+    # with − base, the change.
+    change = paired_gain([w for _, w in pairs], [b for b, _ in pairs], "loss", test_train_ratio=0.0)
+    return mean_base, mean_with, mean_with - mean_base, change.ci_low, change.ci_high
+
+
+def _gap_text(shares: tuple[float, ...], gaps: Sequence[Gaps]) -> str | None:
+    """The train–validation gap hint at the smallest share (where regularisation would
+    matter most) in one sentence; None where it was not measured. It calls the gap
+    narrower or wider only when the change's paired interval excludes zero."""
+    base, with_it, change, low, high = gaps[0]
+    if not math.isfinite(change):
+        return None
+    if high < 0:
+        verdict = "narrower, beyond its paired 95% interval: consistent with regularisation"
+    elif low > 0:
+        verdict = "wider, beyond its paired 95% interval"
+    else:
+        verdict = "no clear difference"
+    return (
+        f"Hint: at {shares[0]:g} of the main labels the main head's validation loss "
+        f"exceeds its training loss by {with_it:.3g} with it against {base:.3g} alone "
+        f"({verdict})."
     )
 
 
@@ -227,6 +301,8 @@ def fraction_rows(
                 row["persists"] = hint.persists
                 row["fade"] = hint.fade
                 row["hint"] = hint.text
+                if hint.gap_change:
+                    row["gap_change"] = hint.gap_change[i]
             rows.append(row)
     rows.sort(key=lambda r: (position.get(r["candidate"], len(order)), r["main_train_fraction"]))
     return rows

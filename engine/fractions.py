@@ -66,7 +66,7 @@ def advise_fractions(
     chunks = 0
     advice: Advice | None = None
     # Every share's splits first (cheap): a share too small fails before any training.
-    all_splits = [_splits_at(problem, plan, share, seed) for share in shares]
+    all_splits = [splits_at(problem, plan, share, seed) for share in shares]
     for i, (share, splits) in enumerate(zip(shares, all_splits, strict=True)):
         at = share_budget(plan, share)
         data = TrainingData(problem, splits, resolve_device(device))
@@ -117,7 +117,7 @@ def combine(
     )
 
 
-def _splits_at(problem: Problem, plan: Budget, share: float, seed: int) -> Splits:
+def splits_at(problem: Problem, plan: Budget, share: float, seed: int) -> Splits:
     """One share's splits; too few rows at it is an error of ``main_train_fractions``."""
     try:
         return splits_for(problem, share_budget(plan, share), seed)

@@ -127,6 +127,11 @@ def _train_one(
     best = -math.inf if higher else math.inf
     best_epoch, since_best = -1, 0
     best_test: torch.Tensor | None = None
+    fit: dict[str, float] = {}
+    # The rows whose main label trains: the training side of the train-validation gap.
+    train_rows = pool[torch.isfinite(data.main_train[r, pool])]
+    train_x = data.inputs(train_rows[None], rep)[0]
+    train_y = data.main_train[r, train_rows][None]
     curve: list[float] = []
     for epoch in range(budget.epochs):
         order = pool[torch.randperm(pool.shape[0], generator=generator).to(data.device)]
@@ -156,6 +161,15 @@ def _train_one(
             if math.isfinite(score) and (score > best if higher else score < best):
                 best, best_epoch, since_best = score, epoch, 0
                 best_test = main_head(trunk(test_x))[None]
+                train_out = main_head(trunk(train_x))[None]
+                fit = {
+                    "train_loss": float(
+                        main_loss_elements(train_out, train_y, main.kind, main_scale).mean()
+                    ),
+                    "val_loss": float(
+                        compute_metric("loss", val_out, val_y, main.kind, main_scale)[0]
+                    ),
+                }
             else:
                 since_best += 1
         if budget.patience and since_best >= budget.patience:
@@ -165,7 +179,7 @@ def _train_one(
         name: float(compute_metric(name, best_test, test_y, main.kind, main_scale)[0])
         for name in METRICS_BY_KIND[main.kind]
     }
-    return ProbeRun(spec, metrics, tuple(curve), best_epoch, len(curve))
+    return ProbeRun(spec, metrics, tuple(curve), best_epoch, len(curve), fit=fit)
 
 
 def _aux_loss(

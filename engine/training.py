@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,6 +18,7 @@ from engine.metrics import (
     MetricName,
     TargetScale,
     compute_metric,
+    main_loss_elements,
 )
 from engine.objective import ProbeObjective, auxiliary_weights
 from engine.probe import ProbeBatch, ProbeSpec
@@ -34,6 +35,8 @@ ProgressFn = Callable[[int, int], None]
 _EVAL_ROWS = 256
 # Floats of inputs, labels and dropout masks read at once for a block of minibatches.
 _BLOCK_FLOATS = 4 * 2**20
+# Pool rows per block of the training-loss pass (bounds its inputs' memory).
+_BLOCK_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ class ProbeRun:
     """A finished probe: main-task test metrics read at the best validation epoch.
 
     ``curve`` is the main task's validation metric after each epoch the probe trained.
-    ``error`` says why a probe has no usable result (e.g. its loss diverged).
+    ``error`` says why a probe has no usable result (e.g. its loss diverged). ``fit``:
+    the main head's loss at the best epoch on the rows whose main label trained
+    (``train_loss``) and on the validation rows (``val_loss``), for the train–validation
+    gap hint (:mod:`engine.curves`); empty where it was not measured.
     """
 
     spec: ProbeSpec
@@ -50,6 +56,7 @@ class ProbeRun:
     best_epoch: int
     epochs: int
     error: str | None = None
+    fit: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 def train_probes(
@@ -170,10 +177,14 @@ def _train_sorted(
         if stopping.done:
             break
 
+    scale = objective.main_scale
     with torch.no_grad():
         for param, kept in zip(batch.parameters(), best_params, strict=True):
             param.copy_(kept)
         best_test_out = _evaluate(batch, test_x)
+        train_loss = _train_loss(batch, data, objective, probe_rep)
+        val_loss = compute_metric("loss", _evaluate(batch, val_x), val_y, main.kind, scale)
+    fit = torch.stack([train_loss, val_loss], dim=1).double().cpu().tolist()  # [P, 2]
     if progress is not None:
         progress(total, total)
     return _collect(
@@ -187,6 +198,7 @@ def _train_sorted(
         stopping.best_epoch,
         stopping.stopped_at,
         diverged_at,
+        fit,
     )
 
 
@@ -201,6 +213,7 @@ def _collect(
     best_epoch: torch.Tensor,
     stopped_at: torch.Tensor,
     diverged_at: torch.Tensor,
+    fit: list[list[float]],
 ) -> list[ProbeRun]:
     kind = data.problem.main.kind
     with torch.no_grad():
@@ -224,8 +237,33 @@ def _collect(
         else:
             metrics = {name: float(v[p]) for name, v in values.items()}
         curve = tuple(float(v) for v in curve_matrix[p, : stop_list[p] + 1])
-        runs.append(ProbeRun(spec, metrics, curve, best_list[p], stop_list[p] + 1, error))
+        losses = {"train_loss": fit[p][0], "val_loss": fit[p][1]}
+        run = ProbeRun(spec, metrics, curve, best_list[p], stop_list[p] + 1, error, losses)
+        runs.append(run)
     return runs
+
+
+def _train_loss(
+    batch: ProbeBatch, data: TrainingData, objective: ProbeObjective, probe_rep: torch.Tensor
+) -> torch.Tensor:
+    """Each probe's main-task loss [P] on its replicate's rows whose main label trains
+    (one forward pass over the pool, in blocks, no gradient): the training side of the
+    train–validation gap."""
+    reps = objective.rep_tensor
+    pool = data.pool[reps]  # [R', n_pool]
+    total = torch.zeros(batch.n_probes, device=data.device)
+    count = torch.zeros(batch.n_probes, device=data.device)
+    for start in range(0, pool.shape[1], _BLOCK_ROWS):
+        rows = pool[:, start : start + _BLOCK_ROWS]
+        labels = data.main_train[reps[:, None], rows][probe_rep]  # [P, n]; NaN: not trained
+        known = torch.isfinite(labels)
+        out = _evaluate(batch, data.inputs(rows, reps))
+        loss = main_loss_elements(
+            out, torch.where(known, labels, 0.0), data.problem.main.kind, objective.main_scale
+        )
+        total += torch.where(known, loss, 0.0).sum(dim=1)
+        count += known.sum(dim=1)
+    return total / count.clamp_min(1)
 
 
 def _adam(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:

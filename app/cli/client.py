@@ -147,6 +147,7 @@ class CandidateJSON(TypedDict):
     q_value: float | None
     verdict: str
     coverage: NotRequired[CoverageJSON | None]  # absent from a server from before coverage
+    fraction_summary: NotRequired[str | None]  # absent from a server from before shares
 
 
 class RankingJSON(TypedDict):

@@ -163,6 +163,16 @@ def _hidden(value: str) -> list[int]:
         ) from exc
 
 
+def _shares(value: str) -> list[float]:
+    try:
+        return [float(part) for part in value.replace(",", " ").split()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r}: give shares as numbers in (0, 1], e.g. 0.1,0.25,0.5,1.",
+            param_hint="--main-train-fractions",
+        ) from exc
+
+
 def submit(
     data: Annotated[
         str,
@@ -228,6 +238,11 @@ def submit(
     main_train_fraction: float | None = typer.Option(
         None, help="Share of the main task's training labels kept."
     ),
+    main_train_fractions: str | None = typer.Option(
+        None,
+        help="Run the job at several shares of the main task's training labels, e.g. "
+        "0.1,0.25,0.5,1 (1 included, at most 6): each candidate's gain at each share.",
+    ),
     sharing: str | None = typer.Option(
         None,
         help="How the probes' tasks share the trunk: hard (one shared trunk), soft_l2 or "
@@ -260,6 +275,9 @@ def submit(
             "lr": lr,
             "patience": patience,
             "main_train_fraction": main_train_fraction,
+            "main_train_fractions": (
+                _shares(main_train_fractions) if main_train_fractions is not None else None
+            ),
             "sharing": sharing,
             "coupling": coupling,
         }.items()

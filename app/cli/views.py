@@ -135,7 +135,13 @@ def ranking_table(ranking: RankingJSON) -> Group:
             f"[{colours.get(c['verdict'], 'white')}]{c['verdict']}[/]",
         )
     steps = [Text(f"Next step: {step}") for step in ranking.get("next_steps", [])]
-    return Group(table, *coverage_table(ranking), *steps, Text(answers_for(ranking)))
+    # A job at several shares of the main labels: where each candidate helps.
+    shares = [
+        Text(f"{c['name']}: {c['fraction_summary']}")
+        for c in ranking["candidates"]
+        if c.get("fraction_summary")
+    ]
+    return Group(table, *coverage_table(ranking), *shares, *steps, Text(answers_for(ranking)))
 
 
 def coverage_table(ranking: RankingJSON) -> list[Table | Text]:

@@ -20,10 +20,12 @@ from app.api.deps import OptionalOwnerDep, SessionDep
 from app.api.pagination import decode_cursor, next_token
 from app.api.schemas import BudgetIn
 from app.dashboard import views
+from app.dashboard.fractions import share_chart
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
+from app.jobs.fractions import percent_share
 from app.jobs.status import JobStatus
 from app.jobs.views import RankingOut
 from app.security import auth
@@ -33,7 +35,12 @@ from app.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(
-    signed=views.signed, number=views.number, percent=views.percent, duration=views.duration
+    signed=views.signed,
+    number=views.number,
+    percent=views.percent,
+    duration=views.duration,
+    percent_share=percent_share,
+    candidate_colour=views.candidate_colour,
 )
 TEMPLATES.env.globals["duration_s"] = views.duration_s
 TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend
@@ -268,6 +275,9 @@ def job_page(
     if ranking:
         charts["gains"] = views.gain_chart(ranking)
         charts["proxies"] = views.proxy_points(ranking)
+        shares = share_chart(ranking)
+        if shares is not None:
+            charts["shares"] = shares
     return _render(
         request,
         "job.html",

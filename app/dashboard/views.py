@@ -58,6 +58,7 @@ class Series(TypedDict):
 class Curves(TypedDict):
     metric: str
     series: list[Series]
+    main_train_fraction: float | None
 
 
 class Point(TypedDict):
@@ -74,8 +75,12 @@ def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
     of ``replicates``); ``low`` / ``high`` are the least and greatest of them (the band
     the page draws around the mean)."""
     groups: dict[str, list[list[float | None]]] = {}
+    # A job at several shares of the main labels: the curves of its largest share, the
+    # one its ranking answers for (each share trains every probe again).
+    shares = [r.main_train_fraction for r in runs.items if r.main_train_fraction is not None]
+    largest = max(shares, default=None)
     for run in runs.items:
-        if run.error:
+        if run.error or run.main_train_fraction != largest:
             continue
         label = " + ".join(run.candidates) if run.candidates else BASELINE
         groups.setdefault(label, []).append(run.curve)
@@ -112,7 +117,7 @@ def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
                 "hidden": i > CURVES_SHOWN,
             }
         )
-    return {"metric": runs.metric, "series": series}
+    return {"metric": runs.metric, "series": series, "main_train_fraction": largest}
 
 
 def finite(value: object) -> float | None:

@@ -30,18 +30,14 @@ from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.db.session import write_transaction
 from app.jobs.context import JobContext
+from app.jobs.fractions import share_contexts
 from app.jobs.results import (
-    SCREEN_KEY,
     advice_rows,
-    probe_run,
-    provisional_result,
-    run_row,
-    screen_row,
 )
+from app.jobs.runner import StoredRunner, combine_shares
 from app.jobs.spec import JobSpec
 from app.jobs.status import JobStatus
 from app.jobs.translate import build_context, planned_epochs
-from engine import ProgressFn
 
 if TYPE_CHECKING:
     from app.jobs.worker import Worker
@@ -240,8 +236,13 @@ class JobRun:
         total = planned_epochs(spec, budget)
         if not self._db("progress", lambda s: claims.set_total(s, self.claim, total, 0)):
             raise LeaseLost
-        runner = StoredRunner(self, context, stored, spec)
         log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
+        record = provenance(spec, datasets.get(spec.dataset_id))
+        if budget.main_train_fractions:
+            advice, coverage = self._run_shares(spec, context, stored, total)
+            self._complete(advice, spec, coverage, record)
+            return
+        runner = StoredRunner(self, context, stored, spec)
         self.check()
         advice = engine.execute(
             context.problem,
@@ -254,9 +255,38 @@ class JobRun:
             progress=self.progress,
             recipe=spec.recipe,
         )
-        self._complete(
-            advice, spec, runner.coverage, provenance(spec, datasets.get(spec.dataset_id))
+        self._complete(advice, spec, runner.coverage, record)
+
+    def _run_shares(
+        self, spec: JobSpec, context: JobContext, stored: list[ProbeRunRecord], total: int
+    ) -> tuple[engine.Advice, Sequence[engine.LabelCoverage]]:
+        """The job at each share of ``main_train_fractions`` (app/jobs/fractions.py),
+        largest first, each share's runs stored under its own keys; the combined
+        advice and the largest share's label coverage."""
+        shares = share_contexts(context)  # ascending
+        runners = [StoredRunner(self, ctx, stored, spec, share=share) for share, ctx in shares]
+        for runner in runners:
+            runner.siblings = runners
+        per_share = total // len(shares)
+        answers: dict[float, engine.Advice] = {}
+        for i, runner in enumerate(reversed(runners)):
+            self.progress_base = i * per_share
+            self.check()
+            answers[runner.share or 1.0] = engine.execute(
+                runner.context.problem,
+                runner.context.splits,
+                runner.context.budget,
+                runner,
+                method=spec.method,
+                seed=context.seed,
+                metric=context.metric,
+                progress=self.progress,
+                recipe=spec.recipe,
+            )
+        advice = combine_shares(
+            [(r, answers[r.share or 1.0]) for r in runners], context.budget, context.metric
         )
+        return advice, runners[-1].coverage
 
     def store(
         self,
@@ -331,125 +361,3 @@ def provenance(spec: JobSpec, dataset: Dataset | None) -> dict[str, object]:
         "recipe_text": spec.recipe_text,
         "seed": spec.seed,
     }
-
-
-class StoredRunner:
-    """An engine runner that reuses what this job already stored and commits every new
-    result as soon as it exists, so an attempt that dies costs only unfinished work."""
-
-    def __init__(
-        self, job: JobRun, context: JobContext, stored: list[ProbeRunRecord], spec: JobSpec
-    ) -> None:
-        self.job = job
-        self.context = context
-        self.spec = spec
-        self.evidence = engine.label_evidence(context.problem)
-        self.coverage = engine.label_coverage(context.problem, context.splits)
-        self.known = {r.probe_key: probe_run(r) for r in stored if r.probe_key != SCREEN_KEY}
-        screened = [r for r in stored if r.probe_key == SCREEN_KEY]
-        self.screened = engine.ScreenResult.from_dict(screened[0].metrics) if screened else None
-        self.chunks = 0
-
-    def screen(self, progress: ProgressFn) -> engine.ScreenResult:
-        if self.screened is None:
-            data = engine.TrainingData(
-                self.context.problem,
-                self.context.splits,
-                engine.resolve_device(self.context.device),
-            )
-            result = engine.screen(
-                data, self.context.budget, seed=self.context.seed, progress=progress
-            )
-            self.job.store([screen_row(result)])
-            self.screened = result
-        epochs = self.screened.probes * self.screened.epochs
-        progress(epochs, epochs)
-        return self.screened
-
-    def probes(
-        self, specs: Sequence[engine.ProbeSpec], progress: ProgressFn
-    ) -> list[engine.ProbeRun]:
-        epochs = self.context.budget.epochs
-        total = len(specs) * epochs
-        missing = [s for s in specs if s.key not in self.known]
-        done = (len(specs) - len(missing)) * epochs
-        progress(done, total)
-        if missing:
-            settings = self.job.settings
-            chunks = chunk(missing, self.context, settings.chunk_probes, settings.chunk_min_probes)
-            self.chunks += len(chunks)
-            log.info(
-                "job %s: %d probes (%d stored), %d chunks",
-                self.job.claim.job_id,
-                len(specs),
-                len(specs) - len(missing),
-                len(chunks),
-            )
-
-            def on_done(runs: list[engine.ProbeRun]) -> None:
-                self.known.update((r.spec.key, r) for r in runs)
-                self.job.store([run_row(r) for r in runs], self.provisional())
-
-            self.job.worker.executor.run(
-                self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
-            )
-        return [self.known[s.key] for s in specs]
-
-    def provisional(self) -> dict[str, object] | None:
-        """The ranking of every pairwise run known so far, scored as the final one
-        (engine.build_advice), marked provisional; None before a usable baseline."""
-        runs = [r for r in self.known.values() if len(r.spec.aux) <= 1]
-        if not any(r.spec.is_baseline and r.error is None for r in runs):
-            return None
-        budget = self.context.budget
-        replicates = {r.spec.replicate for r in runs}
-        rounds = sum(
-            1 for span in engine.race_schedule(budget).rounds() if replicates.intersection(span)
-        )
-        advice = engine.build_advice(
-            self.context.problem,
-            self.context.splits,
-            runs,
-            budget,
-            seed=self.context.seed,
-            metric=self.context.metric,
-            method=self.spec.method,
-            chunks=self.chunks,
-            screen=self.screened,
-            recipe=self.spec.recipe,
-            rounds=max(1, rounds),
-            evidence=self.evidence,
-        )
-        return provisional_result(advice, self.spec, self.coverage)
-
-
-def chunk(
-    specs: list[engine.ProbeSpec],
-    context: JobContext,
-    max_probes: int,
-    min_probes: int = 0,
-) -> list[list[engine.ProbeSpec]]:
-    """Memory-capped chunks (engine.chunk_plan), each at most ``max_probes`` probes,
-    cut first into groups of whole replicates, as few as give at least ``min_probes``
-    probes (0: the whole of ``specs``, one group).
-
-    Runs are committed per chunk, so the groups decide how soon finished work is stored:
-    with 40 probes per replicate, replicate 0's baseline and pairings are stored
-    (readable, kept after a cancel, scored by the provisional ranking) while replicate
-    1 trains, instead of all of them only when the whole round ends. A group is not cut
-    below ``min_probes`` because every chunk costs a fixed overhead per training step:
-    one replicate of 4 probes per chunk trained a default round 1.5x slower on CPU,
-    one of 32 probes 1.05x (docs/reliability.md)."""
-    groups: list[list[engine.ProbeSpec]] = [[]]
-    if min_probes <= 0:
-        groups = [list(specs)]
-    else:
-        for replicate in sorted({s.replicate for s in specs}):
-            if len(groups[-1]) >= min_probes:
-                groups.append([])
-            groups[-1].extend(s for s in specs if s.replicate == replicate)
-    out: list[list[engine.ProbeSpec]] = []
-    for group in groups:
-        for part in engine.chunk_plan(group, context.problem, context.budget):
-            out.extend(part[i : i + max_probes] for i in range(0, len(part), max_probes))
-    return out

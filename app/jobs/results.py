@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 import engine
 from app.db.models import CandidateScore, Job, ProbeRunRecord
 from app.errors import ProblemError
+from app.jobs.fractions import fraction_details, fraction_sentence, share_of
 from app.jobs.spec import JobSpec
 from app.jobs.status import JobStatus
 from app.jobs.views import (
@@ -24,6 +25,8 @@ from app.jobs.views import (
     ComparedJob,
     CoverageOut,
     EvidenceOut,
+    FractionGainOut,
+    FractionHintOut,
     JobComparison,
     MainTaskOut,
     MetricGainOut,
@@ -54,6 +57,8 @@ DETAILS: dict[str, Callable[[], object]] = {
     "evidence": lambda: None,
     "evidence_disagrees": bool,
     "coverage": lambda: None,
+    "fractions": list,
+    "hint": lambda: None,
 }
 """What a candidate row keeps in its ``details`` JSON, with the empty value of each."""
 
@@ -69,6 +74,9 @@ TEXTS = TypeAdapter(list[str])
 TABLE = TypeAdapter(dict[str, object])
 NAMES = TypeAdapter(dict[str, str])
 COVERAGE = TypeAdapter(CoverageOut)
+FRACTIONS = TypeAdapter(list[FractionGainOut])
+HINT = TypeAdapter(FractionHintOut)
+SHARES = TypeAdapter(list[float])
 RECIPE: TypeAdapter[engine.RecipeName] = TypeAdapter(engine.RecipeName)
 
 
@@ -110,9 +118,9 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def screen_row(result: engine.ScreenResult) -> RunRow:
+def screen_row(result: engine.ScreenResult, prefix: str = "") -> RunRow:
     return {
-        "probe_key": SCREEN_KEY,
+        "probe_key": prefix + SCREEN_KEY,
         "replicate": -1,
         "aux": [],
         "metrics": engine.json_safe(result.to_dict()),
@@ -123,12 +131,18 @@ def screen_row(result: engine.ScreenResult) -> RunRow:
     }
 
 
-def run_row(run: engine.ProbeRun) -> RunRow:
+FIT = "fit."
+"""Prefix of a probe run's ``fit`` losses among its stored ``metrics`` (no new column)."""
+
+
+def run_row(run: engine.ProbeRun, prefix: str = "") -> RunRow:
+    """A probe run as stored; ``prefix`` names its share (app/jobs/fractions.py)."""
+    fit = {FIT + k: _json_float(v) for k, v in run.fit.items()}
     return {
-        "probe_key": run.spec.key,
+        "probe_key": prefix + run.spec.key,
         "replicate": run.spec.replicate,
         "aux": list(run.spec.aux),
-        "metrics": {k: _json_float(v) for k, v in run.metrics.items()},
+        "metrics": {**{k: _json_float(v) for k, v in run.metrics.items()}, **fit},
         "curve": [_json_float(v) for v in run.curve],
         "best_epoch": run.best_epoch,
         "epochs": run.epochs,
@@ -140,11 +154,12 @@ def probe_run(record: ProbeRunRecord) -> engine.ProbeRun:
     """A stored probe run back as the engine's (None = NaN), to resume a job."""
     return engine.ProbeRun(
         spec=engine.ProbeSpec(record.replicate, tuple(record.aux)),
-        metrics={k: _number(v) for k, v in record.metrics.items()},
+        metrics={k: _number(v) for k, v in record.metrics.items() if not k.startswith(FIT)},
         curve=tuple(_number(v) for v in record.curve),
         best_epoch=record.best_epoch,
         epochs=record.epochs,
         error=record.error,
+        fit={k[len(FIT) :]: _number(v) for k, v in record.metrics.items() if k.startswith(FIT)},
     )
 
 
@@ -184,6 +199,7 @@ def advice_rows(
     """The job's result summary and its candidate_scores rows (each with its label
     ``coverage``, engine.label_coverage, when given)."""
     covered = coverage_details(coverage)
+    shares = fraction_details(advice)
     body = advice.to_dict()
     result: dict[str, object] = {
         "method": advice.method,
@@ -214,11 +230,15 @@ def advice_rows(
         "agreement": body.get("agreement"),
         "chunks": advice.chunks,
     }
+    if advice.fractions:
+        result["main_train_fractions"] = [f.main_train_fraction for f in advice.fractions]
     scores: list[dict[str, object]] = [
         {
             **{key: c.get(key) for key in SCORE_COLUMNS},
             "dataset_id": c["source"] or spec.dataset_id,
-            "details": _details({**c, "coverage": covered.get(c["name"])}),
+            "details": _details(
+                {**c, "coverage": covered.get(c["name"]), **shares.get(c["name"], {})}
+            ),
         }
         for c in body["candidates"]
     ]
@@ -263,6 +283,7 @@ def _candidate(score: CandidateScore) -> CandidateOut:
     details = _details(score.details)
     proxies = details["proxies"]
     secondary = details["secondary"]
+    fractions = FRACTIONS.validate_python(details["fractions"])
     return CandidateOut(
         rank=score.rank,
         name=score.name,
@@ -287,6 +308,10 @@ def _candidate(score: CandidateScore) -> CandidateOut:
         evidence=_evidence(details["evidence"]),
         coverage=_optional(COVERAGE, details["coverage"]),
         evidence_disagrees=FLAG.validate_python(details["evidence_disagrees"]),
+        fractions=fractions,
+        helpful_at=[f.main_train_fraction for f in fractions if f.verdict == "helpful"],
+        fraction_summary=fraction_sentence([f.model_dump() for f in fractions]),
+        hint=_optional(HINT, details["hint"]),
     )
 
 
@@ -328,6 +353,7 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingOut:
         subset=_optional(TABLE, result.get("subset")),
         agreement=_optional(TABLE, result.get("agreement")),
         dropped_features=NAMES.validate_python(result.get("dropped_features") or {}),
+        main_train_fractions=SHARES.validate_python(result.get("main_train_fractions") or []),
     )
     view.next_steps = next_steps(view, JobSpec.model_validate(job.spec), job.status)
     return view
@@ -385,7 +411,8 @@ def next_steps(view: RankingOut, spec: JobSpec, status: str) -> list[str]:
             "training."
         )
     main_train = next((c.coverage.main_train for c in probed if c.coverage), 0)
-    if main_train >= MANY_MAIN_LABELS and budget.main_train_fraction >= 1.0:
+    few_labels_measured = budget.main_train_fraction < 1.0 or budget.main_train_fractions
+    if main_train >= MANY_MAIN_LABELS and not few_labels_measured:
         steps.append(
             f"The main task trained on {main_train} labelled rows per replicate; with that "
             "many, auxiliary tasks rarely move its metric. If your own setting has fewer "
@@ -468,9 +495,11 @@ def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:
         items=[
             ProbeRunOut(
                 key=r.probe_key,
+                main_train_fraction=share_of(r.probe_key),
                 replicate=r.replicate,
                 candidates=[names[i] for i in r.aux],
-                metrics={k: _finite(v) for k, v in r.metrics.items()},
+                metrics={k: _finite(v) for k, v in r.metrics.items() if not k.startswith(FIT)},
+                fit={k[len(FIT) :]: _finite(v) for k, v in r.metrics.items() if k.startswith(FIT)},
                 curve=[_finite(v) for v in r.curve],
                 best_epoch=r.best_epoch,
                 epochs=r.epochs,

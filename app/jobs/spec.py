@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 import engine
+from app.jobs.fractions import check_shares
 
 _DEFAULT = engine.Budget()
 
@@ -38,7 +39,6 @@ ENGINE_ONLY = frozenset(
         "screen_proxy",
         "subset_weighting",
         "subset_width",
-        "main_train_fractions",  # engine only for now: the API has no per-share table yet
     }
 )
 """Budget options a job cannot set: the server's memory cap, research knobs that jobs
@@ -85,7 +85,12 @@ def budget_field(name: str) -> Any:
             items.update(
                 {
                     key: value
-                    for key, value in (("minimum", bounds.ge), ("maximum", bounds.le))
+                    for key, value in (
+                        ("minimum", bounds.ge),
+                        ("exclusiveMinimum", bounds.gt),
+                        ("maximum", bounds.le),
+                        ("exclusiveMaximum", bounds.lt),
+                    )
                     if value is not None
                 }
             )
@@ -154,6 +159,7 @@ class BudgetIn(Strict):
     lr: float | None = budget_field("lr")
     patience: int | None = budget_field("patience")
     main_train_fraction: float = budget_field("main_train_fraction")
+    main_train_fractions: list[float] = budget_field("main_train_fractions")
     screen_epochs: int | None = budget_field("screen_epochs")
     confirm_top: int = budget_field("confirm_top")
     confirm_random: int = budget_field("confirm_random")
@@ -165,6 +171,13 @@ class BudgetIn(Strict):
     race_step: int = budget_field("race_step")
     sharing: engine.Sharing | None = budget_field("sharing")
     coupling: float | None = budget_field("coupling")
+
+    @field_validator("main_train_fractions")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        """2 to MAX_SHARES shares, 1 among them, each once; kept sorted
+        (app/jobs/fractions.py says why)."""
+        return check_shares(value)
 
     def explicit(self) -> dict[str, object]:
         """The options the job sets (engine.Budget's keyword arguments): a knob left out

@@ -186,6 +186,65 @@ class CoverageOut(BaseModel):
     note: str | None
 
 
+class FractionGainOut(BaseModel):
+    """A candidate's answer at one share of the main task's training labels (a job
+    with ``budget.main_train_fractions``), scored as a job at that share alone would
+    score it: ``main_train`` main labels per replicate, its gain, interval, p- and
+    q-value (over the job's candidates at that share), verdict and replicates."""
+
+    main_train_fraction: float
+    main_train: int
+    rank: int
+    gain: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    q_value: float | None
+    verdict: str
+    seeds: int
+
+
+class FractionHintOut(BaseModel):
+    """Cheap hints at how a candidate helps, from its answers across shares: a hint,
+    not a claim (nothing here separates mechanisms experimentally). ``helps_at``: the
+    shares where it is helpful; ``persists``: whether it still helps at the largest
+    (null when it helps at none); ``aux_only``: per share, its labelled training rows
+    whose main label does not train (where it can act as data augmentation);
+    ``fade`` [``fade_ci_low``, ``fade_ci_high``]: its gain at the smallest share minus
+    at the largest, paired over ``fade_n`` replicates; ``text``: in one sentence."""
+
+    helps_at: list[float]
+    persists: bool | None
+    aux_only: list[float | None]
+    fade: float | None
+    fade_ci_low: float | None
+    fade_ci_high: float | None
+    fade_n: int
+    text: str | None
+    gap_base: list[float | None] = Field(
+        default_factory=list,
+        description="Per share: the main head's validation minus training loss at its best "
+        "epoch, mean over replicates, trained alone.",
+    )
+    gap_with: list[float | None] = Field(
+        default_factory=list, description="Per share: the same gap trained beside it."
+    )
+    gap_change: list[float | None] = Field(
+        default_factory=list,
+        description="Per share: gap_with − gap_base, paired over replicates (negative: a "
+        "narrower gap with it, as regularisation would give; a hint, not a claim).",
+    )
+    gap_change_ci_low: list[float | None] = Field(
+        default_factory=list, description="Per share: gap_change's paired 95% interval, low."
+    )
+    gap_change_ci_high: list[float | None] = Field(
+        default_factory=list, description="Per share: gap_change's paired 95% interval, high."
+    )
+    gap_text: str | None = Field(
+        default=None, description="The gap hint at the smallest share, in one sentence."
+    )
+
+
 class CandidateOut(BaseModel):
     """A candidate's measured gain. ``verdict`` is helpful / harmful / inconclusive, or
     not_probed when only its proxy scores were computed (methods with screening)."""
@@ -220,6 +279,23 @@ class CandidateOut(BaseModel):
         default=False,
         description="The probe and the label correlation disagree by a wide margin: "
         "check this candidate.",
+    )
+    fractions: list[FractionGainOut] = Field(
+        default_factory=list,
+        description="A job with budget.main_train_fractions: the candidate's answer at "
+        "each share of the main labels, ascending (empty otherwise). The row's own gain "
+        "is the answer at the largest share (1, all labels).",
+    )
+    helpful_at: list[float] = Field(
+        default_factory=list, description="The shares at which the candidate is helpful."
+    )
+    fraction_summary: str | None = Field(
+        default=None,
+        description='Where along the data axis it helps, in words, e.g. "Helpful at 10% and '
+        '25% of the main labels; not at 100%: a small-data helper."',
+    )
+    hint: FractionHintOut | None = Field(
+        default=None, description="Mechanism hints across the shares (a hint, not a claim)."
     )
 
 
@@ -276,10 +352,26 @@ class RankingOut(BaseModel):
     subset: dict[str, object] | None
     agreement: dict[str, object] | None
     dropped_features: dict[str, str]
+    main_train_fractions: list[float] = Field(
+        default_factory=list,
+        description="The shares of the main labels the job ran at (budget."
+        "main_train_fractions), ascending; empty for a job at one share.",
+    )
 
 
 class ProbeRunOut(BaseModel):
     key: str
+    fit: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="The main head's loss at the best epoch on the rows whose main label "
+        "trained (train_loss) and on the validation rows (val_loss); empty for runs "
+        "stored before it.",
+    )
+    main_train_fraction: float | None = Field(
+        default=None,
+        description="The share of the main labels this run trained at, for a job with "
+        "budget.main_train_fractions (its key starts f<share>/); null otherwise.",
+    )
     replicate: int
     candidates: list[str]
     metrics: dict[str, float | None]

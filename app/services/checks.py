@@ -16,6 +16,7 @@ from app.data.storage import Storage
 from app.db.models import Dataset
 from app.db.repositories import datasets as dataset_repo
 from app.errors import ProblemError
+from app.jobs.fractions import share_contexts, share_problems
 from app.jobs.spec import JobSpec
 from app.jobs.translate import build_context, engine_budget, planned_epochs
 from app.services import datasets as datasets_service
@@ -262,6 +263,8 @@ def _check_budget(
     except engine.SpecError as exc:
         problems.add_engine(exc)
         return None
+    for message in share_problems(spec.method, budget):
+        problems.add("budget.main_train_fractions", message)
     cost = planned_epochs(spec, budget)
     if cost > settings.max_probe_epochs:
         problems.add(
@@ -300,7 +303,8 @@ def check_data(
     """Prepare the job's data the way the worker will (app/jobs/translate.py): the
     engine's label, feature and split checks refuse now what would fail the job later."""
     try:
-        build_context(spec, sources.all, storage, settings, budget, inputs=sources.inputs)
+        context = build_context(spec, sources.all, storage, settings, budget, inputs=sources.inputs)
+        share_contexts(context)  # every share's splits: too few rows at one is refused
     except engine.EngineError as exc:
         problems = SpecProblems()
         problems.add_engine(exc, _spec_field(spec, exc.field))

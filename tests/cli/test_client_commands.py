@@ -357,3 +357,35 @@ def test_ctrl_c_while_waiting_leaves_the_job_running(env, finished_job, table, m
     assert "Traceback" not in err
     assert get(env, f"/api/v1/jobs/{new_job}").json()["status"] in ("queued", "running")
     assert auxsel("cancel", new_job, **env).exit_code == 0
+
+
+def test_submit_at_several_shares_prints_where_each_candidate_helps(env, table: Path):
+    result = auxsel(
+        "submit", str(table), "--main", "y", "--candidates", *CANDIDATES, *SMALL_FLAGS,
+        "--main-train-fractions", "1,0.25", "--wait", **env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    match = re.search(r"submitted job (job_\w+)", result.stdout)
+    assert match, result.stdout
+    spec = get(env, f"/api/v1/jobs/{match.group(1)}").json()["spec"]
+    assert spec["budget"]["main_train_fractions"] == [0.25, 1.0]  # kept sorted
+    ranking = get(env, f"/api/v1/jobs/{match.group(1)}/ranking").json()
+    printed = " ".join(result.stdout.split())
+    for c in ranking["candidates"]:
+        assert f"{c['name']}: {c['fraction_summary']}" in printed
+
+
+def test_bad_shares_are_refused_naming_the_option(env, table: Path):
+    alone = auxsel(
+        "submit", str(table), "--main", "y", "--candidates", "rel_0_0.90", *SMALL_FLAGS,
+        "--main-train-fractions", "0.5", **env,
+    )  # fmt: skip
+    assert alone.exit_code == EXIT_REFUSED
+    assert "budget.main_train_fractions" in alone.stderr
+    assert "Must include 1" in " ".join(alone.stderr.split())
+    words = auxsel(
+        "submit", str(table), "--main", "y", "--candidates", "rel_0_0.90",
+        "--main-train-fractions", "half,1",
+    )  # fmt: skip
+    assert words.exit_code == 2
+    assert "0.1,0.25,0.5,1" in " ".join(words.stderr.split())

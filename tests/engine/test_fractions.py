@@ -172,3 +172,40 @@ def test_without_the_option_the_advice_keeps_its_shape():
     assert "main_train_fraction" not in frame.columns
     assert len(frame) == len(family.candidates)
     assert advice.budget["main_train_fractions"] == ()
+
+
+def test_the_gap_hint_is_the_paired_train_validation_gap_of_the_runs(family_advice):
+    """Each candidate's train–validation gap hint is the main head's validation loss
+    minus its training loss (ProbeRun.fit), with it against without it, over the
+    replicates of each share; stated as a hint, never a claim."""
+    family, advice, _ = family_advice
+    for hint in advice.hints:
+        index = list(family.candidates).index(hint.name)
+        for i, fraction in enumerate(advice.fractions):
+            base = {
+                r.spec.replicate: r.fit["val_loss"] - r.fit["train_loss"]
+                for r in fraction.runs
+                if r.spec.is_baseline
+            }
+            with_it = {
+                r.spec.replicate: r.fit["val_loss"] - r.fit["train_loss"]
+                for r in fraction.runs
+                if r.spec.aux == (index,)
+            }
+            assert set(base) == set(with_it) == {0, 1, 2}
+            mean_base = np.mean(list(base.values()))
+            mean_with = np.mean(list(with_it.values()))
+            assert hint.gap_base[i] == pytest.approx(mean_base)
+            assert hint.gap_with[i] == pytest.approx(mean_with)
+            assert hint.gap_change[i] == pytest.approx(mean_with - mean_base)
+        assert hint.gap_text is not None
+        assert hint.gap_text.startswith("Hint: at 0.1 of the main labels")
+        # "Narrower" only when the paired interval of the change lies below zero.
+        changes = [with_it[r] - base[r] for r in (0, 1, 2)]  # (of the last share)
+        assert hint.gap_change_ci_low[-1] < np.mean(changes) < hint.gap_change_ci_high[-1]
+        narrower = hint.gap_change_ci_high[0] < 0
+        assert ("consistent with regularisation" in hint.gap_text) == narrower
+    # With a tenth of the main labels the model fits its few training rows far better
+    # than held-out ones: the baseline's gap is wider there than with all of them.
+    assert advice.hints[0].gap_base[0] > advice.hints[0].gap_base[-1]
+    assert "gap_change" in advice.to_frame().columns

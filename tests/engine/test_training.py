@@ -35,6 +35,10 @@ def _close(a, b, tol=1e-4):
     for name in a.metrics:
         assert a.metrics[name] == pytest.approx(b.metrics[name], abs=tol), name
     np.testing.assert_allclose(a.curve, b.curve, atol=tol)
+    # The main head's training and validation loss at the best epoch (the gap hint's).
+    assert set(a.fit) == {"train_loss", "val_loss"}
+    for name in b.fit:
+        assert a.fit[name] == pytest.approx(b.fit[name], abs=tol), name
 
 
 def _assert_batched_equals_sequential(data, specs, budget):

@@ -29,7 +29,7 @@
   const clone = cloneScript ? JSON.parse(cloneScript.textContent) : null;
   let pendingClone = clone;
   const FORM_KNOBS = ["seeds", "epochs", "hidden", "lam", "batch_size", "lr", "patience",
-    "main_train_fraction", "subset_search"];
+    "main_train_fraction", "main_train_fractions", "subset_search"];
   const cloneTasks = new Map(
     clone ? clone.candidates.filter((t) => !t.dataset_id || t.dataset_id === clone.dataset_id)
       .map((t) => [t.column, t]) : []);
@@ -432,6 +432,7 @@
       features: same ? [] : features.map((r) => r.dataset.column),
     };
     const hidden = $("hidden").value.split(/[\s,]+/).filter(Boolean).map(Number);
+    const shares = $("main_train_fractions").value.split(/[\s,]+/).filter(Boolean).map(Number);
     const body = {
       dataset_id: datasetSelect.value,
       main_task: { column: mainColumn.value },
@@ -457,6 +458,7 @@
         lr: num("lr"),
         patience: num("patience"),
         main_train_fraction: num("main_train_fraction"),
+        main_train_fractions: shares.length ? shares : undefined,
         sharing: $("sharing").value || undefined,
         coupling: num("coupling"),
         subset_search: $("subset_search").checked,
