@@ -30,6 +30,7 @@ from engine.evidence import (
     with_evidence,
 )
 from engine.features import FeatureConfig
+from engine.fractions import combine_fractions, share_budget, splits_at
 from engine.methods import (
     DEFAULT_METHOD,
     METHODS,
@@ -181,6 +182,7 @@ __all__ = [
     "check_recipe",
     "choose_confirmations",
     "chunk_plan",
+    "combine_fractions",
     "describe_recipe",
     "describe_sharing",
     "estimate_cost",
@@ -207,6 +209,8 @@ __all__ = [
     "run_probes",
     "screen",
     "search_subsets",
+    "share_budget",
+    "splits_at",
     "splits_for",
     "summarise",
     "train_chunks",

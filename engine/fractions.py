@@ -96,10 +96,10 @@ def advise_fractions(
         )
         coverage.append(label_coverage(problem, splits))
     assert advice is not None  # the budget holds at least one share here
-    return combine(advice, plan, answers, coverage, chunks, metric)
+    return combine_fractions(advice, plan, answers, coverage, chunks, metric)
 
 
-def combine(
+def combine_fractions(
     largest: Advice,
     plan: Budget,
     answers: Sequence[FractionAdvice],

@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import engine
 from app.jobs.context import JobContext
-from engine.fractions import share_budget, splits_at
 
 MAX_SHARES = 6
 """Most shares a job may list (each share is a whole job's training)."""
@@ -96,8 +95,8 @@ def share_contexts(context: JobContext) -> list[tuple[float, JobContext]]:
             share,
             replace(
                 context,
-                budget=share_budget(plan, share),
-                splits=splits_at(context.problem, plan, share, context.seed),
+                budget=engine.share_budget(plan, share),
+                splits=engine.splits_at(context.problem, plan, share, context.seed),
             ),
         )
         for share in plan.main_train_fractions

@@ -15,8 +15,7 @@ from app.jobs.context import JobContext
 from app.jobs.fractions import share_of, share_prefix
 from app.jobs.results import SCREEN_KEY, probe_run, provisional_result, run_row, screen_row
 from app.jobs.spec import JobSpec
-from engine import ProgressFn
-from engine.fractions import combine
+from engine import ProgressFn, combine_fractions
 
 if TYPE_CHECKING:
     from app.jobs.attempt import JobRun
@@ -155,7 +154,7 @@ def combine_shares(
 ) -> engine.Advice:
     """Each share's advice (ascending, the largest last) as the job's: the largest
     share's ranking with every share's answer and the mechanism hints
-    (engine.fractions.combine)."""
+    (engine.combine_fractions)."""
     answers = [
         engine.FractionAdvice(
             main_train_fraction=runner.share or 1.0,
@@ -169,7 +168,7 @@ def combine_shares(
     ]
     coverage = [runner.coverage for runner, _ in done]
     chunks = sum(runner.chunks for runner, _ in done)
-    return combine(done[-1][1], budget, answers, coverage, chunks, metric)
+    return combine_fractions(done[-1][1], budget, answers, coverage, chunks, metric)
 
 
 def chunk(
