@@ -29,6 +29,9 @@ from engine.training_data import TrainingData
 ProgressFn = Callable[[int, int], None]
 """Called with (probe-epochs done, probe-epochs in total); may raise to stop."""
 
+FinishedFn = Callable[[list["ProbeRun"]], None]
+"""Given the runs of the probes that had finished when ``progress`` raised to stop."""
+
 # Rows of one evaluation pass: small enough for the activations to stay in cache, and
 # the same whichever probes share the batch (chunking must not change the rounding).
 _EVAL_ROWS = 256
@@ -60,17 +63,21 @@ def train_probes(
     seed: int,
     metric: MetricName,
     progress: ProgressFn | None = None,
+    finished: FinishedFn | None = None,
 ) -> list[ProbeRun]:
     """Train ``specs`` together as one batched model and return their runs in order.
 
     Each probe's result depends only on its own spec, the data, budget and seed; which
-    other probes share the batch does not change it (up to float rounding).
+    other probes share the batch does not change it (up to float rounding). When
+    ``progress`` raises to stop the training (a cancel), the probes that early stopping
+    had already ended are handed to ``finished`` first, with the runs they would have
+    had at the end, so a stopped batch does not lose its finished work.
     """
     if not specs:
         return []
     # Probes of one replicate sit together so they share first-layer matmuls.
     order = sorted(range(len(specs)), key=lambda i: specs[i].replicate)
-    runs = _train_sorted(data, [specs[i] for i in order], budget, seed, metric, progress)
+    runs = _train_sorted(data, [specs[i] for i in order], budget, seed, metric, progress, finished)
     result: list[ProbeRun | None] = [None] * len(specs)
     for position, run in zip(order, runs, strict=True):
         result[position] = run
@@ -84,6 +91,7 @@ def _train_sorted(
     seed: int,
     metric: MetricName,
     progress: ProgressFn | None,
+    finished: FinishedFn | None = None,
 ) -> list[ProbeRun]:
     main = data.problem.main
     device = data.device
@@ -132,6 +140,25 @@ def _train_sorted(
     )
     block = bs * max(1, _BLOCK_FLOATS // max(1, per_row * bs))
 
+    def collect() -> list[ProbeRun]:
+        """Every probe's run, read with its best weights (which the batch then keeps)."""
+        with torch.no_grad():
+            for param, kept in zip(batch.parameters(), best_params, strict=True):
+                param.copy_(kept)
+            best_test_out = _evaluate(batch, test_x)
+        return _collect(
+            specs,
+            data,
+            metric,
+            best_test_out,
+            test_y,
+            objective.main_scale,
+            curves,
+            stopping.best_epoch,
+            stopping.stopped_at,
+            diverged_at,
+        )
+
     for epoch in range(budget.epochs):
         order = batches.epoch_order()  # [R', n_pool]
         for first in range(0, n_pool, block):
@@ -166,28 +193,29 @@ def _train_sorted(
             for kept, param, mask in zip(best_params, batch.parameters(), masks_p, strict=True):
                 torch.where(mask, param, kept, out=kept)
         if progress is not None:
-            progress(n_probes * (epoch + 1), total)
+            try:
+                progress(n_probes * (epoch + 1), total)
+            except Exception:
+                if finished is not None:
+                    # Only now (never on the way) are the stopped probes' test metrics
+                    # read: with their best weights, as at the end, so the same numbers.
+                    stopped = (~stopping.active).cpu().tolist()
+                    if any(stopped):
+                        runs = collect()
+                        finished([run for run, done in zip(runs, stopped, strict=True) if done])
+                raise
         if stopping.done:
             break
 
-    with torch.no_grad():
-        for param, kept in zip(batch.parameters(), best_params, strict=True):
-            param.copy_(kept)
-        best_test_out = _evaluate(batch, test_x)
+    runs = collect()
     if progress is not None:
-        progress(total, total)
-    return _collect(
-        specs,
-        data,
-        metric,
-        best_test_out,
-        test_y,
-        objective.main_scale,
-        curves,
-        stopping.best_epoch,
-        stopping.stopped_at,
-        diverged_at,
-    )
+        try:
+            progress(total, total)
+        except Exception:
+            if finished is not None:
+                finished(runs)  # the work is done: a stop now keeps all of it
+            raise
+    return runs
 
 
 def _collect(

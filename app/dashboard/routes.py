@@ -25,7 +25,7 @@ from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
 from app.jobs.status import JobStatus
-from app.jobs.views import RankingOut
+from app.jobs.views import MAX_TAG_LENGTH, RankingOut
 from app.security import auth
 from app.security import sessions as web_sessions
 from app.services import jobs as service
@@ -108,12 +108,19 @@ def jobs_page(
     owner: OptionalOwnerDep,
     session: SessionDep,
     status: str | None = None,
+    q: str | None = None,
+    tag: str | None = None,
     page_token: str | None = None,
 ) -> Response:
+    """The job list. ``q`` and ``tag`` search all the owner's jobs (the API's
+    ``GET /api/v1/jobs?q=&tag=``), not only the rows of one page."""
     if owner is None:
         return to_sign_in(request)
     status = status if status in STATUSES else None
-    rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
+    # Past the API's limits a search cannot match anything longer: cut, not refused.
+    q = q.strip()[:255] or None if q else None
+    tag = tag[:MAX_TAG_LENGTH] or None if tag else None
+    rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE, tag=tag, q=q)
     tops = service.top_candidates(session, rows[:PAGE_SIZE])  # one rank-1 query
     jobs = [service.job_view(j, request, top=tops.get(j.id)) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
@@ -132,7 +139,9 @@ def jobs_page(
             "deleted_datasets": deleted,
             "status": status,
             "statuses": STATUSES,
-            "older": _query(**({"status": status} if status else {}), page_token=older)
+            "q": q,
+            "tag": tag,
+            "older": _query(**_filters(status=status, q=q, tag=tag), page_token=older)
             if older
             else None,
             # Only the first page follows the newest jobs live.
@@ -140,6 +149,10 @@ def jobs_page(
             "page_size": PAGE_SIZE,
         },
     )
+
+
+def _filters(**params: str | None) -> dict[str, str]:
+    return {k: v for k, v in params.items() if v}
 
 
 def _dataset_names(session: Session, owner: str, ids: set[str | None]) -> dict[str, str]:

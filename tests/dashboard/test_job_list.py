@@ -93,6 +93,22 @@ def test_the_list_offers_sorting_filtering_and_compare(two_jobs: _Two):
         assert f'name="job" value="{job["id"]}"' in text
 
 
+def test_the_search_box_searches_all_jobs_on_the_server(two_jobs: _Two):
+    client, done, queued, _ = two_jobs
+    page = client.get("/", params={"q": "WAIT"})
+    rows = [r["@data-job-id"] for r in table_rows(page.text, "jobs-table")]
+    assert rows == [queued["id"]]
+    text = html.unescape(page.text)
+    assert 'name="q" form="job-search" value="WAIT"' in text  # the box keeps the search
+    assert "1 job found" in text
+    by_tag = client.get("/", params={"q": "q4"})
+    assert [r["@data-job-id"] for r in table_rows(by_tag.text, "jobs-table")] == [done["id"]]
+    none = html.unescape(client.get("/", params={"q": "no such job"}).text)
+    assert table_rows(none, "jobs-table") == []
+    assert "No job matches the search." in none
+    assert "0 jobs found" in none
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "–"), (0.4, "0 s"), (59.9, "59 s"), (61, "1 min 1 s"), (7320, "2 h 2 min")],
