@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -45,6 +45,10 @@ class ProbeRun:
 
     ``curve`` is the main task's validation metric after each epoch the probe trained.
     ``error`` says why a probe has no usable result (e.g. its loss diverged).
+    ``train_curve`` is the main task's training loss per epoch (the mean over the
+    epoch's minibatches, as trained, dropout included) and ``aux_curve`` the auxiliary
+    tasks' (summed when a probe has several; empty for a baseline); both empty where
+    they were not recorded. They do not take part in comparing runs.
     """
 
     spec: ProbeSpec
@@ -53,6 +57,8 @@ class ProbeRun:
     best_epoch: int
     epochs: int
     error: str | None = None
+    train_curve: tuple[float, ...] = field(default=(), compare=False)
+    aux_curve: tuple[float, ...] = field(default=(), compare=False)
 
 
 def train_probes(
@@ -131,6 +137,9 @@ def _train_sorted(
     # the end, with these (the same numbers as reading it at that epoch).
     best_params = [p.detach().clone() for p in batch.parameters()]
     curves: list[torch.Tensor] = []
+    # Training losses per epoch, summed on the device step by step (no host read).
+    train_main: list[torch.Tensor] = []
+    train_aux: list[torch.Tensor] = []
     total = n_probes * budget.epochs
     bs = budget.batch_size
     n_pool = batches.pool.shape[1]
@@ -154,6 +163,7 @@ def _train_sorted(
             test_y,
             objective.main_scale,
             curves,
+            (train_main, train_aux),
             stopping.best_epoch,
             stopping.stopped_at,
             diverged_at,
@@ -161,6 +171,9 @@ def _train_sorted(
 
     for epoch in range(budget.epochs):
         order = batches.epoch_order()  # [R', n_pool]
+        epoch_main = torch.zeros(n_probes, device=device)
+        epoch_aux = torch.zeros(n_probes, device=device)
+        steps = 0
         for first in range(0, n_pool, block):
             rows = order[:, first : first + block]
             x_block = data.inputs(rows, rep_tensor)  # [R', n, F]
@@ -174,6 +187,9 @@ def _train_sorted(
                 out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
                 main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
                 probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
+                epoch_main += main_loss.detach()
+                epoch_aux += aux_loss.detach().sum(dim=1)
+                steps += 1
                 if soft is not None:
                     probe_loss = probe_loss + budget.coupling * soft.penalty(budget.sharing)
                 # A probe whose loss stops being finite is marked and no longer steered
@@ -184,6 +200,8 @@ def _train_sorted(
                 torch.where(diverged_at < 0, probe_loss, 0.0).sum().backward()
                 optimizer.step()
 
+        train_main.append(epoch_main / max(steps, 1))
+        train_aux.append(epoch_aux / max(steps, 1))
         with torch.no_grad():
             val_out = _evaluate(batch, val_x)
             score = compute_metric(metric, val_out, val_y, main.kind, objective.main_scale)
@@ -226,6 +244,7 @@ def _collect(
     test_y: torch.Tensor,
     scale: TargetScale,
     curves: list[torch.Tensor],
+    losses: tuple[list[torch.Tensor], list[torch.Tensor]],
     best_epoch: torch.Tensor,
     stopped_at: torch.Tensor,
     diverged_at: torch.Tensor,
@@ -237,6 +256,7 @@ def _collect(
             for name in METRICS_BY_KIND[kind]
         }
     curve_matrix = torch.stack(curves, dim=1).double().cpu().numpy()  # [P, epochs]
+    main_matrix, aux_matrix = (torch.stack(c, dim=1).double().cpu().numpy() for c in losses)
     best_list = best_epoch.cpu().tolist()
     stop_list = stopped_at.cpu().tolist()
     diverged_list = diverged_at.cpu().tolist()
@@ -251,8 +271,22 @@ def _collect(
             metrics = dict.fromkeys(values, math.nan)
         else:
             metrics = {name: float(v[p]) for name, v in values.items()}
-        curve = tuple(float(v) for v in curve_matrix[p, : stop_list[p] + 1])
-        runs.append(ProbeRun(spec, metrics, curve, best_list[p], stop_list[p] + 1, error))
+        trained = slice(0, stop_list[p] + 1)
+        curve = tuple(float(v) for v in curve_matrix[p, trained])
+        train_curve = tuple(float(v) for v in main_matrix[p, trained])
+        aux_curve = tuple(float(v) for v in aux_matrix[p, trained]) if spec.aux else ()
+        runs.append(
+            ProbeRun(
+                spec,
+                metrics,
+                curve,
+                best_list[p],
+                stop_list[p] + 1,
+                error,
+                train_curve=train_curve,
+                aux_curve=aux_curve,
+            )
+        )
     return runs
 
 

@@ -277,7 +277,14 @@ def job_page(
     )
     order = [c.name for c in ranking.candidates] if ranking else None
     curves = views.mean_curves(runs, order)
-    charts: dict[str, object] = {"curves": curves}
+    # Drawn on demand (a disclosure): the training losses of the main and auxiliary tasks.
+    train_curves = views.mean_curves(runs, order, "train_loss")
+    aux_curves = views.mean_curves(runs, order, "aux_loss")
+    charts: dict[str, object] = {
+        "curves": curves,
+        "train_curves": train_curves,
+        "aux_curves": aux_curves,
+    }
     if ranking:
         charts["gains"] = views.gain_chart(ranking)
         charts["proxies"] = views.proxy_points(ranking)
@@ -304,6 +311,8 @@ def job_page(
             if job.status == JobStatus.FAILED
             else None,
             "has_curves": any(s["mean"] for s in curves["series"]),
+            "has_train_curves": any(s["mean"] for s in train_curves["series"]),
+            "has_aux_curves": any(s["mean"] for s in aux_curves["series"]),
             "runs_stored": len(runs.items),
             "replicates_stored": len({r.replicate for r in runs.items}),
         },

@@ -35,6 +35,11 @@ def _close(a, b, tol=1e-4):
     for name in a.metrics:
         assert a.metrics[name] == pytest.approx(b.metrics[name], abs=tol), name
     np.testing.assert_allclose(a.curve, b.curve, atol=tol)
+    # The training losses per epoch, main and auxiliary, as each probe trained.
+    assert len(a.train_curve) == len(b.train_curve) == a.epochs
+    np.testing.assert_allclose(a.train_curve, b.train_curve, atol=tol)
+    assert len(a.aux_curve) == len(b.aux_curve) == (a.epochs if a.spec.aux else 0)
+    np.testing.assert_allclose(a.aux_curve, b.aux_curve, atol=tol)
 
 
 def _assert_batched_equals_sequential(data, specs, budget):
