@@ -24,6 +24,7 @@ from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
+from app.jobs.spec import TaskIn
 from app.jobs.status import JobStatus
 from app.jobs.views import MAX_TAG_LENGTH, RankingOut
 from app.security import auth
@@ -151,6 +152,25 @@ def jobs_page(
     )
 
 
+def _other_dataset_candidates(
+    session: Session, owner: str, candidates: list[TaskIn], dataset_id: str
+) -> list[dict[str, str]]:
+    """The source job's candidates read from another data set: the form picks
+    candidates from one data set's columns, so a copy made there leaves these out (and
+    says so, naming each and its data set)."""
+    others = [c for c in candidates if c.dataset_id and c.dataset_id != dataset_id]
+    names = _dataset_names(session, owner, {c.dataset_id for c in others})
+    return [
+        {
+            "name": c.label,
+            "column": c.column,
+            "dataset_id": str(c.dataset_id),
+            "dataset": names.get(str(c.dataset_id), f"{c.dataset_id} (deleted)"),
+        }
+        for c in others
+    ]
+
+
 def _filters(**params: str | None) -> dict[str, str]:
     return {k: v for k, v in params.items() if v}
 
@@ -175,6 +195,7 @@ def submit_page(
     settings = _settings(request)
     clone: dict[str, object] | None = None
     clone_missing = None
+    dropped: list[dict[str, str]] = []
     if from_:
         source = repo.get(session, owner, from_)
         if source is None:
@@ -191,6 +212,7 @@ def submit_page(
                 "from": source.id,
             }
             dataset = spec.dataset_id
+            dropped = _other_dataset_candidates(session, owner, spec.candidates, dataset)
     datasets = [
         {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
         for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
@@ -209,6 +231,7 @@ def submit_page(
             "default_recipe": engine.DEFAULT_RECIPE,
             "clone": clone,
             "clone_missing": clone_missing,
+            "clone_dropped": dropped,
             "limits": {
                 "seeds": settings.max_seeds,
                 "epochs": settings.max_epochs,

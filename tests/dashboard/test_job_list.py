@@ -146,3 +146,27 @@ def test_clone_opens_the_form_with_the_jobs_spec(two_jobs: _Two):
     assert f'<option value="{spec["dataset_id"]}" selected>' in page.text
     missing = client.get("/submit", params={"from": "job_nope"})
     assert "No job job_nope to copy" in missing.text
+
+
+def test_a_clone_says_which_candidates_from_another_data_set_it_leaves_out(two_jobs: _Two):
+    client, done, _, _ = two_jobs
+    other = client.post(
+        "/api/v1/datasets", files={"file": ("assays.csv", family_csv(seed=1))}
+    ).json()
+    spec = job_spec(
+        done["spec"]["dataset_id"],
+        name="two sources",
+        candidates=[
+            {"column": "rel_0_0.90"},
+            {"column": "rel_1_0.20", "name": "assay B", "dataset_id": other["id"]},
+        ],
+    )
+    job = client.post("/api/v1/jobs", json=spec)
+    assert job.status_code == 202, job.text
+    page = html.unescape(client.get("/submit", params={"from": job.json()["id"]}).text)
+    assert 'id="clone-dropped"' in page
+    assert "1 of its candidates came from another data set and are left out" in page
+    assert "assay B</strong> (column rel_1_0.20) from data set assays.csv" in page
+    # A clone whose candidates are all from its own data set says nothing of the kind.
+    plain = client.get("/submit", params={"from": done["id"]}).text
+    assert 'id="clone-dropped"' not in plain
