@@ -286,7 +286,8 @@
       if (typed === query) return;
       query = typed;
       generation += 1;
-      history.replaceState(null, "", `/?${searchParams()}`);
+      const params = searchParams().toString();
+      history.replaceState(null, "", params ? `/?${params}` : "/");
       refresh().catch(() => {});
     }, 300);
   });
