@@ -14,7 +14,7 @@ from engine.plan import chunk_plan
 from engine.probe import ProbeSpec
 from engine.problem import Problem
 from engine.splits import Splits
-from engine.training import ProbeRun, ProgressFn, train_probes
+from engine.training import FinishedFn, ProbeRun, ProgressFn, train_probes
 from engine.training_data import TrainingData
 
 
@@ -69,9 +69,12 @@ def train_chunks(
     seed: int,
     metric: MetricName,
     progress: ProgressFn | None = None,
+    finished: FinishedFn | None = None,
 ) -> Iterator[tuple[Sequence[ProbeSpec], list[ProbeRun]]]:
     """Train ``chunks`` one after another, yielding each chunk with its runs as soon as
-    it finishes. ``progress`` gets (probe-epochs done, total) over all the chunks."""
+    it finishes. ``progress`` gets (probe-epochs done, total) over all the chunks; when
+    it raises to stop, the runs of the current chunk's finished probes go to
+    ``finished`` first (engine.train_probes)."""
     total = sum(len(c) for c in chunks) * budget.epochs
     offset = 0
     for chunk in chunks:
@@ -80,6 +83,14 @@ def train_chunks(
             if progress is not None:
                 progress(offset + done, total)
 
-        runs = train_probes(data, chunk, budget, seed=seed, metric=metric, progress=chunk_progress)
+        runs = train_probes(
+            data,
+            chunk,
+            budget,
+            seed=seed,
+            metric=metric,
+            progress=chunk_progress,
+            finished=finished,
+        )
         yield chunk, runs
         offset += len(chunk) * budget.epochs

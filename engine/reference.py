@@ -133,8 +133,11 @@ def _train_one(
     train_x = data.inputs(train_rows[None], rep)[0]
     train_y = data.main_train[r, train_rows][None]
     curve: list[float] = []
+    train_main: list[float] = []  # training losses per epoch: mean over its minibatches
+    train_aux: list[float] = []
     for epoch in range(budget.epochs):
         order = pool[torch.randperm(pool.shape[0], generator=generator).to(data.device)]
+        sums, steps = [0.0, 0.0], 0
         for start in range(0, order.shape[0], budget.batch_size):
             rows = order[start : start + budget.batch_size]
             x = data.inputs(rows[None], rep)[0]
@@ -147,13 +150,19 @@ def _train_one(
             if known.any():
                 out = main_head(h[known])[None]
                 loss = main_loss_elements(out, y[known][None], main.kind, main_scale).mean()
+            sums[0] += float(loss.detach())
             for c, head in zip(spec.aux, aux_heads, strict=True):
-                loss = loss + weight * _aux_loss(data, c, r, head(h_aux), rows)
+                aux_loss = _aux_loss(data, c, r, head(h_aux), rows)
+                sums[1] += float(aux_loss.detach())
+                loss = loss + weight * aux_loss
+            steps += 1
             if soft and budget.coupling > 0:
                 loss = loss + budget.coupling * soft_penalty(layers, aux_layers, budget.sharing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        train_main.append(sums[0] / steps)
+        train_aux.append(sums[1] / steps)
         with torch.no_grad():
             val_out = main_head(trunk(val_x))[None]
             score = float(compute_metric(metric, val_out, val_y, main.kind, main_scale)[0])
@@ -179,7 +188,16 @@ def _train_one(
         name: float(compute_metric(name, best_test, test_y, main.kind, main_scale)[0])
         for name in METRICS_BY_KIND[main.kind]
     }
-    return ProbeRun(spec, metrics, tuple(curve), best_epoch, len(curve), fit=fit)
+    return ProbeRun(
+        spec,
+        metrics,
+        tuple(curve),
+        best_epoch,
+        len(curve),
+        fit=fit,
+        train_curve=tuple(train_main),
+        aux_curve=tuple(train_aux) if spec.aux else (),
+    )
 
 
 def _aux_loss(

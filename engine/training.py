@@ -30,6 +30,9 @@ from engine.training_data import TrainingData
 ProgressFn = Callable[[int, int], None]
 """Called with (probe-epochs done, probe-epochs in total); may raise to stop."""
 
+FinishedFn = Callable[[list["ProbeRun"]], None]
+"""Given the runs of the probes that had finished when ``progress`` raised to stop."""
+
 # Rows of one evaluation pass: small enough for the activations to stay in cache, and
 # the same whichever probes share the batch (chunking must not change the rounding).
 _EVAL_ROWS = 256
@@ -48,6 +51,10 @@ class ProbeRun:
     the main head's loss at the best epoch on the rows whose main label trained
     (``train_loss``) and on the validation rows (``val_loss``), for the train–validation
     gap hint (:mod:`engine.curves`); empty where it was not measured.
+    ``train_curve`` is the main task's training loss per epoch (the mean over the
+    epoch's minibatches, as trained, dropout included) and ``aux_curve`` the auxiliary
+    tasks' (summed when a probe has several; empty for a baseline); both empty where
+    they were not recorded. They do not take part in comparing runs.
     """
 
     spec: ProbeSpec
@@ -57,6 +64,8 @@ class ProbeRun:
     epochs: int
     error: str | None = None
     fit: dict[str, float] = field(default_factory=dict, compare=False)
+    train_curve: tuple[float, ...] = field(default=(), compare=False)
+    aux_curve: tuple[float, ...] = field(default=(), compare=False)
 
 
 def train_probes(
@@ -67,17 +76,21 @@ def train_probes(
     seed: int,
     metric: MetricName,
     progress: ProgressFn | None = None,
+    finished: FinishedFn | None = None,
 ) -> list[ProbeRun]:
     """Train ``specs`` together as one batched model and return their runs in order.
 
     Each probe's result depends only on its own spec, the data, budget and seed; which
-    other probes share the batch does not change it (up to float rounding).
+    other probes share the batch does not change it (up to float rounding). When
+    ``progress`` raises to stop the training (a cancel), the probes that early stopping
+    had already ended are handed to ``finished`` first, with the runs they would have
+    had at the end, so a stopped batch does not lose its finished work.
     """
     if not specs:
         return []
     # Probes of one replicate sit together so they share first-layer matmuls.
     order = sorted(range(len(specs)), key=lambda i: specs[i].replicate)
-    runs = _train_sorted(data, [specs[i] for i in order], budget, seed, metric, progress)
+    runs = _train_sorted(data, [specs[i] for i in order], budget, seed, metric, progress, finished)
     result: list[ProbeRun | None] = [None] * len(specs)
     for position, run in zip(order, runs, strict=True):
         result[position] = run
@@ -91,6 +104,7 @@ def _train_sorted(
     seed: int,
     metric: MetricName,
     progress: ProgressFn | None,
+    finished: FinishedFn | None = None,
 ) -> list[ProbeRun]:
     main = data.problem.main
     device = data.device
@@ -130,6 +144,9 @@ def _train_sorted(
     # the end, with these (the same numbers as reading it at that epoch).
     best_params = [p.detach().clone() for p in batch.parameters()]
     curves: list[torch.Tensor] = []
+    # Training losses per epoch, summed on the device step by step (no host read).
+    train_main: list[torch.Tensor] = []
+    train_aux: list[torch.Tensor] = []
     total = n_probes * budget.epochs
     bs = budget.batch_size
     n_pool = batches.pool.shape[1]
@@ -139,8 +156,37 @@ def _train_sorted(
     )
     block = bs * max(1, _BLOCK_FLOATS // max(1, per_row * bs))
 
+    def collect() -> list[ProbeRun]:
+        """Every probe's run, read with its best weights (which the batch then keeps)."""
+        with torch.no_grad():
+            for param, kept in zip(batch.parameters(), best_params, strict=True):
+                param.copy_(kept)
+            best_test_out = _evaluate(batch, test_x)
+            train_loss = _train_loss(batch, data, objective, probe_rep)
+            val_loss = compute_metric(
+                "loss", _evaluate(batch, val_x), val_y, main.kind, objective.main_scale
+            )
+        fit = torch.stack([train_loss, val_loss], dim=1).double().cpu().tolist()  # [P, 2]
+        return _collect(
+            specs,
+            data,
+            metric,
+            best_test_out,
+            test_y,
+            objective.main_scale,
+            curves,
+            (train_main, train_aux),
+            stopping.best_epoch,
+            stopping.stopped_at,
+            diverged_at,
+            fit,
+        )
+
     for epoch in range(budget.epochs):
         order = batches.epoch_order()  # [R', n_pool]
+        epoch_main = torch.zeros(n_probes, device=device)
+        epoch_aux = torch.zeros(n_probes, device=device)
+        steps = 0
         for first in range(0, n_pool, block):
             rows = order[:, first : first + block]
             x_block = data.inputs(rows, rep_tensor)  # [R', n, F]
@@ -154,6 +200,9 @@ def _train_sorted(
                 out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
                 main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
                 probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
+                epoch_main += main_loss.detach()
+                epoch_aux += aux_loss.detach().sum(dim=1)
+                steps += 1
                 if soft is not None:
                     probe_loss = probe_loss + budget.coupling * soft.penalty(budget.sharing)
                 # A probe whose loss stops being finite is marked and no longer steered
@@ -164,6 +213,8 @@ def _train_sorted(
                 torch.where(diverged_at < 0, probe_loss, 0.0).sum().backward()
                 optimizer.step()
 
+        train_main.append(epoch_main / max(steps, 1))
+        train_aux.append(epoch_aux / max(steps, 1))
         with torch.no_grad():
             val_out = _evaluate(batch, val_x)
             score = compute_metric(metric, val_out, val_y, main.kind, objective.main_scale)
@@ -173,33 +224,29 @@ def _train_sorted(
             for kept, param, mask in zip(best_params, batch.parameters(), masks_p, strict=True):
                 torch.where(mask, param, kept, out=kept)
         if progress is not None:
-            progress(n_probes * (epoch + 1), total)
+            try:
+                progress(n_probes * (epoch + 1), total)
+            except Exception:
+                if finished is not None:
+                    # Only now (never on the way) are the stopped probes' test metrics
+                    # read: with their best weights, as at the end, so the same numbers.
+                    stopped = (~stopping.active).cpu().tolist()
+                    if any(stopped):
+                        runs = collect()
+                        finished([run for run, done in zip(runs, stopped, strict=True) if done])
+                raise
         if stopping.done:
             break
 
-    scale = objective.main_scale
-    with torch.no_grad():
-        for param, kept in zip(batch.parameters(), best_params, strict=True):
-            param.copy_(kept)
-        best_test_out = _evaluate(batch, test_x)
-        train_loss = _train_loss(batch, data, objective, probe_rep)
-        val_loss = compute_metric("loss", _evaluate(batch, val_x), val_y, main.kind, scale)
-    fit = torch.stack([train_loss, val_loss], dim=1).double().cpu().tolist()  # [P, 2]
+    runs = collect()
     if progress is not None:
-        progress(total, total)
-    return _collect(
-        specs,
-        data,
-        metric,
-        best_test_out,
-        test_y,
-        objective.main_scale,
-        curves,
-        stopping.best_epoch,
-        stopping.stopped_at,
-        diverged_at,
-        fit,
-    )
+        try:
+            progress(total, total)
+        except Exception:
+            if finished is not None:
+                finished(runs)  # the work is done: a stop now keeps all of it
+            raise
+    return runs
 
 
 def _collect(
@@ -210,6 +257,7 @@ def _collect(
     test_y: torch.Tensor,
     scale: TargetScale,
     curves: list[torch.Tensor],
+    losses: tuple[list[torch.Tensor], list[torch.Tensor]],
     best_epoch: torch.Tensor,
     stopped_at: torch.Tensor,
     diverged_at: torch.Tensor,
@@ -222,6 +270,7 @@ def _collect(
             for name in METRICS_BY_KIND[kind]
         }
     curve_matrix = torch.stack(curves, dim=1).double().cpu().numpy()  # [P, epochs]
+    main_matrix, aux_matrix = (torch.stack(c, dim=1).double().cpu().numpy() for c in losses)
     best_list = best_epoch.cpu().tolist()
     stop_list = stopped_at.cpu().tolist()
     diverged_list = diverged_at.cpu().tolist()
@@ -236,10 +285,23 @@ def _collect(
             metrics = dict.fromkeys(values, math.nan)
         else:
             metrics = {name: float(v[p]) for name, v in values.items()}
-        curve = tuple(float(v) for v in curve_matrix[p, : stop_list[p] + 1])
-        losses = {"train_loss": fit[p][0], "val_loss": fit[p][1]}
-        run = ProbeRun(spec, metrics, curve, best_list[p], stop_list[p] + 1, error, losses)
-        runs.append(run)
+        trained = slice(0, stop_list[p] + 1)
+        curve = tuple(float(v) for v in curve_matrix[p, trained])
+        train_curve = tuple(float(v) for v in main_matrix[p, trained])
+        aux_curve = tuple(float(v) for v in aux_matrix[p, trained]) if spec.aux else ()
+        runs.append(
+            ProbeRun(
+                spec,
+                metrics,
+                curve,
+                best_list[p],
+                stop_list[p] + 1,
+                error,
+                {"train_loss": fit[p][0], "val_loss": fit[p][1]},
+                train_curve=train_curve,
+                aux_curve=aux_curve,
+            )
+        )
     return runs
 
 

@@ -26,8 +26,9 @@ from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
 from app.jobs.fractions import percent_share
+from app.jobs.spec import TaskIn
 from app.jobs.status import JobStatus
-from app.jobs.views import RankingOut
+from app.jobs.views import MAX_TAG_LENGTH, RankingOut
 from app.security import auth
 from app.security import sessions as web_sessions
 from app.services import jobs as service
@@ -115,12 +116,19 @@ def jobs_page(
     owner: OptionalOwnerDep,
     session: SessionDep,
     status: str | None = None,
+    q: str | None = None,
+    tag: str | None = None,
     page_token: str | None = None,
 ) -> Response:
+    """The job list. ``q`` and ``tag`` search all the owner's jobs (the API's
+    ``GET /api/v1/jobs?q=&tag=``), not only the rows of one page."""
     if owner is None:
         return to_sign_in(request)
     status = status if status in STATUSES else None
-    rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE)
+    # Past the API's limits a search cannot match anything longer: cut, not refused.
+    q = q.strip()[:255] or None if q else None
+    tag = tag[:MAX_TAG_LENGTH] or None if tag else None
+    rows = repo.page(session, owner, status, decode_cursor(page_token), PAGE_SIZE, tag=tag, q=q)
     tops = service.top_candidates(session, rows[:PAGE_SIZE])  # one rank-1 query
     jobs = [service.job_view(j, request, top=tops.get(j.id)) for j in rows[:PAGE_SIZE]]
     names = _dataset_names(session, owner, {j.dataset_id for j in jobs})
@@ -139,7 +147,9 @@ def jobs_page(
             "deleted_datasets": deleted,
             "status": status,
             "statuses": STATUSES,
-            "older": _query(**({"status": status} if status else {}), page_token=older)
+            "q": q,
+            "tag": tag,
+            "older": _query(**_filters(status=status, q=q, tag=tag), page_token=older)
             if older
             else None,
             # Only the first page follows the newest jobs live.
@@ -147,6 +157,29 @@ def jobs_page(
             "page_size": PAGE_SIZE,
         },
     )
+
+
+def _other_dataset_candidates(
+    session: Session, owner: str, candidates: list[TaskIn], dataset_id: str
+) -> list[dict[str, str]]:
+    """The source job's candidates read from another data set: the form picks
+    candidates from one data set's columns, so a copy made there leaves these out (and
+    says so, naming each and its data set)."""
+    others = [c for c in candidates if c.dataset_id and c.dataset_id != dataset_id]
+    names = _dataset_names(session, owner, {c.dataset_id for c in others})
+    return [
+        {
+            "name": c.label,
+            "column": c.column,
+            "dataset_id": str(c.dataset_id),
+            "dataset": names.get(str(c.dataset_id), f"{c.dataset_id} (deleted)"),
+        }
+        for c in others
+    ]
+
+
+def _filters(**params: str | None) -> dict[str, str]:
+    return {k: v for k, v in params.items() if v}
 
 
 def _dataset_names(session: Session, owner: str, ids: set[str | None]) -> dict[str, str]:
@@ -169,6 +202,7 @@ def submit_page(
     settings = _settings(request)
     clone: dict[str, object] | None = None
     clone_missing = None
+    dropped: list[dict[str, str]] = []
     if from_:
         source = repo.get(session, owner, from_)
         if source is None:
@@ -185,6 +219,7 @@ def submit_page(
                 "from": source.id,
             }
             dataset = spec.dataset_id
+            dropped = _other_dataset_candidates(session, owner, spec.candidates, dataset)
     datasets = [
         {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
         for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
@@ -203,6 +238,7 @@ def submit_page(
             "default_recipe": engine.DEFAULT_RECIPE,
             "clone": clone,
             "clone_missing": clone_missing,
+            "clone_dropped": dropped,
             "limits": {
                 "seeds": settings.max_seeds,
                 "epochs": settings.max_epochs,
@@ -271,7 +307,14 @@ def job_page(
     )
     order = [c.name for c in ranking.candidates] if ranking else None
     curves = views.mean_curves(runs, order)
-    charts: dict[str, object] = {"curves": curves}
+    # Drawn on demand (a disclosure): the training losses of the main and auxiliary tasks.
+    train_curves = views.mean_curves(runs, order, "train_loss")
+    aux_curves = views.mean_curves(runs, order, "aux_loss")
+    charts: dict[str, object] = {
+        "curves": curves,
+        "train_curves": train_curves,
+        "aux_curves": aux_curves,
+    }
     if ranking:
         charts["gains"] = views.gain_chart(ranking)
         charts["proxies"] = views.proxy_points(ranking)
@@ -301,6 +344,8 @@ def job_page(
             if job.status == JobStatus.FAILED
             else None,
             "has_curves": any(s["mean"] for s in curves["series"]),
+            "has_train_curves": any(s["mean"] for s in train_curves["series"]),
+            "has_aux_curves": any(s["mean"] for s in aux_curves["series"]),
             "runs_stored": len(runs.items),
             "replicates_stored": len({r.replicate for r in runs.items}),
         },

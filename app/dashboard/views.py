@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 if TYPE_CHECKING:
     from app.jobs.views import ProbeRunList, RankingOut
@@ -68,22 +68,29 @@ class Point(TypedDict):
     verdict: str
 
 
-def mean_curves(runs: ProbeRunList, order: list[str] | None = None) -> Curves:
-    """The main task's validation metric per epoch, averaged over replicates, for the
-    baseline and each single-candidate probe. Probes stop early at different epochs,
+CurveField = Literal["curve", "train_loss", "aux_loss"]
+
+
+def mean_curves(
+    runs: ProbeRunList, order: list[str] | None = None, field: CurveField = "curve"
+) -> Curves:
+    """The main task's validation metric per epoch (or another of a run's curves:
+    ``train_loss``, ``aux_loss``), averaged over replicates, for the baseline and each
+    single-candidate probe. Probes stop early at different epochs,
     so each epoch's mean is over the replicates that reached it (``n`` says how many,
     of ``replicates``); ``low`` / ``high`` are the least and greatest of them (the band
-    the page draws around the mean)."""
+    the page draws around the mean). Runs without that curve are left out."""
     groups: dict[str, list[list[float | None]]] = {}
     # A job at several shares of the main labels: the curves of its largest share, the
     # one its ranking answers for (each share trains every probe again).
     shares = [r.main_train_fraction for r in runs.items if r.main_train_fraction is not None]
     largest = max(shares, default=None)
     for run in runs.items:
-        if run.error or run.main_train_fraction != largest:
+        curve = getattr(run, field)
+        if run.error or not curve or run.main_train_fraction != largest:
             continue
         label = " + ".join(run.candidates) if run.candidates else BASELINE
-        groups.setdefault(label, []).append(run.curve)
+        groups.setdefault(label, []).append(curve)
     rank = {name: i for i, name in enumerate(order or [])}
     labels = sorted(
         groups, key=lambda k: (k != BASELINE, rank.get(k, len(rank)), k)

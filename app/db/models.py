@@ -138,6 +138,8 @@ class ProbeRunRecord(Base):
     # A probe's metrics (numbers, None for NaN); the screening run's are its proxy scores.
     metrics: Mapped[dict[str, object]] = mapped_column(JSON)
     curve: Mapped[list[float | None]] = mapped_column(JSON)
+    # Training loss per epoch: {"main": [...], "aux": [...]} (null before migration 0007).
+    train_curves: Mapped[dict[str, list[float | None]] | None] = mapped_column(JSON, nullable=True)
     best_epoch: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -38,7 +38,8 @@ class Executor(Protocol):
     ) -> None:
         """Train every chunk; call ``on_done`` with each chunk's runs as it finishes and
         ``progress(done, total)`` in probe-epochs over all chunks. Exceptions raised by
-        either callback stop the work and propagate."""
+        either callback stop the work and propagate; the local executor first hands
+        ``on_done`` the runs of the probes of the stopped chunk that had finished."""
         ...
 
 
@@ -63,6 +64,7 @@ class LocalExecutor:
             seed=context.seed,
             metric=context.metric,
             progress=progress,
+            finished=on_done,  # a cancel inside a chunk keeps its finished probes
         ):
             metrics.record_chunk("local", len(chunk), time.perf_counter() - started)
             on_done(runs)

@@ -92,6 +92,7 @@ class RunRow(TypedDict):
     aux: list[int]
     metrics: dict[str, object]
     curve: list[float | None]
+    train_curves: dict[str, list[float | None]] | None
     best_epoch: int
     epochs: int
     error: str | None
@@ -125,6 +126,7 @@ def screen_row(result: engine.ScreenResult, prefix: str = "") -> RunRow:
         "aux": [],
         "metrics": engine.json_safe(result.to_dict()),
         "curve": [],
+        "train_curves": None,
         "best_epoch": -1,
         "epochs": result.epochs,
         "error": None,
@@ -144,6 +146,10 @@ def run_row(run: engine.ProbeRun, prefix: str = "") -> RunRow:
         "aux": list(run.spec.aux),
         "metrics": {**{k: _json_float(v) for k, v in run.metrics.items()}, **fit},
         "curve": [_json_float(v) for v in run.curve],
+        "train_curves": {
+            "main": [_json_float(v) for v in run.train_curve],
+            "aux": [_json_float(v) for v in run.aux_curve],
+        },
         "best_epoch": run.best_epoch,
         "epochs": run.epochs,
         "error": run.error,
@@ -160,7 +166,14 @@ def probe_run(record: ProbeRunRecord) -> engine.ProbeRun:
         epochs=record.epochs,
         error=record.error,
         fit={k[len(FIT) :]: _number(v) for k, v in record.metrics.items() if k.startswith(FIT)},
+        train_curve=tuple(_number(v) for v in _train_curve(record, "main")),
+        aux_curve=tuple(_number(v) for v in _train_curve(record, "aux")),
     )
+
+
+def _train_curve(record: ProbeRunRecord, part: str) -> list[float | None]:
+    """A stored run's training loss curve (``main`` or ``aux``); empty if not recorded."""
+    return list((record.train_curves or {}).get(part) or [])
 
 
 def _details(values: Mapping[str, object]) -> dict[str, object]:
@@ -501,6 +514,8 @@ def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:
                 metrics={k: _finite(v) for k, v in r.metrics.items() if not k.startswith(FIT)},
                 fit={k[len(FIT) :]: _finite(v) for k, v in r.metrics.items() if k.startswith(FIT)},
                 curve=[_finite(v) for v in r.curve],
+                train_loss=[_finite(v) for v in _train_curve(r, "main")],
+                aux_loss=[_finite(v) for v in _train_curve(r, "aux")],
                 best_epoch=r.best_epoch,
                 epochs=r.epochs,
                 error=r.error,

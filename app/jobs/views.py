@@ -375,7 +375,19 @@ class ProbeRunOut(BaseModel):
     replicate: int
     candidates: list[str]
     metrics: dict[str, float | None]
-    curve: list[float | None]
+    curve: list[float | None] = Field(
+        description="The main task's validation metric after each epoch the probe trained."
+    )
+    train_loss: list[float | None] = Field(
+        default_factory=list,
+        description="The main task's training loss per epoch (mean over the epoch's "
+        "minibatches); empty for runs stored before it was recorded.",
+    )
+    aux_loss: list[float | None] = Field(
+        default_factory=list,
+        description="The auxiliary task's training loss per epoch (summed over a subset's "
+        "tasks); empty for the baseline.",
+    )
     best_epoch: int
     epochs: int
     error: str | None

@@ -126,6 +126,34 @@ def test_filter_by_tag_text_and_status_with_pages(client: TestClient, dataset):
     assert second.json()["next_page_token"] is None
 
 
+def test_text_search_finds_the_main_task_and_the_data_set_name(client: TestClient, dataset):
+    """``?q=`` is the job list's search box: besides name and tags it finds a job by its
+    main task (display name or column) and by its data set's name."""
+    ds = str(dataset["id"])
+    other = client.post(
+        "/api/v1/datasets", files={"file": ("tox21_assays.csv", family_csv(seed=1))}
+    ).json()
+    made = {
+        "named": job_spec(ds, name="a", main_task={"column": "y", "name": "Churn risk"}),
+        "by column": job_spec(
+            ds, name="b", main_task={"column": "rel_1_0.20"}, candidates=[{"column": "y"}]
+        ),
+        "other data": job_spec(str(other["id"]), name="c"),
+    }
+    for spec in made.values():
+        assert client.post("/api/v1/jobs", json=spec).status_code == 202
+
+    def names(q: str) -> list[str]:
+        body = client.get("/api/v1/jobs", params={"q": q}).json()
+        return sorted(j["name"] for j in body["items"])
+
+    assert names("churn RISK") == ["a"]  # the main task's display name
+    assert names("rel_1_0.2") == ["b"]  # its column
+    assert names("TOX21") == ["c"]  # the data set's name
+    assert names("family") == ["a", "b"]
+    assert names("0.9") == []  # a candidate's column is not the main task
+
+
 @SQLITE_ONLY
 def test_list_carries_the_top_candidate_of_succeeded_jobs(
     client: TestClient, worker: Worker, dataset

@@ -56,14 +56,17 @@ def _submit(client: TestClient, dataset: dict[str, object], **overrides: object)
 
 def _assert_matches_runs(ranking: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     """Each candidate's per-replicate gains are its paired runs' metric minus the
-    baseline's (oriented: positive is better), over exactly the stored replicates."""
+    baseline of the same replicate's (oriented: positive is better), over exactly the
+    stored replicates."""
     metric = ranking["metric"]
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     base = {r["replicate"]: r["metrics"][metric] for r in runs if not r["candidates"]}
     assert ranking["replicates"] == len(base)
     for c in ranking["candidates"]:
-        paired = sorted(
-            (r["replicate"], r["metrics"][metric]) for r in runs if r["candidates"] == [c["name"]]
+        paired = sorted(  # a pairing counts where its replicate's baseline is stored
+            (r["replicate"], r["metrics"][metric])
+            for r in runs
+            if r["candidates"] == [c["name"]] and r["replicate"] in base
         )
         want = [sign * (value - base[rep]) for rep, value in paired]
         assert c["seeds"] == len(paired)
@@ -146,3 +149,51 @@ def test_a_job_canceled_part_way_through_a_round_keeps_its_runs(
     assert ranking["next_steps"][0].startswith("The job stopped after 1 of the 3 replicates")
     for name in ("rel_0_0.90", "rel_1_0.20", "noise_0"):
         assert f'data-candidate="{name}"' in page.text
+
+
+def test_a_cancel_inside_a_chunk_keeps_the_probes_that_had_finished(
+    client, worker: Worker, settings, dataset, monkeypatch
+):
+    """A few-candidate job trains its whole first round as one chunk (the default
+    32-probe floor): a cancel inside it keeps the probes early stopping had ended, with
+    the very runs they have when the job runs to its end, and ranks them provisionally."""
+    settings.chunk_min_probes = Settings().chunk_min_probes  # the default, one chunk
+    settings.progress_interval_s = 0.0  # every epoch reads the cancel flag
+    budget = {**BUDGET, "epochs": 40, "patience": 2, "lr": 0.03}
+    spec = job_spec(str(dataset["id"]), budget=budget)
+
+    def key(run: dict[str, Any]) -> tuple[int, tuple[str, ...]]:
+        return run["replicate"], tuple(run["candidates"])
+
+    # The same job run to its end: which probes stop first, and the runs they give.
+    twin = client.post("/api/v1/jobs", json=spec).json()["id"]
+    assert worker.run_one() is True
+    full = {key(r): r for r in client.get(f"/api/v1/jobs/{twin}/runs").json()["items"]}
+    assert len(full) == 3 * PER_REPLICATE
+    # Cancel after the epoch in which the first baseline stopped.
+    at = min(r["epochs"] for r in full.values() if not r["candidates"])
+    kept = {k: r for k, r in full.items() if r["epochs"] <= at}
+    assert len(kept) < len(full), "every probe stops by then: no cancel inside the chunk"
+
+    job_id = client.post("/api/v1/jobs", json=spec).json()["id"]
+    original = attempt.JobRun.progress
+
+    def progress(self: attempt.JobRun, done: int, total: int) -> None:
+        if self.claim.job_id == job_id and done >= 3 * PER_REPLICATE * at:
+            client.post(f"/api/v1/jobs/{job_id}/cancel")
+        original(self, done, total)
+
+    monkeypatch.setattr(attempt.JobRun, "progress", progress)
+    assert worker.run_one() is True
+    assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "canceled"
+    runs = client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]
+    assert {key(r) for r in runs} == set(kept)
+    for run in runs:
+        assert run["metrics"] == kept[key(run)]["metrics"]
+        assert run["epochs"] == kept[key(run)]["epochs"]
+    ranking = client.get(f"/api/v1/jobs/{job_id}/ranking").json()
+    assert ranking["provisional"] is True
+    _assert_matches_runs(ranking, runs)
+    page = client.get(f"/jobs/{job_id}").text
+    assert 'id="provisional-note"' in page
+    assert f"{len(runs)} probe runs stored" in page

@@ -3,15 +3,21 @@ not a copy; different bytes, or another owner, get a new data set (201)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.db.models import Dataset
 from app.main import create_app
 from app.security.auth import create_key
+from app.services import datasets as service
 from app.settings import Settings
-from tests.conftest import family_csv
+from tests.conftest import HANG_S, family_csv
 
 
 def _rows(client: TestClient) -> int:
@@ -81,3 +87,50 @@ def test_each_owner_gets_their_own_data_set(settings: Settings):
         assert client.delete(f"/api/v1/datasets/{mine.json()['id']}", headers=alice).status_code
         assert client.get(f"/api/v1/datasets/{theirs.json()['id']}", headers=bob).status_code == 200
         assert len(_files(client)) == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_identical_uploads_at_once_store_one_data_set(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    """PostgreSQL reads what is committed at each statement: the second of two identical
+    uploads must wait for the first to commit before it looks for a copy. The first is
+    held inside its write transaction (checked, inserted, not committed) until the
+    second is seen waiting on the lock (pg_locks), then let go."""
+    holding, release = threading.Event(), threading.Event()
+    original = service.create
+
+    def create(*args: Any) -> Any:
+        dataset = original(*args)
+        if not holding.is_set():
+            holding.set()
+            assert release.wait(HANG_S)
+        return dataset
+
+    monkeypatch.setattr(service, "create", create)
+    answers: dict[str, httpx.Response] = {}
+    content = family_csv(n_rows=90)
+
+    def upload(label: str) -> None:
+        answers[label] = client.post("/api/v1/datasets", files={"file": ("a.csv", content)})
+
+    first = threading.Thread(target=upload, args=("first",))
+    first.start()
+    assert holding.wait(HANG_S)
+    second = threading.Thread(target=upload, args=("second",))
+    second.start()
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    deadline = time.monotonic() + HANG_S
+    while True:
+        with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+            if session.scalar(waiting):
+                break
+        assert time.monotonic() < deadline, "the second upload never waited"
+        time.sleep(0.05)
+    release.set()
+    first.join(HANG_S)
+    second.join(HANG_S)
+    assert answers["first"].status_code == 201, answers["first"].text
+    assert answers["second"].status_code == 200, answers["second"].text
+    assert answers["second"].json()["id"] == answers["first"].json()["id"]
+    assert _rows(client) == 1

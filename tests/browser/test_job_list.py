@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from app.dashboard.routes import PAGE_SIZE
 from app.settings import Settings
 from tests.browser.conftest import DESKTOP, PHONE, screenshot
 from tests.browser.test_dashboard import SMALL, _submit, _upload, _wait
@@ -87,18 +88,22 @@ def test_sort_by_a_header_cell_and_filter(page: Any, jobs: Jobs, size: dict[str,
     by_time = sorted((jobs.alpha, jobs.beta), key=_seconds)
     assert _shown(page) == [j["id"] for j in by_time]
 
-    # The filter box: a tag, then a main-task or name word, then nothing matching.
+    # The search box (through the API): a tag, then a name word, then nothing matching.
     box = page.locator("#job-filter")
+    count = page.locator("#filter-count")
     box.fill("baseline")
-    expect(page.locator("#filter-count")).to_have_text("1 of 2 jobs")
+    expect(count).to_have_text("1 job found")
     assert _shown(page) == [alpha]
     box.fill("beta")
+    expect(page.locator(f'tr[data-job-id="{alpha}"]')).to_have_count(0)
     assert _shown(page) == [beta]
     box.fill("no such job")
     expect(page.locator("[data-no-match]")).to_be_visible()
     assert _shown(page) == []
     box.fill("")
-    assert sorted(_shown(page)) == sorted([alpha, beta])
+    expect(count).to_have_text("")
+    expect(page.locator(f'tr[data-job-id="{alpha}"]')).to_have_count(1)
+    assert {alpha, beta} <= set(_shown(page))
     if size == PHONE:
         screenshot(page, "jobs-list")
 
@@ -190,4 +195,56 @@ def test_edit_tags_and_note_on_the_job_page(page: Any, jobs: Jobs):
     # The list finds it by its new tag.
     page.goto(f"{jobs.url}/")
     page.fill("#job-filter", "seed1")
+    expect(page.locator("#filter-count")).to_have_text("1 job found")
     assert _shown(page) == [beta]
+
+
+@pytest.fixture(scope="module")
+def many(idle: tuple[str, Settings]) -> tuple[str, str]:
+    """A job, then more than a first page of newer ones after it (on the worker-less server
+    they stay queued): (url, the first job's id)."""
+    url = idle[0]
+    dataset = _upload(url, rows=400)
+    needle = _submit(url, dataset, SMALL, name="needle in a pile", tags=["needle"])
+    with httpx.Client(base_url=url, timeout=HANG_S) as client:
+        for i in range(PAGE_SIZE + 1):
+            body = {
+                "dataset_id": dataset,
+                "main_task": "y",
+                "candidates": ["noise_0"],
+                "recipe": "quick",
+                "budget": SMALL,
+                "name": f"hay {i}",
+            }
+            client.post("/api/v1/jobs", json=body).raise_for_status()
+    return url, needle
+
+
+@SIZES
+def test_search_finds_a_job_beyond_the_first_page(
+    page: Any, many: tuple[str, str], size: dict[str, int]
+):
+    url, needle = many
+    page.set_viewport_size(size)
+    page.goto(f"{url}/")
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(PAGE_SIZE)
+    assert needle not in _shown(page)  # the oldest job is on the next page
+    expect(page.locator("[data-pager]")).to_be_visible()
+
+    page.fill("#job-filter", "NEEDLE")
+    expect(page.locator("#filter-count")).to_have_text("1 job found")
+    assert _shown(page) == [needle]
+    expect(page.locator("[data-pager]")).to_be_hidden()
+    assert "q=NEEDLE" in page.url  # a reload or a shared link keeps the search
+    if size == DESKTOP:
+        screenshot(page, "jobs-search")
+    page.reload()
+    assert _shown(page) == [needle]
+    expect(page.locator("#job-filter")).to_have_value("NEEDLE")
+
+    # A search with more matches than a page says so and pages through them.
+    page.fill("#job-filter", "hay")
+    expect(page.locator("#filter-count")).to_have_text(f"{PAGE_SIZE}+ jobs found")
+    page.locator("[data-pager] a").click()
+    expect(page.locator("#filter-count")).to_have_text("1 job found")
+    expect(page.locator("#jobs-table tbody tr a[data-field=link]")).to_have_text("hay 0")

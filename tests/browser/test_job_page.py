@@ -88,6 +88,38 @@ def test_charts_show_replicates_bands_and_stable_colours(
     assert len(set(one.values())) == len(one)  # baseline and candidates tell apart here
 
 
+TRAIN_CHART_JS = """id => { const c = Chart.getChart(id);
+  return c ? c.data.datasets.filter(d => !d.bandOf).map(d => d.label) : null; }"""
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
+def test_training_and_auxiliary_curves_open_on_demand(
+    page: Any, two_jobs: tuple[str, str, str], screenshot_dir: Path, size: dict[str, int]
+):
+    url, first, _ = two_jobs
+    page.set_viewport_size(size)
+    page.goto(f"{url}/jobs/{first}")
+    page.wait_for_function("() => window.Chart && Chart.getChart('curves-chart')")
+    more = page.locator("#more-curves")
+    expect(more.locator("summary")).to_have_text("Show training and auxiliary-task curves")
+    expect(page.locator("#train-curves-chart")).to_be_hidden()  # closed: nothing drawn
+    assert page.evaluate(TRAIN_CHART_JS, "train-curves-chart") is None
+    more.locator("summary").click()
+    expect(page.locator("#train-curves-chart")).to_be_visible()
+    page.wait_for_function("() => Chart.getChart('aux-curves-chart')")
+    validation = page.evaluate(TRAIN_CHART_JS, "curves-chart")
+    # The main task's training loss for the baseline and every candidate; the auxiliary
+    # task's for the candidates only (the baseline trains none).
+    assert page.evaluate(TRAIN_CHART_JS, "train-curves-chart") == validation
+    assert page.evaluate(TRAIN_CHART_JS, "aux-curves-chart") == validation[1:]
+    assert validation[0].startswith("baseline")
+    y_title = "() => Chart.getChart('aux-curves-chart').options.scales.y.title.text"
+    assert page.evaluate(y_title) == "auxiliary task training loss"
+    assert page.evaluate(NO_SIDEWAYS_SCROLL_JS)
+    page.wait_for_timeout(250)  # let the charts finish their first layout
+    _shoot(page, screenshot_dir, f"job-train-curves-{size['width']}")
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280", "390"])
 def test_the_verdict_is_in_view_without_sideways_scrolling(
     page: Any, two_jobs: tuple[str, str, str], screenshot_dir: Path, size: dict[str, int]

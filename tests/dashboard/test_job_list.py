@@ -93,6 +93,22 @@ def test_the_list_offers_sorting_filtering_and_compare(two_jobs: _Two):
         assert f'name="job" value="{job["id"]}"' in text
 
 
+def test_the_search_box_searches_all_jobs_on_the_server(two_jobs: _Two):
+    client, done, queued, _ = two_jobs
+    page = client.get("/", params={"q": "WAIT"})
+    rows = [r["@data-job-id"] for r in table_rows(page.text, "jobs-table")]
+    assert rows == [queued["id"]]
+    text = html.unescape(page.text)
+    assert 'name="q" form="job-search" value="WAIT"' in text  # the box keeps the search
+    assert "1 job found" in text
+    by_tag = client.get("/", params={"q": "q4"})
+    assert [r["@data-job-id"] for r in table_rows(by_tag.text, "jobs-table")] == [done["id"]]
+    none = html.unescape(client.get("/", params={"q": "no such job"}).text)
+    assert table_rows(none, "jobs-table") == []
+    assert "No job matches the search." in none
+    assert "0 jobs found" in none
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "–"), (0.4, "0 s"), (59.9, "59 s"), (61, "1 min 1 s"), (7320, "2 h 2 min")],
@@ -130,3 +146,27 @@ def test_clone_opens_the_form_with_the_jobs_spec(two_jobs: _Two):
     assert f'<option value="{spec["dataset_id"]}" selected>' in page.text
     missing = client.get("/submit", params={"from": "job_nope"})
     assert "No job job_nope to copy" in missing.text
+
+
+def test_a_clone_says_which_candidates_from_another_data_set_it_leaves_out(two_jobs: _Two):
+    client, done, _, _ = two_jobs
+    other = client.post(
+        "/api/v1/datasets", files={"file": ("assays.csv", family_csv(seed=1))}
+    ).json()
+    spec = job_spec(
+        done["spec"]["dataset_id"],
+        name="two sources",
+        candidates=[
+            {"column": "rel_0_0.90"},
+            {"column": "rel_1_0.20", "name": "assay B", "dataset_id": other["id"]},
+        ],
+    )
+    job = client.post("/api/v1/jobs", json=spec)
+    assert job.status_code == 202, job.text
+    page = html.unescape(client.get("/submit", params={"from": job.json()["id"]}).text)
+    assert 'id="clone-dropped"' in page
+    assert "1 of its candidates came from another data set and are left out" in page
+    assert "assay B</strong> (column rel_1_0.20) from data set assays.csv" in page
+    # A clone whose candidates are all from its own data set says nothing of the kind.
+    plain = client.get("/submit", params={"from": done["id"]}).text
+    assert 'id="clone-dropped"' not in plain

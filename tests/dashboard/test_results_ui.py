@@ -6,6 +6,7 @@ that accepted and rejected sets)."""
 from __future__ import annotations
 
 import html
+import json
 import platform
 import re
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from app.dashboard import views
 from app.db.models import Job
 from app.db.session import write_transaction
 from app.jobs.worker import Worker
@@ -296,3 +298,36 @@ def test_the_provenance_block_names_data_software_recipe_and_seed(screened: Scre
     )
     assert section.count("not recorded (job from before provenance)") == 3
     assert dataset["sha256"] in section  # the live data set still has its hash
+
+
+def test_training_and_auxiliary_curves_are_shown_on_demand(screened: Screened):
+    """Every probe run carries its main-task and auxiliary-task training loss per epoch;
+    the job page draws them, averaged over replicates, behind a disclosure."""
+    client, job_id = screened.client, screened.job_id
+    runs = client.get(f"/api/v1/jobs/{job_id}/runs").json()["items"]
+    assert runs
+    for run in runs:
+        assert len(run["train_loss"]) == len(run["curve"]) == run["epochs"]
+        assert len(run["aux_loss"]) == (run["epochs"] if run["candidates"] else 0)
+        assert all(v is not None and v >= 0 for v in run["train_loss"] + run["aux_loss"])
+    page = client.get(f"/jobs/{job_id}").text
+    assert '<details id="more-curves">' in page  # closed until asked for
+    assert "<summary>Show training and auxiliary-task curves</summary>" in page
+    assert 'id="aux-curves-chart"' in page
+    found = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page)
+    assert found
+    charts = json.loads(html.unescape(found.group(1)))
+    train = {s["name"]: s for s in charts["train_curves"]["series"]}
+    aux = {s["name"]: s for s in charts["aux_curves"]["series"]}
+    assert views.BASELINE in train
+    assert views.BASELINE not in aux  # the main task alone has no auxiliary loss
+    single = [r for r in runs if len(r["candidates"]) == 1]
+    name = single[0]["candidates"][0]
+    assert name in train
+    assert name in aux
+    # Each epoch's point is the mean over the replicates of that probe's stored curves.
+    base = [r["train_loss"][0] for r in runs if not r["candidates"]]
+    assert train[views.BASELINE]["mean"][0] == pytest.approx(sum(base) / len(base))
+    firsts = [r["aux_loss"][0] for r in single if r["candidates"] == [name]]
+    assert aux[name]["mean"][0] == pytest.approx(sum(firsts) / len(firsts))
+    assert aux[name]["n"][0] == len(firsts)

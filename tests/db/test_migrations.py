@@ -123,7 +123,7 @@ def test_job_tags_note_migration_keeps_old_jobs_and_goes_down(db_url):
             ),
             {"spec": json.dumps({"dataset_id": "ds_1"})},
         )
-    migrate.upgrade(db_url)
+    migrate.upgrade(db_url, "0006")
     assert migrate.current(db_url) == "0006"
     with engine.connect() as db:
         assert db.execute(text("SELECT tags, note FROM jobs")).one() == (None, None)
@@ -134,4 +134,48 @@ def test_job_tags_note_migration_keeps_old_jobs_and_goes_down(db_url):
     assert not {"tags", "note"} & columns
     with engine.connect() as db:
         assert db.execute(text("SELECT id FROM jobs")).scalars().all() == ["job_1"]
+    engine.dispose()
+
+
+def test_train_curves_migration_keeps_old_runs_without_curves(db_url):
+    """0007 adds probe_runs.train_curves, null for the runs already stored (the API then
+    lists empty training curves); down again drops it and keeps the runs."""
+    import json
+
+    from sqlalchemy import select, text
+    from sqlalchemy.orm import Session
+
+    from app.db.models import ProbeRunRecord
+    from app.jobs.results import probe_run
+
+    migrate.upgrade(db_url, "0006")
+    engine = create_engine(db_url)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO jobs (id, owner, name, spec, status, progress_done,"
+                " progress_total, attempt, lost_count, cancel_requested, created_at)"
+                " VALUES ('job_1', 'o', 'j', :spec, 'running', 0, 0, 1, 0, false, '2026-01-01')"
+            ),
+            {"spec": json.dumps({"dataset_id": "ds_1"})},
+        )
+        db.execute(
+            text(
+                "INSERT INTO probe_runs (job_id, probe_key, replicate, aux, metrics, curve,"
+                " best_epoch, epochs, attempt, created_at) VALUES ('job_1', 'r0:base', 0,"
+                " '[]', :metrics, '[0.5]', 0, 1, 1, '2026-01-01')"
+            ),
+            {"metrics": json.dumps({"loss": 0.5})},
+        )
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0007"
+    with engine.connect() as db:
+        assert db.execute(text("SELECT train_curves FROM probe_runs")).scalar_one() is None
+    with Session(engine) as session:
+        old = probe_run(session.scalars(select(ProbeRunRecord)).one())  # resumes as before
+    assert (old.curve, old.train_curve, old.aux_curve) == ((0.5,), (), ())
+    migrate.downgrade(db_url, "0006")
+    assert "train_curves" not in {c["name"] for c in inspect(engine).get_columns("probe_runs")}
+    with engine.connect() as db:
+        assert db.execute(text("SELECT probe_key FROM probe_runs")).scalars().all() == ["r0:base"]
     engine.dispose()

@@ -39,6 +39,11 @@ def _close(a, b, tol=1e-4):
     assert set(a.fit) == {"train_loss", "val_loss"}
     for name in b.fit:
         assert a.fit[name] == pytest.approx(b.fit[name], abs=tol), name
+    # The training losses per epoch, main and auxiliary, as each probe trained.
+    assert len(a.train_curve) == len(b.train_curve) == a.epochs
+    np.testing.assert_allclose(a.train_curve, b.train_curve, atol=tol)
+    assert len(a.aux_curve) == len(b.aux_curve) == (a.epochs if a.spec.aux else 0)
+    np.testing.assert_allclose(a.aux_curve, b.aux_curve, atol=tol)
 
 
 def _assert_batched_equals_sequential(data, specs, budget):

@@ -308,6 +308,7 @@ async def upload_dataset(
             parsed = service.parse_upload(storage, stored, upload.filename, settings)
             with write_transaction(sessions) as session:
                 # Again under the write lock: a concurrent upload of the same bytes.
+                repo.lock_content(session, owner, stored.sha256)
                 if (same := service.existing_copy(session, owner, stored)) is not None:
                     return dataset_view(same), False
                 dataset = service.create(session, owner, parsed, name)

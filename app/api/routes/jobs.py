@@ -110,7 +110,10 @@ def list_jobs(
         Query(
             min_length=1,
             max_length=255,
-            description="Jobs whose name or a tag contains this text (ignoring case).",
+            description=(
+                "Jobs whose name, a tag, main task or data set name contains this text "
+                "(ignoring case)."
+            ),
         ),
     ] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,

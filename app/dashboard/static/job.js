@@ -228,8 +228,10 @@
     });
   }
 
-  const curves = data.curves;
-  if (curves && curves.series.some((s) => s.mean.length)) {
+  // Curves per epoch (mean over replicates with a min–max band): the main task's
+  // validation metric at once; the training and auxiliary-task losses when their
+  // disclosure first opens (a closed <details> has no size to draw in).
+  function drawCurves(canvas, curves, yTitle) {
     // Colours come with the data: a hash of the candidate's name, so a candidate keeps
     // its colour from job to job. Each mean has a band from the lowest to the highest
     // replicate; the tooltip says how many replicates were still training.
@@ -268,7 +270,7 @@
         });
       }
     });
-    new Chart(document.getElementById("curves-chart"), {
+    new Chart(canvas, {
       type: "line",
       data: { labels: Array.from({ length }, (_, i) => i + 1), datasets },
       options: {
@@ -276,7 +278,7 @@
         interaction: { mode: "index", intersect: false },
         scales: {
           x: { title: { display: true, text: "epoch" } },
-          y: { title: { display: true, text: `validation ${curves.metric}` } },
+          y: { title: { display: true, text: yTitle } },
         },
         plugins: {
           legend: {
@@ -320,6 +322,28 @@
           },
         },
       },
+    });
+  }
+
+  const hasCurve = (curves) => curves && curves.series.some((s) => s.mean.length);
+  if (hasCurve(data.curves)) {
+    drawCurves(
+      document.getElementById("curves-chart"), data.curves, `validation ${data.curves.metric}`
+    );
+  }
+  const more = document.getElementById("more-curves");
+  if (more) {
+    let drawn = false;
+    more.addEventListener("toggle", () => {
+      if (!more.open || drawn) return;
+      drawn = true;
+      for (const [id, curves, title] of [
+        ["train-curves-chart", data.train_curves, "main task training loss"],
+        ["aux-curves-chart", data.aux_curves, "auxiliary task training loss"],
+      ]) {
+        const canvas = document.getElementById(id);
+        if (canvas && hasCurve(curves)) drawCurves(canvas, curves, title);
+      }
     });
   }
 

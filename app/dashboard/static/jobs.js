@@ -1,6 +1,6 @@
 // Jobs page: a list that sorts by any column (each header cell is one button, with
-// aria-sort on the cell), filters by a text box (name, tag, main task, data set), and
-// selects two jobs to compare. The first page follows the newest jobs by polling
+// aria-sort on the cell), searches all jobs by a text box (name, tag, main task, data
+// set; through the API), and selects two jobs to compare. The first page follows the newest jobs by polling
 // GET /api/v1/jobs (every 1.5 s while a job is queued or running, every 4 s otherwise,
 // so new jobs show up), updating rows in place and keeping the sort and the filter.
 "use strict";
@@ -86,28 +86,33 @@
     });
   });
 
-  // --- filtering -----------------------------------------------------------------------
-  function searchText(row) {
-    return ["Name", "Data set", "Main task", "Tags"]
-      .map((label) => row.querySelector(`td[data-label="${label}"]`).textContent)
-      .join(" ")
-      .toLowerCase();
+  // --- searching ----------------------------------------------------------------------
+  // The search box searches all the owner's jobs (GET /api/v1/jobs?q=: name, tag, main
+  // task or data set), not only the rows shown. On the first page the rows follow what
+  // is typed (after a pause); on older pages, and without JavaScript, Enter submits the
+  // search form and the server renders the first page of matches.
+  let query = filterBox.value.trim();
+  let generation = 0; // a search started since a request was sent makes its answer stale
+  let searchTimer = null;
+
+  function searchParams(extra = {}) {
+    const params = new URLSearchParams();
+    if (root.dataset.status) params.set("status", root.dataset.status);
+    if (query) params.set("q", query);
+    if (root.dataset.tag) params.set("tag", root.dataset.tag);
+    for (const [key, value] of Object.entries(extra)) params.set(key, value);
+    return params;
   }
 
-  function applyFilter() {
-    const words = filterBox.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    let shown = 0;
-    for (const row of tbody.rows) {
-      const text = searchText(row);
-      row.hidden = !words.every((word) => text.includes(word));
-      if (!row.hidden) shown += 1;
-    }
-    const total = tbody.rows.length;
-    filterCount.textContent = words.length ? `${shown} of ${total} jobs` : "";
-    root.querySelector("[data-no-match]").hidden = !(words.length && total && !shown);
+  function showSearch(count, more) {
+    const searching = Boolean(query || root.dataset.tag);
+    filterCount.textContent = searching
+      ? `${count}${more ? "+" : ""} ${count === 1 && !more ? "job" : "jobs"} found`
+      : "";
+    root.querySelector("[data-no-match]").hidden = !(searching && count === 0);
+    root.querySelector("[data-empty]").hidden = searching || count > 0;
+    table.hidden = count === 0;
   }
-  filterBox.addEventListener("input", applyFilter);
-
   // --- selecting two jobs to compare ---------------------------------------------------
   function selected() {
     return [...tbody.querySelectorAll("input[data-field=select]:checked")];
@@ -240,11 +245,16 @@
   }
 
   async function refresh() {
-    const params = new URLSearchParams({ page_size: root.dataset.pageSize });
-    if (root.dataset.status) params.set("status", root.dataset.status);
-    const response = await api(`/api/v1/jobs?${params}`);
+    const sent = generation;
+    const response = await api(`/api/v1/jobs?${searchParams({ page_size: root.dataset.pageSize })}`);
+    if (sent !== generation) return 1500; // the search changed while this was in flight
     if (!response.ok) return 5000;
-    const { items } = await response.json();
+    const { items, next_page_token: next } = await response.json();
+    if (sent !== generation) return 1500;
+    // The rows are the first page of what the API answers: a job no longer in it (the
+    // search changed, or newer jobs pushed it to the next page) leaves.
+    const ids = new Set(items.map((job) => job.id));
+    for (const row of [...tbody.rows]) if (!ids.has(row.dataset.jobId)) row.remove();
     let anchor = null; // new jobs go above the rows already shown, newest first
     for (const job of items) {
       let row = rowFor(job.id);
@@ -258,14 +268,29 @@
       anchor = row;
     }
     sortRows();
-    applyFilter();
-    const empty = tbody.rows.length === 0;
-    root.querySelector("[data-empty]").hidden = !empty;
-    table.hidden = empty;
-    document.querySelector("[data-tools]").hidden = empty;
+    updateCompare();
+    showSearch(items.length, Boolean(next));
+    const pager = document.querySelector("[data-pager]");
+    pager.hidden = !next;
+    if (next) pager.querySelector("a").href = `/?${searchParams({ page_token: next })}`;
+    document.querySelector("[data-tools]").hidden =
+      items.length === 0 && !query && !root.dataset.tag;
     const active = items.some((job) => !FINISHED.has(job.status));
     return active ? 1500 : 4000;
   }
+
+  filterBox.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const typed = filterBox.value.trim();
+      if (typed === query) return;
+      query = typed;
+      generation += 1;
+      const params = searchParams().toString();
+      history.replaceState(null, "", params ? `/?${params}` : "/");
+      refresh().catch(() => {});
+    }, 300);
+  });
 
   poll(refresh);
 })();

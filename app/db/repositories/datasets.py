@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.api.pagination import Cursor, newest_first
@@ -27,6 +28,19 @@ def by_content(session: Session, owner: str, sha256: str) -> Dataset | None:
         .limit(1)
     )
     return session.scalar(query)
+
+
+def lock_content(session: Session, owner: str, sha256: str) -> None:
+    """Hold uploads of the same bytes by the same owner one at a time until this
+    transaction ends, so two at once cannot both find no copy and both store one.
+    PostgreSQL (READ COMMITTED) needs a transaction-scoped advisory lock for it; SQLite's
+    write transaction already holds every other writer. A unique index on (owner,
+    sha256) would do it too, but could not be built over the duplicates stored before."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{owner}\0{sha256}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def get_many(session: Session, owner: str, ids: Sequence[str]) -> dict[str, Dataset]:

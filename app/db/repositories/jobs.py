@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.api.pagination import Cursor, newest_first
-from app.db.models import CandidateScore, IdempotencyKey, Job, ProbeRunRecord
+from app.db.models import CandidateScore, Dataset, IdempotencyKey, Job, ProbeRunRecord
 from app.jobs.status import JobStatus
 
 
@@ -127,7 +127,8 @@ def page(
     q: str | None = None,
 ) -> list[Job]:
     """A page of ``owner``'s jobs, newest first: in ``status``, carrying ``tag``
-    (exactly), and whose name or a tag contains ``q`` (ignoring case)."""
+    (exactly), and whose name, a tag, the main task (its name or column) or the name of
+    its data set contains ``q`` (ignoring case)."""
     query = select(Job).where(Job.owner == owner)
     if status is not None:
         query = query.where(Job.status == status)
@@ -143,6 +144,13 @@ def page(
             or_(
                 Job.name.ilike(pattern, escape="\\"),
                 tags_text.ilike(f"%{_like(json.dumps(q)[1:-1])}%", escape="\\"),
+                Job.spec[("main_task", "column")].as_string().ilike(pattern, escape="\\"),
+                Job.spec[("main_task", "name")].as_string().ilike(pattern, escape="\\"),
+                Job.dataset_id.in_(
+                    select(Dataset.id).where(
+                        Dataset.owner == owner, Dataset.name.ilike(pattern, escape="\\")
+                    )
+                ),
             )
         )
     return list(session.scalars(newest_first(query, Job, cursor, size)))
