@@ -1,13 +1,13 @@
 """The ``auxsel`` command line. This module only assembles the command tree: the admin
 commands (serve, worker, db, keys, demo) live in app/cli/admin.py, the client commands
-that talk to a running server (submit, status, ranking, runs, compare, cancel, jobs,
-datasets) in app/cli/remote.py."""
+that talk to a running server in app/cli/submit.py (submit) and app/cli/remote.py
+(status, ranking, runs, compare, cancel, jobs, datasets, and the shared plumbing)."""
 
 from __future__ import annotations
 
 import typer
 
-from app.cli import admin, remote
+from app.cli import admin, remote, submit
 
 cli = typer.Typer(help="auxsel: which auxiliary tasks help your main task?", no_args_is_help=True)
 cli.add_typer(admin.db_cli, name="db")
@@ -23,7 +23,7 @@ def root() -> None:
 cli.command()(admin.serve)
 cli.command("worker")(admin.worker_command)
 cli.command()(admin.demo)
-cli.command(cls=remote.ListOptionsCommand)(remote.submit)
+cli.command(cls=submit.ListOptionsCommand)(submit.submit)
 cli.command()(remote.status)
 cli.command()(remote.ranking)
 cli.command()(remote.runs)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import OptionalOwnerDep
-from app.dashboard.routes import TEMPLATES, page_csrf_token, to_sign_in
+from app.dashboard.render import TEMPLATES, page_csrf_token, to_sign_in
 from app.errors import ProblemError
 from app.security import auth
 from app.settings import Settings

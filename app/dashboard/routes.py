@@ -4,16 +4,11 @@ HttpOnly key cookie when keys are on), so there is one code path for every actio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 import engine
 from app.api.deps import OptionalOwnerDep, SessionDep
@@ -21,93 +16,20 @@ from app.api.pagination import decode_cursor, next_token
 from app.api.schemas import BudgetIn
 from app.dashboard import views
 from app.dashboard.fractions import share_chart
+from app.dashboard.render import query, render, settings_of, to_sign_in
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
-from app.jobs.fractions import percent_share
 from app.jobs.spec import TaskIn
 from app.jobs.status import JobStatus
 from app.jobs.views import MAX_TAG_LENGTH, RankingOut
-from app.security import auth
-from app.security import sessions as web_sessions
 from app.services import jobs as service
-from app.settings import Settings
-
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-TEMPLATES.env.filters.update(
-    signed=views.signed,
-    number=views.number,
-    percent=views.percent,
-    duration=views.duration,
-    percent_share=percent_share,
-    candidate_colour=views.candidate_colour,
-)
-TEMPLATES.env.globals["duration_s"] = views.duration_s
-TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-# The sign-in form: an API key (~56 characters) and a next path.
-SIGNIN_MAX_BYTES = 8 * 1024
 STATUSES = tuple(JobStatus)
-# Everything the pages load comes from this origin; data for the charts travels in
-# <script type="application/json"> blocks, which the policy does not execute.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _forget_cookies(response: Response, request: Request) -> None:
-    for name in (web_sessions.COOKIE, web_sessions.LEGACY_COOKIE):
-        if name in request.cookies:
-            response.delete_cookie(name, path="/", httponly=True, samesite="strict")
-
-
-def to_sign_in(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    response = RedirectResponse(f"/signin?{_query(next=target)}", status_code=303)
-    _forget_cookies(response, request)  # a revoked, expired or pre-session cookie
-    return response
-
-
-def _query(**params: str) -> str:
-    return urlencode(params)
-
-
-def page_csrf_token(request: Request) -> str | None:
-    """The CSRF token that this page's scripts and forms send back (with a session)."""
-    token = request.cookies.get(web_sessions.COOKIE)
-    return web_sessions.csrf_token(token) if token else None
-
-
-def _render(
-    request: Request, template: str, context: Mapping[str, object], status_code: int = 200
-) -> HTMLResponse:
-    settings = _settings(request)
-    response = TEMPLATES.TemplateResponse(
-        request,
-        template,
-        {
-            "auth_on": auth.auth_enabled(settings),
-            "csrf_token": page_csrf_token(request),
-            **context,
-        },
-        status_code=status_code,
-    )
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -138,7 +60,7 @@ def jobs_page(
         if r.dataset_id not in names and r.result
     }
     older = next_token(rows, PAGE_SIZE)
-    return _render(
+    return render(
         request,
         "jobs.html",
         {
@@ -149,7 +71,7 @@ def jobs_page(
             "statuses": STATUSES,
             "q": q,
             "tag": tag,
-            "older": _query(**_filters(status=status, q=q, tag=tag), page_token=older)
+            "older": query(**_filters(status=status, q=q, tag=tag), page_token=older)
             if older
             else None,
             # Only the first page follows the newest jobs live.
@@ -199,7 +121,7 @@ def submit_page(
     "<name> (copy)"), which the user edits before submitting."""
     if owner is None:
         return to_sign_in(request)
-    settings = _settings(request)
+    settings = settings_of(request)
     clone: dict[str, object] | None = None
     clone_missing = None
     dropped: list[dict[str, str]] = []
@@ -224,7 +146,7 @@ def submit_page(
         {"id": d.id, "name": d.name, "rows": d.rows, "columns": d.columns}
         for d in dataset_repo.page_summaries(session, owner, None, 200)[:200]
     ]
-    return _render(
+    return render(
         request,
         "submit.html",
         {
@@ -264,7 +186,7 @@ def compare_page(
         return to_sign_in(request)
     picked = [i for i in (a, b) if i] if a or b else list(job or [])
     if len(picked) != 2 or any(len(i) > 40 for i in picked):
-        return _render(
+        return render(
             request,
             "compare.html",
             {"comparison": None, "problem": "Select two jobs on the jobs list to compare."},
@@ -273,13 +195,13 @@ def compare_page(
     try:
         comparison = service.compare(session, owner, picked[0], picked[1])
     except ProblemError as exc:
-        return _render(
+        return render(
             request,
             "compare.html",
             {"comparison": None, "problem": exc.detail},
             status_code=exc.status,
         )
-    return _render(request, "compare.html", {"comparison": comparison, "problem": None})
+    return render(request, "compare.html", {"comparison": comparison, "problem": None})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -290,7 +212,7 @@ def job_page(
         return to_sign_in(request)
     row = repo.get(session, owner, job_id)
     if row is None:
-        return _render(request, "missing.html", {"job_id": job_id}, status_code=404)
+        return render(request, "missing.html", {"job_id": job_id}, status_code=404)
     job = service.job_view(row, request)
     ranking = (
         results.ranking_view(row, repo.scores(session, row.id))
@@ -321,7 +243,7 @@ def job_page(
         shares = share_chart(ranking)
         if shares is not None:
             charts["shares"] = shares
-    return _render(
+    return render(
         request,
         "job.html",
         {
@@ -360,120 +282,3 @@ def _baseline_metrics(ranking: RankingOut | None) -> list[tuple[str, float]]:
         for k, v in ranking.baseline.model_dump().items()
         if k != "seeds" and isinstance(v, int | float) and not isinstance(v, bool)
     ]
-
-
-@router.get("/signin", response_class=HTMLResponse)
-def sign_in_page(request: Request, next: str | None = None) -> Response:
-    if not auth.auth_enabled(_settings(request)):
-        return RedirectResponse(views.safe_next(next), status_code=303)
-    return _render(request, "signin.html", {"next": views.safe_next(next), "error": None})
-
-
-@router.post("/signin", response_class=HTMLResponse)
-async def sign_in(request: Request, session: SessionDep) -> Response:
-    """Check the key and start a session: the HttpOnly, SameSite=Strict cookie holds a
-    session id (never the key), which sign-out revokes. The form is one short,
-    url-encoded field; app/security/guard.py has refused other origins before this runs."""
-    form = await small_form(request)
-    key = form.get("key", "").strip()
-    target = views.safe_next(form.get("next") or "/")
-    settings = _settings(request)
-    if not auth.auth_enabled(settings):
-        return RedirectResponse(target, status_code=303)
-    owner = await run_in_threadpool(auth.verify, session, key) if key else None
-    if owner is None:
-        return _render(
-            request,
-            "signin.html",
-            {
-                "next": target,
-                "error": "That key is not valid or was revoked." if key else "Paste your API key.",
-            },
-            status_code=401,
-        )
-    old = request.cookies.get(web_sessions.COOKIE)
-
-    def switch() -> str:
-        """End the old session and start the new one in the request's transaction,
-        committed before the cookie is sent."""
-        if old:
-            web_sessions.end(session, old)
-        token = web_sessions.start(session, auth.key_id_of(key), settings.session_hours)
-        session.commit()
-        return token
-
-    token = await run_in_threadpool(switch)
-    response = RedirectResponse(target, status_code=303)
-    if web_sessions.LEGACY_COOKIE in request.cookies:  # it held a raw key: drop it
-        response.delete_cookie(web_sessions.LEGACY_COOKIE, path="/")
-    response.set_cookie(
-        web_sessions.COOKIE,
-        token,
-        max_age=int(settings.session_hours * 3600),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-@router.post("/signout")
-async def sign_out(request: Request, session: SessionDep) -> Response:
-    """End the session (revoked in the database, so a copied cookie dies with it). A
-    live session's sign-out needs the page's CSRF token: other pages cannot force it.
-    The short form is read first: on SQLite the request's transaction holds the write
-    lock from its first statement, never while waiting for a client."""
-    token = request.cookies.get(web_sessions.COOKIE)
-    if token:
-        form = await small_form(request)
-
-        def end_live() -> None:
-            if web_sessions.owner_of_token(session, token) is None:
-                return
-            if not web_sessions.csrf_matches(token, form.get(web_sessions.CSRF_FIELD)):
-                raise web_sessions.csrf_refused(
-                    "Sign out from the dashboard's own page (its form carries a CSRF token)."
-                )
-            web_sessions.end(session, token)
-            session.commit()
-
-        await run_in_threadpool(end_live)
-    response = RedirectResponse(
-        "/signin" if auth.auth_enabled(_settings(request)) else "/", status_code=303
-    )
-    _forget_cookies(response, request)
-    return response
-
-
-async def small_form(request: Request) -> dict[str, str]:
-    """A short url-encoded form (sign-in, sign-out), read with a hard cap: anything
-    else (multipart, whose file parts would be spooled to disk) is refused before a
-    byte of the body is read, and a body over SIGNIN_MAX_BYTES is cut off with 413."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in ("", "application/x-www-form-urlencoded"):
-        raise ProblemError(
-            415,
-            "Unsupported form encoding",
-            f"This form takes application/x-www-form-urlencoded, not {media!r}.",
-            type_="unsupported-media-type",
-        )
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > SIGNIN_MAX_BYTES:
-        raise _form_too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > SIGNIN_MAX_BYTES:
-            raise _form_too_large()
-    fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=20)
-    return dict(fields)
-
-
-def _form_too_large() -> ProblemError:
-    return ProblemError(
-        413,
-        "Request body too large",
-        f"This form is one short field; its body is limited to {SIGNIN_MAX_BYTES} bytes.",
-        type_="body-too-large",
-    )

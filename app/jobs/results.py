@@ -15,19 +15,16 @@ import engine
 from app.db.models import CandidateScore, Job, ProbeRunRecord
 from app.errors import ProblemError
 from app.jobs.fractions import fraction_details, fraction_sentence, share_of
+from app.jobs.next_steps import next_steps
 from app.jobs.spec import JobSpec
 from app.jobs.status import JobStatus
 from app.jobs.views import (
     BaselineOut,
-    CandidateComparison,
     CandidateOut,
-    CandidateSide,
-    ComparedJob,
     CoverageOut,
     EvidenceOut,
     FractionGainOut,
     FractionHintOut,
-    JobComparison,
     MainTaskOut,
     MetricGainOut,
     ProbeRunList,
@@ -372,76 +369,6 @@ def ranking_view(job: Job, scores: list[CandidateScore]) -> RankingOut:
     return view
 
 
-MANY_MAIN_LABELS = 500
-"""Main-task training rows from which the hint suggests measuring with fewer of them
-(``main_train_fraction``): auxiliary tasks matter most where main labels are scarce."""
-
-
-def _spans_zero(c: CandidateOut) -> bool:
-    low, high = c.ci_low, c.ci_high
-    return low is None or high is None or not (low > 0 or high < 0)
-
-
-def next_steps(view: RankingOut, spec: JobSpec, status: str) -> list[str]:
-    """What to do next when no candidate's interval excludes zero, from what the job
-    saw; empty when one does, when nothing was probed, or while the job still runs."""
-    probed = [c for c in view.candidates if c.verdict != "not_probed"]
-    if status in (JobStatus.QUEUED, JobStatus.RUNNING) or not probed:
-        return []
-    if not all(_spans_zero(c) for c in probed):
-        return []
-    budget = engine.recipe_budget(spec.recipe, **spec.budget.explicit())
-    cap = budget.replicate_cap
-    used = view.replicates
-    widths = [
-        c.ci_high - c.ci_low for c in probed if c.ci_low is not None and c.ci_high is not None
-    ]
-    steps: list[str] = []
-    if used < cap and status != JobStatus.SUCCEEDED:
-        steps.append(
-            f"The job stopped after {used} of the {cap} replicates it could use: run it "
-            "again to let it finish; the intervals narrow as replicates are added."
-        )
-    elif used >= cap:
-        steps.append(
-            f"Every interval still spans zero after {used} replicates, the most this job "
-            f"allowed (budget.max_replicates = {budget.max_replicates}): raise "
-            f"max_replicates (e.g. to {2 * cap}) to narrow them"
-            + (f"; the widest is {max(widths):.3g} wide." if widths else ".")
-        )
-    else:
-        steps.append(
-            f"The job settled after {used} of {cap} replicates with every gain within "
-            "±1% of the baseline's metric: under this recipe these candidates make no "
-            "difference worth having, and more replicates would not change that."
-        )
-    full = engine.RECIPES["full"]
-    if budget.epochs < full["epochs"] or spec.recipe != "full":
-        steps.append(
-            f"The probes trained the {spec.recipe!r} recipe, at most {budget.epochs} epochs "
-            f"(the full recipe trains up to {full['epochs']}): a short probe measures the "
-            "gain of a short model; rerun with recipe 'full' for the gain under full "
-            "training."
-        )
-    main_train = next((c.coverage.main_train for c in probed if c.coverage), 0)
-    few_labels_measured = budget.main_train_fraction < 1.0 or budget.main_train_fractions
-    if main_train >= MANY_MAIN_LABELS and not few_labels_measured:
-        steps.append(
-            f"The main task trained on {main_train} labelled rows per replicate; with that "
-            "many, auxiliary tasks rarely move its metric. If your own setting has fewer "
-            "main labels, set budget.main_train_fraction (e.g. 0.1 for about "
-            f"{max(1, main_train // 10)} rows) to measure the gains there."
-        )
-    few = [c.name for c in probed if c.coverage and c.coverage.note]
-    if few:
-        steps.append(
-            f"Too few labelled rows to judge: {', '.join(few)}. Label more rows of "
-            f"{'it' if len(few) == 1 else 'them'} or leave {'it' if len(few) == 1 else 'them'} "
-            "out; their intervals say little either way."
-        )
-    return steps
-
-
 RANKING_COLUMNS = [
     "rank",
     "name",
@@ -523,70 +450,4 @@ def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:
             for r in runs
             if r.replicate >= 0  # the screening run holds proxy scores, not a probe
         ],
-    )
-
-
-def _side(candidate: CandidateOut | None) -> CandidateSide | None:
-    if candidate is None:
-        return None
-    return CandidateSide(
-        rank=candidate.rank,
-        gain=candidate.gain,
-        ci_low=candidate.ci_low,
-        ci_high=candidate.ci_high,
-        verdict=candidate.verdict,
-    )
-
-
-def _compared(view: RankingOut, name: str) -> ComparedJob:
-    return ComparedJob(
-        job_id=view.job_id,
-        name=name,
-        metric=view.metric,
-        recipe=view.recipe,
-        recipe_text=view.recipe_text,
-        main_task=view.main_task,
-        baseline=view.baseline,
-    )
-
-
-def compare_view(a: RankingOut, a_name: str, b: RankingOut, b_name: str) -> JobComparison:
-    """Two rankings aligned by candidate name, with what changed from a to b."""
-    in_a = {c.name: c for c in a.candidates}
-    in_b = {c.name: c for c in b.candidates}
-    order = [c.name for c in a.candidates] + [c.name for c in b.candidates if c.name not in in_a]
-    rows = []
-    for name in order:
-        left, right = in_a.get(name), in_b.get(name)
-        rows.append(
-            CandidateComparison(
-                name=name,
-                a=_side(left),
-                b=_side(right),
-                rank_change=left.rank - right.rank if left and right else None,
-                gain_difference=(
-                    right.gain - left.gain
-                    if left and right and left.gain is not None and right.gain is not None
-                    else None
-                ),
-                verdict_changed=left.verdict != right.verdict if left and right else None,
-            )
-        )
-    notes = []
-    if a.metric != b.metric:
-        notes.append(f"The jobs rank by different metrics ({a.metric} and {b.metric}).")
-    if (a.main_task.column, a.main_task.kind) != (b.main_task.column, b.main_task.kind):
-        notes.append(
-            f"The main tasks differ ({a.main_task.column} [{a.main_task.kind}] and "
-            f"{b.main_task.column} [{b.main_task.kind}])."
-        )
-    if a.recipe_text != b.recipe_text:
-        notes.append(f"The recipes differ ({a.recipe_text}; {b.recipe_text}).")
-    return JobComparison(
-        a=_compared(a, a_name),
-        b=_compared(b, b_name),
-        notes=notes,
-        candidates=rows,
-        only_in_a=[n for n in in_a if n not in in_b],
-        only_in_b=[n for n in in_b if n not in in_a],
     )

@@ -21,6 +21,7 @@ from app.db.repositories import jobs as repo
 from app.db.session import session_scope
 from app.errors import ProblemError, found
 from app.jobs import results
+from app.jobs.compare import compare_view
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
 from app.jobs.views import (
@@ -208,7 +209,7 @@ def compare(session: Session, owner: str, a: str, b: str) -> JobComparison:
         except ProblemError as exc:
             exc.detail = f"Job {side} ({job.id}): {exc.detail}"
             raise
-    return results.compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
+    return compare_view(views[0], jobs[0].name, views[1], jobs[1].name)
 
 
 def update_meta(session: Session, owner: str, job_id: str, meta: JobMetaIn) -> Job:

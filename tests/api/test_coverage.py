@@ -11,7 +11,7 @@ from markupsafe import escape
 from rich.console import Console
 
 from app.cli.views import ranking_table
-from app.jobs import results
+from app.jobs.next_steps import next_steps
 from app.jobs.spec import JobSpec
 from app.jobs.views import RankingOut
 from app.jobs.worker import Worker
@@ -118,7 +118,7 @@ def test_coverage_and_the_next_step(client, worker: Worker):
     job_spec = JobSpec.model_validate(spec)
     answered = view.model_copy(deep=True)
     answered.candidates[0].ci_low, answered.candidates[0].ci_high = 0.01, 0.02
-    assert results.next_steps(answered, job_spec, "succeeded") == []
+    assert next_steps(answered, job_spec, "succeeded") == []
     # With many main labels the hint offers main_train_fraction.
     many = view.model_copy(deep=True)
     for c in many.candidates:
@@ -126,5 +126,5 @@ def test_coverage_and_the_next_step(client, worker: Worker):
         c.coverage.main_train = 2000
     assert any(
         "trained on 2000 labelled rows" in s and "main_train_fraction" in s
-        for s in results.next_steps(many, job_spec, "succeeded")
+        for s in next_steps(many, job_spec, "succeeded")
     )

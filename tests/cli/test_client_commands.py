@@ -18,7 +18,8 @@ from typer.testing import CliRunner, Result
 
 import engine
 from app.cli.main import cli
-from app.cli.remote import EXIT_REFUSED, EXIT_UNREACHABLE, Recipe
+from app.cli.remote import EXIT_REFUSED, EXIT_UNREACHABLE
+from app.cli.submit import Recipe
 from app.settings import get_settings
 from tests.conftest import ROOT, family_csv, free_port
 
