@@ -95,6 +95,10 @@ def sharing_table(results: Sequence[FamilyResult]) -> pd.DataFrame:
                 "hard advice vs hard reference": rho(hard_method, "hard" if hard_ref else None),
                 "hard advice vs soft reference": rho(hard_method, key if soft_ref else None),
                 "soft advice vs hard reference": rho(soft, "hard" if hard_ref else None),
+                # The zero-cost yardstick, against the soft reference (NaN if not run).
+                "label correlation vs soft reference": rho(
+                    "correlation" if "correlation" in methods else None, key if soft_ref else None
+                ),
                 "hard vs soft advice": (
                     advice_agreement(r.predictions, hard_method, soft) if hard_method else math.nan
                 ),

@@ -138,6 +138,8 @@ def test_each_advice_is_scored_against_each_sharing_reference(tmp_path):
     assert row["soft advice vs soft reference"] == pytest.approx(jobs.spearman.mean())
     jobs = result.scores.query("method == 'probe@quick'")
     assert row["hard advice vs hard reference"] == pytest.approx(jobs.spearman.mean())
+    jobs = result.other_scores.query("method == 'correlation'")
+    assert row["label correlation vs soft reference"] == pytest.approx(jobs.spearman.mean())
     # Hard vs soft advice: the Spearman of the two jobs' gains, averaged over jobs.
     gains = result.predictions.pivot(index=["job", "candidate"], columns="method", values="gain")
     expected = np.mean(
