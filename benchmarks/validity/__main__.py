@@ -1,11 +1,13 @@
 """python -m benchmarks.validity --half tune|report [--quick] [--build-references]
-[--reference-cache DIR] [--families a,b] [--recipe hidden=256,64+dropout=0.1] ...
+[--reference-cache DIR] [--families a,b] [--recipe hidden=256,64+dropout=0.1]
+[--reference-sharing hard,soft_l2 --reference-coupling 0.1] ...
 
 With --half: validity benchmark v2 (benchmarks/validity/v2.py): the families of that
 half (benchmarks/validity/halves.json), references grown to reliability 0.6, the
 engine's default and the baselines scored; writes report.md, scores.csv,
 families.csv, predictions.csv, references.csv and config.json under --out (default
-artifacts/validity/v2-<half>).
+artifacts/validity/v2-<half>); with several reference sharings also
+references_<sharing>.csv and sharing.csv (the soft-sharing table).
 
 Without --half: the v1 study (python -m benchmarks.validity --seed 0 [--quick] ...).
 
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -119,6 +122,7 @@ def main_v2(argv: list[str]) -> int:
 
     from benchmarks.validity import v2
     from benchmarks.validity.references import ReferencePlan
+    from benchmarks.validity.sharing import sharing_table
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.validity", description=__doc__)
     parser.add_argument("--half", choices=("tune", "report"), required=True)
@@ -130,6 +134,19 @@ def main_v2(argv: list[str]) -> int:
     parser.add_argument("--previous", default="probe@quick", help="the previous default method")
     parser.add_argument("--jobs", type=int, default=None, help="advise() jobs per family")
     parser.add_argument("--recipe", default="", help="reference recipe knobs, '+'-joined")
+    parser.add_argument(
+        "--reference-sharing",
+        type=_names,
+        default=None,
+        help="the references' parameter sharing: hard, soft_l2, or several (hard,soft_l2: "
+        "every method is scored against each; the first is the one the half's tables use)",
+    )
+    parser.add_argument(
+        "--reference-coupling",
+        type=float,
+        default=None,
+        help="the soft reference's coupling (default 0.1, the engine's default)",
+    )
     parser.add_argument("--max-replicates", type=int, default=None)
     parser.add_argument("--reference-cache", type=Path, default=v2.DEFAULT_CACHE)
     parser.add_argument(
@@ -162,9 +179,18 @@ def main_v2(argv: list[str]) -> int:
         "build_references": args.build_references,
         "references_only": args.references_only,
     }
+    recipe = v2.BenchConfig.make(quick=args.quick).recipe
     if args.recipe:
-        base = v2.BenchConfig.make(quick=args.quick).recipe
-        options["recipe"] = v2.parse_recipe(args.recipe, base)
+        recipe = v2.parse_recipe(args.recipe, recipe)
+    if args.reference_coupling is not None:
+        recipe = replace(recipe, coupling=args.reference_coupling)
+    if args.reference_sharing:
+        options["reference_sharings"] = args.reference_sharing
+        recipe = replace(recipe, sharing=args.reference_sharing[0])
+    try:
+        options["recipe"] = replace(recipe)  # checks the sharing and the coupling
+    except ValueError as error:
+        parser.error(str(error))
     if args.max_replicates is not None:
         base_plan = v2.BenchConfig.make(quick=args.quick).plan
         options["plan"] = ReferencePlan(
@@ -181,7 +207,7 @@ def main_v2(argv: list[str]) -> int:
     (out / "report.md").write_text(report)
     v2.family_table(results).to_csv(out / "families.csv", index=False)
     v2.per_family(results).to_csv(out / "per_family.csv", index=False)
-    frames = [r.scores for r in results if not r.scores.empty]
+    frames = [f for r in results for f in (r.scores, r.other_scores) if not f.empty]
     if frames:
         pd.concat(frames).to_csv(out / "scores.csv", index=False)
         pd.concat([r.predictions for r in results]).to_csv(out / "predictions.csv", index=False)
@@ -191,6 +217,17 @@ def main_v2(argv: list[str]) -> int:
             for r in results
         ]
     ).to_csv(out / "references.csv", index=False)
+    for sharing in config.sharings[1:]:  # references.csv: the first sharing's
+        pd.concat(
+            [
+                r.other_references[sharing]
+                .summary.assign(family=r.family)
+                .rename_axis("candidate")
+                .reset_index()
+                for r in results
+            ]
+        ).to_csv(out / f"references_{sharing}.csv", index=False)
+    sharing_table(results).to_csv(out / "sharing.csv", index=False)
     body = v2.config_dict(config) | {"seconds": seconds, "torch": torch.__version__}
     (out / "config.json").write_text(json.dumps(body, indent=2, default=str))
     print(report)

@@ -4,7 +4,8 @@ python -m benchmarks.validity.combine OUT_DIR [OUT_DIR ...] [--previous probe@qu
 
 Families are often run in separate processes (one per core, ``--families``); each run's
 ``per_family.csv`` holds its families' scores, and this scores them together exactly as
-one run over all of them would (``v2.summarise_half``).
+one run over all of them would (``v2.summarise_half``); the soft-sharing tables
+(``sharing.csv``) of runs that have one are printed together after them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def combined(
     return table, means, diffs
 
 
+def _has_rows(path: Path) -> bool:
+    """A run without soft sharing writes an empty sharing.csv (or, before it, none)."""
+    return path.exists() and len(path.read_text().splitlines()) > 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("out_dirs", type=Path, nargs="+")
@@ -51,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     print(means.to_string(float_format=fmt, index=False))
     print()
     print(diffs.to_string(float_format=fmt, index=False))
+    soft = [d / "sharing.csv" for d in args.out_dirs if _has_rows(d / "sharing.csv")]
+    if soft:  # the soft-sharing table of runs with several reference sharings
+        print()
+        print(pd.concat([read_table(f) for f in soft]).to_string(float_format=fmt, index=False))
     return 0
 
 

@@ -85,7 +85,13 @@ def data_hash(scenario: Scenario) -> str:
 
 
 def batch_key(data: str, recipe: TruthConfig, seed: int, first: int, count: int) -> str:
-    body = {"data": data, "recipe": asdict(replace(recipe, seeds=0)), "seed": seed}
+    """The cache key of one batch. The sharing and its coupling are part of the recipe,
+    so hard and soft references (and soft ones of two couplings) never share a key; a
+    hard recipe leaves both out, keeping the keys its batches had before soft sharing."""
+    options = asdict(replace(recipe, seeds=0))
+    if recipe.sharing == "hard":
+        del options["sharing"], options["coupling"]
+    body = {"data": data, "recipe": options, "seed": seed}
     body |= {"replicates": [first, first + count]}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -1,6 +1,11 @@
-"""The reference: "full training" of a larger hard-sharing network, written from scratch
+"""The reference: "full training" of a larger multi-task network, written from scratch
 with plain torch.nn modules, its own feature encoding, its own splits and its own
 metric code, so that it shares no code path with the engine's probes.
+
+The network shares parameters the way the advice under test does (``TruthConfig.sharing``):
+``hard`` (one trunk for both tasks) or ``soft_l2`` (Duong et al. 2015: a trunk per task,
+and the loss adds ``coupling`` times the squared L2 distance between the two trunks'
+corresponding weights and biases, so that a large coupling ties them into one trunk).
 
 For every replicate (its own 60/20/20 split of the main task's labelled rows, drawn
 from the study seed) it trains the main task alone and paired with each candidate,
@@ -14,6 +19,7 @@ data set, so the plain t-interval is the right one for this data set's expected 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,7 +41,9 @@ class TruthConfig:
     """The full-training recipe: wider and deeper than a probe, trained far longer.
 
     ``dropout`` (after every hidden layer) and ``weight_decay`` (Adam's L2 term) are off
-    by default, which is the v1 recipe exactly."""
+    by default, which is the v1 recipe exactly. ``sharing``: ``hard`` or ``soft_l2``
+    (see the module docstring), with ``coupling`` its weight (ignored under hard
+    sharing; 0.1 is the engine's default coupling)."""
 
     seeds: int = 10
     hidden: tuple[int, ...] = (256, 64)
@@ -48,6 +56,17 @@ class TruthConfig:
     test_fraction: float = 0.2
     dropout: float = 0.0
     weight_decay: float = 0.0
+    sharing: str = "hard"
+    coupling: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.sharing not in SHARINGS:
+            raise ValueError(f"sharing {self.sharing!r}: expected one of {', '.join(SHARINGS)}")
+        if not self.coupling >= 0:
+            raise ValueError(f"coupling {self.coupling!r}: expected a number >= 0")
+
+
+SHARINGS = ("hard", "soft_l2")
 
 
 @dataclass
@@ -168,6 +187,38 @@ class HardSharingNet(nn.Module):
         return self.main(h), self.aux(h)
 
 
+class SoftSharingNet(HardSharingNet):
+    """Soft sharing: the auxiliary head reads its own trunk (``aux_trunk``), which starts
+    as a copy of the main trunk. The main trunk and both heads draw the same initial
+    values as :class:`HardSharingNet` under the same seed, so the main-alone model is the
+    hard reference's (without dropout)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: tuple[int, ...],
+        main_out: int,
+        aux_out: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(n_in, hidden, main_out, aux_out, dropout)
+        self.aux_trunk = copy.deepcopy(self.trunk)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.main(self.trunk(x)), self.aux(self.aux_trunk(x))
+
+
+def coupling_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ over trunk layers of ||θ_main − θ_aux||² (weights and biases) of one
+    :class:`SoftSharingNet`'s parameters; 0 for a :class:`HardSharingNet`."""
+    total = torch.zeros(())
+    for name, value in params.items():
+        other = params.get("aux_" + name)
+        if name.startswith("trunk.") and other is not None:
+            total = total + ((value - other) ** 2).sum()
+    return total
+
+
 def masked_loss(out: torch.Tensor, y: torch.Tensor, kind: str, classes: int) -> torch.Tensor:
     """Mean loss of one model's head over the rows with a label (y NaN = none; 0 if
     none): ``kind`` is "regression", "binary" or "multiclass"; ``classes`` how many of
@@ -253,6 +304,7 @@ def full_training(
     without the per-step overhead of hundreds of tiny models on a CPU.
     """
     config = config or TruthConfig(seeds=scenario.truth_seeds)
+    net_class = HardSharingNet if config.sharing == "hard" else SoftSharingNet
     enc = encode(scenario)
     started = time.process_time()
     n_tasks = len(enc.names)
@@ -264,7 +316,7 @@ def full_training(
     for r, rep in enumerate(reps):
         for k in range(n_tasks):
             torch.manual_seed(rep.seed)  # trunk and main head: the same for every k
-            net = HardSharingNet(
+            net = net_class(
                 enc.x.shape[1], config.hidden, enc.outputs[0], aux_width, config.dropout
             )
             torch.manual_seed(rep.seed + 1 + k)
@@ -274,9 +326,7 @@ def full_training(
             model_task.append(k)
     n_models = len(models)
     params, _ = torch.func.stack_module_state(models)  # type: ignore[no-untyped-call]
-    template = HardSharingNet(
-        enc.x.shape[1], config.hidden, enc.outputs[0], aux_width, config.dropout
-    )
+    template = net_class(enc.x.shape[1], config.hidden, enc.outputs[0], aux_width, config.dropout)
     template = template.to("meta")
     rep_index = torch.as_tensor(model_rep)
 
@@ -297,6 +347,9 @@ def full_training(
         y_aux[m, pool] = values
     y_aux_t = torch.as_tensor(y_aux, dtype=torch.float32)
     lam = torch.tensor([0.0 if k == 0 else config.lam for k in model_task])
+    # The main-alone model's candidate trunk has no task and no coupling: it never moves.
+    soft = config.sharing != "hard"
+    coupling = torch.tensor([config.coupling if soft and k else 0.0 for k in model_task])
     task_kind = [enc.kinds[k] for k in model_task]
     kinds_present = sorted({task_kind[m] for m in range(n_models) if model_task[m] > 0})
     kind_code = torch.tensor(
@@ -305,14 +358,14 @@ def full_training(
     classes = torch.tensor([enc.outputs[k] for k in model_task])
     main_kind = enc.kinds[0]
 
-    def one_model_loss(p, x, y, ya, lam_m, code_m, classes_m):
+    def one_model_loss(p, x, y, ya, lam_m, code_m, classes_m, coupling_m):
         out_main, out_aux = torch.func.functional_call(template, p, (x,))
         loss = masked_loss(out_main, y, main_kind, enc.outputs[0])
         aux = torch.zeros(())
         for code, kind in enumerate(kinds_present):
             term = masked_loss(out_aux, ya, kind, classes_m)
             aux = torch.where(code_m == code, term, aux)
-        return loss + lam_m * aux
+        return loss + lam_m * aux + coupling_m * coupling_penalty(p)
 
     def one_model_val(p, x, y):
         out_main, _ = torch.func.functional_call(template, p, (x,))
@@ -342,6 +395,7 @@ def full_training(
         "rep": rep_index,
         "y_aux": y_aux_t,
         "lam": lam,
+        "coupling": coupling,
         "code": kind_code,
         "classes": classes,
         "x_val": inputs(val, rep_index),
@@ -369,6 +423,7 @@ def full_training(
                 live["lam"],
                 live["code"],
                 live["classes"],
+                live["coupling"],
             )
             optimizer.zero_grad()
             losses.sum().backward()

@@ -55,6 +55,10 @@ class BenchConfig:
     quick: bool = False
     seed: int = 0
     recipe: TruthConfig = field(default_factory=TruthConfig)
+    # The references' sharings (each the recipe with that sharing); the first is the one
+    # the half's tables score against, the others are scored in the soft-sharing table
+    # (benchmarks.validity.sharing). None: the recipe's own.
+    reference_sharings: tuple[str, ...] | None = None
     plan: ReferencePlan = field(default_factory=ReferencePlan)
     methods: tuple[str, ...] = METHODS
     jobs: int = 3  # advise() jobs per family and engine method
@@ -79,10 +83,15 @@ class BenchConfig:
             kwargs.setdefault("resamples", 999)
         return cls(**kwargs)
 
+    @property
+    def sharings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.reference_sharings or (self.recipe.sharing,)))
+
 
 def parse_recipe(text: str, base: TruthConfig | None = None) -> TruthConfig:
     """A reference recipe written as knobs joined by '+', e.g.
-    ``hidden=128,32+dropout=0.1+weight_decay=1e-4+lr=1e-3+max_epochs=100+patience=10``."""
+    ``hidden=128,32+dropout=0.1+weight_decay=1e-4+lr=1e-3+max_epochs=100+patience=10``
+    or ``sharing=soft_l2+coupling=0.1``."""
     base = base or TruthConfig()
     names = {f for f in asdict(base) if f != "seeds"}
     options: dict[str, Any] = {}
@@ -92,6 +101,8 @@ def parse_recipe(text: str, base: TruthConfig | None = None) -> TruthConfig:
             raise ValueError(f"recipe {text!r}: expected one of {sorted(names)} =value")
         if key == "hidden":
             options[key] = tuple(int(v) for v in value.split(","))
+        elif key == "sharing":
+            options[key] = value  # checked by TruthConfig
         elif key in ("batch_size", "max_epochs", "patience"):
             options[key] = int(value)
         else:
@@ -108,8 +119,11 @@ class FamilyResult:
     candidates: int
     main_train_labels: int
     reference: Reference
-    scores: pd.DataFrame  # one row per (method, job)
+    scores: pd.DataFrame  # one row per (method, job), against ``reference``
     predictions: pd.DataFrame  # one row per (method, job, candidate)
+    primary: str = "hard"  # the sharing of ``reference``
+    other_references: dict[str, Reference] = field(default_factory=dict)  # by sharing
+    other_scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # against those
 
 
 def main_train_labels(scenario: Scenario, recipe: TruthConfig) -> int:
@@ -194,22 +208,27 @@ def run_family(family: Family, half: str, config: BenchConfig, log: Log = _stder
     torch.set_num_threads(1)
     scenario = family.load(seed=config.seed, quick=config.quick)
     log(f"[{family.name}] {scenario.description}")
-    reference = build_reference(
-        scenario,
-        seed=config.seed,
-        recipe=config.recipe,
-        plan=config.plan,
-        cache=config.reference_cache,
-        rebuild=config.build_references,
-        cached_only=config.cached_only,
-        log=log,
-    )
-    log(
-        f"[{family.name}] reference {reference.label}: reliability "
-        f"{reference.reliability:.2f} with {reference.replicates} replicates, "
-        f"{reference.seconds:.0f} CPU s"
-    )
+    references: dict[str, Reference] = {}
+    for sharing in config.sharings:
+        references[sharing] = built = build_reference(
+            scenario,
+            seed=config.seed,
+            recipe=replace(config.recipe, sharing=sharing),
+            plan=config.plan,
+            cache=config.reference_cache,
+            rebuild=config.build_references,
+            cached_only=config.cached_only,
+            log=log,
+        )
+        log(
+            f"[{family.name}] {sharing} reference {built.label}: reliability "
+            f"{built.reliability:.2f} with {built.replicates} replicates, "
+            f"{built.seconds:.0f} CPU s"
+        )
+    primary = config.sharings[0]
+    reference = references[primary]
     scores: list[dict[str, Any]] = []
+    other_scores: list[dict[str, Any]] = []
     predictions: list[pd.DataFrame] = []
     methods = () if config.references_only else config.methods
     for method in methods:
@@ -223,10 +242,12 @@ def run_family(family: Family, half: str, config: BenchConfig, log: Log = _stder
             else:
                 rows, seconds = _probe(scenario, config, job, method)
                 verdicts = rows["verdict"]
-            row = score(rows["gain"], verdicts, reference)
-            row |= {"family": family.name, "method": method, "job": job, "seconds": seconds}
-            row["compute_ratio"] = ratio(seconds, reference.seconds)
-            scores.append(row)
+            for sharing, against in references.items():
+                row = score(rows["gain"], verdicts, against)
+                row |= {"family": family.name, "method": method, "job": job, "seconds": seconds}
+                row["compute_ratio"] = ratio(seconds, against.seconds)
+                row["reference"] = sharing
+                (scores if sharing == primary else other_scores).append(row)
             predictions.append(
                 rows.assign(family=family.name, method=method, job=job)
                 .rename_axis("candidate")
@@ -243,6 +264,9 @@ def run_family(family: Family, half: str, config: BenchConfig, log: Log = _stder
         reference=reference,
         scores=pd.DataFrame(scores),
         predictions=pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(),
+        primary=primary,
+        other_references={s: ref for s, ref in references.items() if s != primary},
+        other_scores=pd.DataFrame(other_scores),
     )
 
 
@@ -423,6 +447,7 @@ def config_dict(config: BenchConfig) -> dict[str, Any]:
 
 def render(results: Sequence[FamilyResult], config: BenchConfig, seconds: float) -> str:
     from benchmarks.validity.report import markdown
+    from benchmarks.validity.sharing import sharing_table
 
     table = per_family(results)
     halved = table[table.half == config.half] if not table.empty else table
@@ -467,6 +492,19 @@ def render(results: Sequence[FamilyResult], config: BenchConfig, seconds: float)
             "## Paired bootstrap 95% intervals of Spearman differences (resampling families)",
             "",
             markdown(diffs) if not diffs.empty else "(fewer than one family in common)",
+            "",
+        ]
+    soft = sharing_table(results)
+    if not soft.empty:
+        parts += [
+            "## Soft sharing: each advice against each reference",
+            "",
+            f"References: {', '.join(config.sharings)} (soft coupling "
+            f"{config.recipe.coupling:g}); the tables above score against "
+            f"{config.sharings[0]}. Spearman with the reference gains, mean over jobs; "
+            "'hard vs soft advice': Spearman of the two advices' gains, job by job.",
+            "",
+            markdown(soft),
             "",
         ]
     return "\n".join(parts)

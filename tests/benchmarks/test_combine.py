@@ -47,6 +47,13 @@ def test_two_runs_are_scored_as_one(tmp_path, capsys):
     assert difference["mean difference"] == pytest.approx((0.8 + 0.2 - 0.1) / 3)
     assert combine.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "f3" in capsys.readouterr().out
+    # The soft-sharing tables of the runs that have one are printed together.
+    (tmp_path / "a" / "sharing.csv").write_text("\n")
+    pd.DataFrame({"family": ["f3"], "hard vs soft advice": [0.25]}).to_csv(
+        tmp_path / "b" / "sharing.csv", index=False
+    )
+    assert combine.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "hard vs soft advice" in capsys.readouterr().out
 
 
 def test_a_family_scored_twice_is_refused(tmp_path):

@@ -1,0 +1,150 @@
+"""The validity benchmark's soft-sharing reference (benchmarks/validity/truth.py): its
+coupling penalty, its limits, its cache keys, and the soft-sharing table that scores
+the soft and hard advice against it."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.validity.references import batch_key
+from benchmarks.validity.truth import (
+    HardSharingNet,
+    SoftSharingNet,
+    TruthConfig,
+    coupling_penalty,
+    full_training,
+)
+from tests.benchmarks.test_validity import _family_scenario
+
+TINY = TruthConfig(seeds=3, hidden=(16,), max_epochs=15, patience=3)
+
+
+def _penalty(net: torch.nn.Module) -> float:
+    return float(coupling_penalty(dict(net.named_parameters())).detach())
+
+
+def test_the_coupling_penalty_is_the_squared_distance_of_the_two_trunks():
+    torch.manual_seed(0)
+    net = SoftSharingNet(2, (3, 2), 1, 1)
+    # Both trunks start from the same draws: no distance yet.
+    assert _penalty(net) == 0.0
+    with torch.no_grad():
+        net.aux_trunk[0].weight += 0.5  # 3x2 weights, each 0.5 away
+        net.aux_trunk[2].bias -= torch.tensor([1.0, 2.0])
+        net.main.weight += 10.0  # heads are not coupled
+    assert _penalty(net) == pytest.approx(6 * 0.25 + 1.0 + 4.0)
+    # A hard-sharing network has one trunk: nothing to couple.
+    assert _penalty(HardSharingNet(2, (3,), 1, 1)) == 0
+    # The soft network's main trunk and heads draw the hard network's initial values.
+    torch.manual_seed(1)
+    hard = HardSharingNet(2, (3, 2), 1, 4)
+    torch.manual_seed(1)
+    soft = SoftSharingNet(2, (3, 2), 1, 4)
+    for name, value in hard.named_parameters():
+        assert torch.equal(value, dict(soft.named_parameters())[name])
+
+
+def test_without_coupling_a_candidate_cannot_change_the_main_model():
+    scenario = _family_scenario(300)
+    soft = full_training(scenario, seed=0, config=replace(TINY, sharing="soft_l2", coupling=0.0))
+    loss = soft.runs.pivot(index="replicate", columns="config", values="loss")
+    # Independent trunks: every candidate's main model is the main-alone model.
+    for candidate in scenario.candidate_names:
+        np.testing.assert_allclose(loss[candidate], loss[""], rtol=1e-5)
+    assert soft.summary["gain"].abs().max() < 1e-5
+    assert (soft.summary["sign"] == 0).all()
+    # ... and the main-alone model is the hard reference's.
+    hard = full_training(scenario, seed=0, config=TINY)
+    hard_loss = hard.runs.pivot(index="replicate", columns="config", values="loss")
+    np.testing.assert_allclose(loss[""], hard_loss[""], rtol=1e-5)
+
+
+def test_with_coupling_the_related_candidate_helps_most():
+    scenario = _family_scenario()
+    config = TruthConfig(seeds=4, hidden=(32, 16), max_epochs=40, patience=5)
+    soft = full_training(scenario, seed=0, config=replace(config, sharing="soft_l2", coupling=0.1))
+    gains = soft.summary["gain"]
+    assert gains.idxmax() == "rel_0_0.95"
+    assert gains["rel_0_0.95"] > gains.drop("rel_0_0.95").max() + 0.01
+
+
+def test_hard_and_soft_references_never_share_a_cache_key():
+    hard = batch_key("d", TruthConfig(), 0, 0, 8)
+    soft = batch_key("d", TruthConfig(sharing="soft_l2", coupling=0.1), 0, 0, 8)
+    stronger = batch_key("d", TruthConfig(sharing="soft_l2", coupling=1.0), 0, 0, 8)
+    assert len({hard, soft, stronger}) == 3
+    # Under hard sharing the coupling trains nothing, so it is no part of the key.
+    assert batch_key("d", TruthConfig(coupling=5.0), 0, 0, 8) == hard
+    with pytest.raises(ValueError, match="sharing"):
+        TruthConfig(sharing="soft_trace")
+    with pytest.raises(ValueError, match="coupling"):
+        TruthConfig(sharing="soft_l2", coupling=-1.0)
+
+
+def test_reference_recipes_parse_sharing():
+    from benchmarks.validity.v2 import parse_recipe
+
+    recipe = parse_recipe("sharing=soft_l2+coupling=0.5+hidden=32")
+    assert (recipe.sharing, recipe.coupling, recipe.hidden) == ("soft_l2", 0.5, (32,))
+    with pytest.raises(ValueError, match="sharing"):
+        parse_recipe("sharing=soft")
+
+
+def test_each_advice_is_scored_against_each_sharing_reference(tmp_path):
+    from benchmarks.validity.families import Family
+    from benchmarks.validity.references import ReferencePlan
+    from benchmarks.validity.sharing import method_sharing, sharing_table
+    from benchmarks.validity.v2 import BenchConfig, per_family, render, run_family
+
+    soft = "probe@quick+sharing=soft_l2+coupling=0.1"
+    assert [method_sharing(m) for m in ("probe", "probe@quick", soft, "correlation")] == [
+        "hard",
+        "hard",
+        "soft_l2",
+        None,
+    ]
+    scenario = _family_scenario(300)
+    config = BenchConfig.make(
+        quick=True,
+        recipe=replace(TINY, seeds=0),
+        reference_sharings=("hard", "soft_l2"),
+        plan=ReferencePlan(first=4, step=4, max_replicates=4),
+        reference_cache=tmp_path,
+        methods=("probe@quick", soft, "correlation"),
+        jobs=2,
+    )
+    family = Family("tiny", "synthetic", lambda **_: scenario)
+    result = run_family(family, "tune", config, log=lambda _: None)
+    assert result.primary == "hard"
+    assert set(result.other_references) == {"soft_l2"}
+    # Two references, two cache entries: the soft one did not read the hard one's.
+    assert len(list(tmp_path.glob("*.csv"))) == 2
+    hard_ref, soft_ref = result.reference, result.other_references["soft_l2"]
+    assert not np.allclose(hard_ref.summary["gain"], soft_ref.summary["gain"])
+    # Every job of every method is scored against both references.
+    assert len(result.scores) == len(result.other_scores) == 2 + 2 + 1
+    assert set(result.scores.reference) == {"hard"}
+    assert set(result.other_scores.reference) == {"soft_l2"}
+    # The half's tables stay against the first reference.
+    assert set(per_family([result]).method) == {"probe@quick", soft, "correlation"}
+
+    table = sharing_table([result])
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["soft method"], row["hard method"]) == (soft, "probe@quick")
+    jobs = result.other_scores.query("method == @soft")
+    assert row["soft advice vs soft reference"] == pytest.approx(jobs.spearman.mean())
+    jobs = result.scores.query("method == 'probe@quick'")
+    assert row["hard advice vs hard reference"] == pytest.approx(jobs.spearman.mean())
+    jobs = result.other_scores.query("method == 'correlation'")
+    assert row["label correlation vs soft reference"] == pytest.approx(jobs.spearman.mean())
+    # Hard vs soft advice: the Spearman of the two jobs' gains, averaged over jobs.
+    gains = result.predictions.pivot(index=["job", "candidate"], columns="method", values="gain")
+    expected = np.mean(
+        [gains.loc[job][["probe@quick", soft]].corr(method="spearman").iloc[0, 1] for job in (0, 1)]
+    )
+    assert row["hard vs soft advice"] == pytest.approx(expected)
+    assert row["soft reference replicates"] == row["hard reference replicates"] == 4
+    assert "## Soft sharing" in render([result], config, 1.0)
