@@ -3,9 +3,10 @@ optionally wait for its ranking. The shared client plumbing is in app/cli/remote
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand
@@ -21,6 +22,8 @@ from app.cli.remote import (
 )
 from app.cli.views import console, ranking_table
 from app.jobs.status import JobStatus
+
+T = TypeVar("T")
 
 KINDS = ("binary", "multiclass", "regression")
 
@@ -74,24 +77,12 @@ def _parse_kinds(pairs: list[str], labels: set[str]) -> dict[str, str]:
     return kinds
 
 
-def _hidden(value: str) -> list[int]:
+def _numbers(value: str, parse: Callable[[str], T], hint: str, example: str) -> list[T]:
+    """A list option given as "a,b,c" or "a b c"."""
     try:
-        return [int(part) for part in value.replace(",", " ").split()]
+        return [parse(part) for part in value.replace(",", " ").split()]
     except ValueError as exc:
-        raise typer.BadParameter(
-            f"{value!r}: give layer widths as integers, e.g. 128 or 64,32.",
-            param_hint="--hidden",
-        ) from exc
-
-
-def _shares(value: str) -> list[float]:
-    try:
-        return [float(part) for part in value.replace(",", " ").split()]
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"{value!r}: give shares as numbers in (0, 1], e.g. 0.1,0.25,0.5,1.",
-            param_hint="--main-train-fractions",
-        ) from exc
+        raise typer.BadParameter(f"{value!r}: give {example}.", param_hint=hint) from exc
 
 
 def submit(
@@ -190,14 +181,25 @@ def submit(
             "max_replicates": max_replicates,
             "race_step": race_step,
             "epochs": epochs,
-            "hidden": _hidden(hidden) if hidden is not None else None,
+            "hidden": (
+                _numbers(hidden, int, "--hidden", "layer widths as integers, e.g. 128 or 64,32")
+                if hidden is not None
+                else None
+            ),
             "lam": lam,
             "batch_size": batch_size,
             "lr": lr,
             "patience": patience,
             "main_train_fraction": main_train_fraction,
             "main_train_fractions": (
-                _shares(main_train_fractions) if main_train_fractions is not None else None
+                _numbers(
+                    main_train_fractions,
+                    float,
+                    "--main-train-fractions",
+                    "shares as numbers in (0, 1], e.g. 0.1,0.25,0.5,1",
+                )
+                if main_train_fractions is not None
+                else None
             ),
             "sharing": sharing,
             "coupling": coupling,
