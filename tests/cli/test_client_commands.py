@@ -188,6 +188,10 @@ def test_usage_errors_exit_2(table: Path):
     assert "COLUMN=KIND" in bad_kind.stderr
     missing = auxsel("submit", "no-such-file.csv", "--main", "y", "--candidates", "a")
     assert missing.exit_code == 2
+    widths = auxsel("submit", str(table), "--main", "y", "--candidates", "a", "--hidden", "64,wide")
+    assert widths.exit_code == 2
+    assert "--hidden" in widths.stderr
+    assert "layer widths as integers" in " ".join(widths.stderr.split())
 
 
 def test_a_job_the_worker_would_refuse_is_refused_at_submission(env, tmp_path: Path):
