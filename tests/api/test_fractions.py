@@ -83,6 +83,32 @@ def test_a_job_with_shares_runs_each_share_and_ranks_per_share(
     assert trained[0] < trained[-1]
 
 
+def test_soft_sharing_at_several_shares_is_the_engines_answer(
+    client: TestClient, worker: Worker, dataset: dict[str, Any]
+) -> None:
+    """Shares and soft sharing together: every share is a soft-sharing job, and the
+    service's per-share gains are the engine's for the same soft recipe."""
+    soft = {"sharing": "soft_l2", "coupling": 0.5}
+    job = _submit(client, dataset, **soft)
+    assert worker.run_one() is True
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    ranking = client.get(f"/api/v1/jobs/{job['id']}/ranking").json()
+    assert "soft parameter sharing" in ranking["recipe_text"]
+    advice = engine_advice({**BUDGET, **soft})
+    hard = engine_advice(BUDGET)
+    moved = False
+    for got in ranking["candidates"]:
+        rows = got["fractions"]
+        assert [f["main_train_fraction"] for f in rows] == SHARES
+        for row, fraction, hard_at in zip(rows, advice.fractions, hard.fractions, strict=True):
+            want = next(c for c in fraction.candidates if c.name == got["name"])
+            assert row["gain"] == pytest.approx(want.gain, rel=1e-6, abs=1e-9)
+            assert row["verdict"] == want.verdict
+            hard_gain = next(c for c in hard_at.candidates if c.name == got["name"]).gain
+            moved = moved or abs(row["gain"] - hard_gain) > 1e-6
+    assert moved  # the soft recipe trained, not hard sharing under another name
+
+
 def test_the_provisional_ranking_grows_share_by_share_from_all_labels(
     client: TestClient, worker: Worker, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
