@@ -423,7 +423,31 @@ def ranking_rows(view: RankingOut) -> list[dict[str, object]]:
                 **{f"proxy_{k}": v for k, v in c.proxies.items()},
             }
         )
-    return rows
+    if not view.main_train_fractions:
+        return rows
+    return [
+        share_row(row, share)
+        for row, c in zip(rows, view.candidates, strict=True)
+        for share in c.fractions
+    ]
+
+
+SHARE_COLUMNS = ("rank", "gain", "ci_low", "ci_high", "p_value", "q_value", "verdict", "seeds")
+"""The columns a share's own answer replaces (FractionGainOut)."""
+ALL_LABELS_ONLY = ("rel_gain", "secondary_metric", "secondary_gain", "disagreement")
+"""Columns measured only with all the main labels: empty on a smaller share's row."""
+
+
+def share_row(row: dict[str, object], share: FractionGainOut) -> dict[str, object]:
+    """A candidate's CSV row at one share of the main labels (a job with
+    main_train_fractions has one row per candidate and share, as engine.Advice.to_frame)."""
+    whole = share.main_train_fraction == 1.0
+    return {
+        "main_train_fraction": share.main_train_fraction,
+        "main_train": share.main_train,
+        **{k: (v if whole or k not in ALL_LABELS_ONLY else None) for k, v in row.items()},
+        **{k: getattr(share, k) for k in SHARE_COLUMNS},
+    }
 
 
 def runs_view(job: Job, runs: list[ProbeRunRecord]) -> ProbeRunList:

@@ -5,8 +5,10 @@ trains only what is missing, and bad shares are refused with nothing stored."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -81,6 +83,20 @@ def test_a_job_with_shares_runs_each_share_and_ranks_per_share(
     trained = [f["main_train"] for f in ranking["candidates"][0]["fractions"]]
     assert trained == sorted(trained)
     assert trained[0] < trained[-1]
+
+    # The CSV export: one row per candidate and share (as engine.Advice.to_frame), each
+    # with that share's own answer; what only all the labels measured is left empty.
+    csv = client.get(f"/api/v1/jobs/{job['id']}/ranking?format=csv")
+    assert csv.status_code == 200
+    frame = pd.read_csv(io.StringIO(csv.text))
+    assert len(frame) == len(ranking["candidates"]) * len(SHARES)
+    for got in ranking["candidates"]:
+        rows = frame[frame["name"] == got["name"]]
+        assert rows["main_train_fraction"].tolist() == SHARES
+        assert rows["main_train"].tolist() == [f["main_train"] for f in got["fractions"]]
+        assert rows["gain"].tolist() == pytest.approx([f["gain"] for f in got["fractions"]])
+        assert rows["verdict"].tolist() == [f["verdict"] for f in got["fractions"]]
+        assert rows["rel_gain"].isna().tolist() == [True, True, False]
 
 
 def test_soft_sharing_at_several_shares_is_the_engines_answer(
