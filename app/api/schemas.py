@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 import engine
 from app.data.roles import Role
 
-# The job spec and the status vocabulary are defined once, in app/jobs/; the API
-# re-exports them as part of its contract.
+# The job spec, the metadata submitted beside it (tags, note) and the status vocabulary
+# are defined once, in app/jobs/; the API re-exports them as part of its contract.
+from app.jobs.meta import JobMetaIn as JobMetaIn
+from app.jobs.meta import JobSubmission as JobSubmission
 from app.jobs.spec import JOB_EXAMPLE as JOB_EXAMPLE
 from app.jobs.spec import BudgetIn as BudgetIn
 from app.jobs.spec import JobSpec as JobSpec
@@ -29,9 +31,7 @@ from app.jobs.views import EvidenceOut as EvidenceOut
 from app.jobs.views import JobComparison as JobComparison
 from app.jobs.views import JobError as JobError
 from app.jobs.views import JobEstimate as JobEstimate
-from app.jobs.views import JobMetaIn as JobMetaIn
 from app.jobs.views import JobOut as JobOut
-from app.jobs.views import JobSubmission as JobSubmission
 from app.jobs.views import MainTaskOut as MainTaskOut
 from app.jobs.views import MetricGainOut as MetricGainOut
 from app.jobs.views import ProbeRunList as ProbeRunList

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
-from app.dashboard.views import candidate_colour, finite
+from app.dashboard.charts import candidate_colour
+from app.dashboard.views import finite
 
 if TYPE_CHECKING:
     from app.jobs.views import RankingOut

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 import engine
-from app.dashboard import views
+from app.dashboard import charts, views
 from app.jobs.fractions import percent_share
 from app.security import auth
 from app.security import sessions as web_sessions
@@ -25,7 +25,7 @@ TEMPLATES.env.filters.update(
     percent=views.percent,
     duration=views.duration,
     percent_share=percent_share,
-    candidate_colour=views.candidate_colour,
+    candidate_colour=charts.candidate_colour,
 )
 TEMPLATES.env.globals["duration_s"] = views.duration_s
 TEMPLATES.env.globals["q_level"] = engine.Q_LEVEL  # the verdicts' legend

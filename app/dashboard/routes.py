@@ -15,15 +15,17 @@ from app.api.deps import OptionalOwnerDep, SessionDep
 from app.api.pagination import decode_cursor, next_token
 from app.api.schemas import BudgetIn
 from app.dashboard import views
+from app.dashboard.charts import gain_chart, mean_curves, proxy_names, proxy_points
 from app.dashboard.fractions import share_chart
 from app.dashboard.render import query, render, settings_of, to_sign_in
 from app.db.repositories import datasets as dataset_repo
 from app.db.repositories import jobs as repo
 from app.errors import ProblemError
 from app.jobs import failures, results
+from app.jobs.meta import MAX_TAG_LENGTH
 from app.jobs.spec import TaskIn
 from app.jobs.status import JobStatus
-from app.jobs.views import MAX_TAG_LENGTH, RankingOut
+from app.jobs.views import RankingOut
 from app.services import jobs as service
 
 router = APIRouter(include_in_schema=False)
@@ -228,18 +230,18 @@ def job_page(
         row.result,
     )
     order = [c.name for c in ranking.candidates] if ranking else None
-    curves = views.mean_curves(runs, order)
+    curves = mean_curves(runs, order)
     # Drawn on demand (a disclosure): the training losses of the main and auxiliary tasks.
-    train_curves = views.mean_curves(runs, order, "train_loss")
-    aux_curves = views.mean_curves(runs, order, "aux_loss")
+    train_curves = mean_curves(runs, order, "train_loss")
+    aux_curves = mean_curves(runs, order, "aux_loss")
     charts: dict[str, object] = {
         "curves": curves,
         "train_curves": train_curves,
         "aux_curves": aux_curves,
     }
     if ranking:
-        charts["gains"] = views.gain_chart(ranking)
-        charts["proxies"] = views.proxy_points(ranking)
+        charts["gains"] = gain_chart(ranking)
+        charts["proxies"] = proxy_points(ranking)
         shares = share_chart(ranking)
         if shares is not None:
             charts["shares"] = shares
@@ -257,7 +259,7 @@ def job_page(
             ),
             "ranking": ranking,
             "answers": ranking or results.answers_for(row),
-            "proxy_names": views.proxy_names(ranking) if ranking else [],
+            "proxy_names": proxy_names(ranking) if ranking else [],
             "agreement": views.agreement_view(ranking.agreement) if ranking else None,
             "subset": views.subset_view(ranking.subset) if ranking else None,
             "baseline_metrics": _baseline_metrics(ranking),

@@ -22,16 +22,14 @@ from app.db.session import session_scope
 from app.errors import ProblemError, found
 from app.jobs import results
 from app.jobs.compare import compare_view
+from app.jobs.meta import META_FIELDS, JobMetaIn, JobSubmission
 from app.jobs.spec import JobSpec
 from app.jobs.status import FINISHED, JobStatus
 from app.jobs.views import (
-    META_FIELDS,
     JobComparison,
     JobError,
     JobEstimate,
-    JobMetaIn,
     JobOut,
-    JobSubmission,
     Progress,
     TopCandidate,
 )

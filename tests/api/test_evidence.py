@@ -8,7 +8,7 @@ import io
 import pandas as pd
 import pytest
 
-from app.jobs import results
+from app.jobs import ranking_csv, results
 from app.jobs.views import CandidateOut, RankingOut
 from tests.api.conftest import engine_advice
 from tests.conftest import job_spec
@@ -71,6 +71,6 @@ def test_a_job_from_before_evidence_shows_none():
         evidence=results._evidence(details["evidence"]),
         evidence_disagrees=bool(details["evidence_disagrees"]),
     )
-    rows = results.ranking_rows(RankingOut.model_construct(candidates=[candidate]))
+    rows = ranking_csv.ranking_rows(RankingOut.model_construct(candidates=[candidate]))
     assert rows[0]["label_correlation"] is None
     assert rows[0]["evidence_disagrees"] is False

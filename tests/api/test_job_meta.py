@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.jobs.views import MAX_NOTE_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
+from app.jobs.meta import MAX_NOTE_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
 from app.jobs.worker import Worker
 from app.main import create_app
 from app.security.auth import create_key

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from app.dashboard.views import candidate_colour
+from app.dashboard.charts import candidate_colour
 from app.settings import Settings
 from tests.browser.conftest import DESKTOP, PHONE, screenshot
 from tests.browser.test_dashboard import SMALL, _select_role, _submit, _upload, _wait

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import engine
-from app.dashboard import STATIC, views
+from app.dashboard import STATIC, charts, views
 from app.db.models import CandidateScore, Job
 from app.db.session import write_transaction
 from app.jobs.failures import explain
@@ -199,8 +199,8 @@ def test_mean_curves_average_over_the_replicates_that_reached_each_epoch():
             _run(["a"], [9.0], error="diverged"),
         ],
     )
-    curves = views.mean_curves(runs, order=["b", "a"])
-    assert [s["name"] for s in curves["series"]] == [views.BASELINE, "b", "a"]
+    curves = charts.mean_curves(runs, order=["b", "a"])
+    assert [s["name"] for s in curves["series"]] == [charts.BASELINE, "b", "a"]
     baseline = curves["series"][0]
     assert baseline["mean"] == [2.0, 1.0, 0.25]
     assert baseline["n"] == [2, 2, 1]
@@ -222,11 +222,11 @@ def test_chart_data_carries_no_nan():
                 verdict="inconclusive", proxies={"tag": 0.1}, per_seed=[]),
         ],
     )  # fmt: skip
-    assert views.gain_chart(ranking)["low"] == [None]
-    assert views.gain_chart(ranking)["names"] == ["a"]
-    assert views.gain_chart(ranking)["per_seed"] == [[0.05, 0.15]]
-    assert views.proxy_names(ranking) == ["tag"]
-    assert views.proxy_points(ranking) == {
+    assert charts.gain_chart(ranking)["low"] == [None]
+    assert charts.gain_chart(ranking)["names"] == ["a"]
+    assert charts.gain_chart(ranking)["per_seed"] == [[0.05, 0.15]]
+    assert charts.proxy_names(ranking) == ["tag"]
+    assert charts.proxy_points(ranking) == {
         "tag": [{"name": "a", "x": 0.3, "y": 0.1, "verdict": "inconclusive"}]
     }
 
@@ -340,12 +340,12 @@ def test_a_candidate_keeps_its_colour_whatever_the_other_candidates():
         runs = ProbeRunList(
             job_id="j", metric="loss", items=[_run([n], [1.0]) for n in names] + [_run([], [1.0])]
         )
-        return {s["name"]: s["colour"] for s in views.mean_curves(runs, names)["series"]}
+        return {s["name"]: s["colour"] for s in charts.mean_curves(runs, names)["series"]}
 
     one = colours(["rel_0_0.90", "noise_0", "rel_1_0.20"])
     other = colours(["noise_0", "other", "rel_0_0.90"])
-    assert one["rel_0_0.90"] == other["rel_0_0.90"] == views.candidate_colour("rel_0_0.90")
+    assert one["rel_0_0.90"] == other["rel_0_0.90"] == charts.candidate_colour("rel_0_0.90")
     assert one["noise_0"] == other["noise_0"]
-    assert set(one.values()) - {None} <= set(views.PALETTE)
+    assert set(one.values()) - {None} <= set(charts.PALETTE)
     # Names spread over the palette rather than landing on one colour.
-    assert len({views.candidate_colour(f"task_{i}") for i in range(40)}) >= len(views.PALETTE) - 2
+    assert len({charts.candidate_colour(f"task_{i}") for i in range(40)}) >= len(charts.PALETTE) - 2

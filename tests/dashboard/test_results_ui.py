@@ -17,7 +17,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.dashboard import views
+from app.dashboard.charts import BASELINE
 from app.db.models import Job
 from app.db.session import write_transaction
 from app.jobs.worker import Worker
@@ -319,15 +319,15 @@ def test_training_and_auxiliary_curves_are_shown_on_demand(screened: Screened):
     charts = json.loads(html.unescape(found.group(1)))
     train = {s["name"]: s for s in charts["train_curves"]["series"]}
     aux = {s["name"]: s for s in charts["aux_curves"]["series"]}
-    assert views.BASELINE in train
-    assert views.BASELINE not in aux  # the main task alone has no auxiliary loss
+    assert BASELINE in train
+    assert BASELINE not in aux  # the main task alone has no auxiliary loss
     single = [r for r in runs if len(r["candidates"]) == 1]
     name = single[0]["candidates"][0]
     assert name in train
     assert name in aux
     # Each epoch's point is the mean over the replicates of that probe's stored curves.
     base = [r["train_loss"][0] for r in runs if not r["candidates"]]
-    assert train[views.BASELINE]["mean"][0] == pytest.approx(sum(base) / len(base))
+    assert train[BASELINE]["mean"][0] == pytest.approx(sum(base) / len(base))
     firsts = [r["aux_loss"][0] for r in single if r["candidates"] == [name]]
     assert aux[name]["mean"][0] == pytest.approx(sum(firsts) / len(firsts))
     assert aux[name]["n"][0] == len(firsts)

@@ -36,9 +36,9 @@ from app.data.export import csv_bytes
 from app.db.models import Job
 from app.db.repositories import jobs as repo
 from app.errors import not_found
-from app.jobs import results
+from app.jobs import ranking_csv, results
+from app.jobs.meta import MAX_TAG_LENGTH
 from app.jobs.status import ACTIVE
-from app.jobs.views import MAX_TAG_LENGTH
 from app.services import jobs as service
 from app.settings import Settings
 
@@ -246,7 +246,7 @@ def get_ranking(
     job = service.require(session, owner, job_id)
     view = results.ranking_view(job, repo.scores(session, job.id))
     if format == "csv":
-        frame = pd.DataFrame(results.ranking_rows(view))
+        frame = pd.DataFrame(ranking_csv.ranking_rows(view))
         filename = f"{job.id}-{'provisional-' if view.provisional else ''}ranking.csv"
         return Response(
             csv_bytes(frame),
