@@ -260,6 +260,19 @@ def test_a_spec_stored_before_recipes_trains_the_same_budget(
     assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec
 
 
+def test_a_budget_stored_before_race_spending_races_as_it_did(settings: Settings) -> None:
+    """A stored spec holds every budget field; one from before ``race_spending`` raced
+    under Bonferroni and resumes so; a request that leaves it out gets the default."""
+    stored = JobSpec.model_validate(_stored_before_recipes({})).model_dump(mode="json")
+    del stored["budget"]["race_spending"]
+    old = JobSpec.model_validate(stored)
+    assert old.budget.race_spending == "bonferroni"
+    assert engine_budget(old, settings).race_spending == "bonferroni"
+    assert JobSpec.model_validate(old.model_dump(mode="json")) == old  # stored again
+    request = JobSpec.model_validate(_stored_before_recipes({"race_step": 3}))
+    assert request.budget.race_spending == engine.Budget().race_spending == "obf"
+
+
 def test_explicit_knobs_override_the_recipe(settings: Settings) -> None:
     base = _stored_before_recipes({"epochs": 3, "hidden": [16]})
     quick = engine_budget(JobSpec.model_validate({**base, "recipe": "quick"}), settings)
