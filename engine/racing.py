@@ -23,14 +23,18 @@ look k an error rate α_k with α_1 + … + α_K ≤ 0.05 (``race_spending``):
 
 A candidate's interval and verdict are those of the look its last replicate was trained
 in: confidence 1 − α_k and q-gate Q_LEVEL·α_k/0.05. Why the reported interval covers:
-let I_k be the candidate's interval at look k (its first n_k replicates, confidence
-1 − α_k). For each fixed k, P(I_k misses the true gain) ≤ α_k, whatever the stopping
-rule, because I_k is a fixed-n interval. The interval reported is I_S for the look S
-the candidate stopped at, so P(it misses) ≤ P(some I_k misses) ≤ Σ α_k ≤ 0.05 (the
-union bound). That is all that is claimed: the spending functions only choose how the
-0.05 is split; no joint distribution of the looks is used (which would allow more).
-With one look (``max_replicates`` ≤ ``seeds``) every schedule is the plain 95% interval
-and q ≤ Q_LEVEL.
+let I_k be the candidate's interval from its first n_k replicates at confidence 1 − α_k
+(defined whether or not the job reaches look k). Each I_k is a fixed-n interval, so
+P(I_k misses the true gain) ≤ α_k, whatever the stopping rule (exactly α_k for the
+t-interval on normal paired differences; otherwise as good as that interval is at n_k).
+The interval reported is I_S for the look S the candidate stopped at, so
+P(it misses) ≤ P(some I_k misses) ≤ Σ α_k ≤ 0.05 (the union bound). That is all that is
+claimed: the spending functions only choose how the 0.05 is split; no joint
+distribution of the looks is used (which would allow more). A wrong-sign or null verdict
+needs a missing interval, so it too has probability ≤ 0.05 per candidate; the q-gate's
+split over the looks is the same heuristic as the interval's, not a proven false
+discovery rate across looks. With one look (``max_replicates`` ≤ ``seeds``) every
+schedule is the plain 95% interval and q ≤ Q_LEVEL.
 
 Every decision depends only on finished runs, so a runner that replays stored runs
 takes the same rounds as the one that trained them (jobs resume).
