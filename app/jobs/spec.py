@@ -8,8 +8,8 @@ A job trains one recipe (``recipe``, see :mod:`engine.recipes`); its budget's re
 knobs (``engine.RECIPE_KNOBS``) default to null, the recipe's value, and an explicit
 one overrides it. A spec stored before recipes (no ``recipe``, its knobs explicit)
 gives the same budget as then, and names the recipe its knobs are closest to
-(``implied_recipe``). A budget stored before ``race_spending`` raced under Bonferroni
-over looks, and reads back so (``BudgetIn._stored_spending``)."""
+(``implied_recipe``). Jobs stored before ``race_spending`` raced under Bonferroni over
+looks: migration 0008 wrote that into their budgets, so they resume as they ran."""
 
 from __future__ import annotations
 
@@ -147,13 +147,6 @@ TaskOrColumn = Annotated[
 """A task, or just its label column's name (shorthand for ``{"column": name}``)."""
 
 
-STORED_BEFORE_SPENDING = frozenset(
-    {"seeds", "max_replicates", "race_step", "confirm_top", "confirm_random", "subset_budget"}
-)
-"""Fields every budget stored since racing holds (``model_dump``); a request that names
-them all but not ``race_spending`` is taken for a stored one."""
-
-
 class BudgetIn(Strict):
     """The job's :class:`engine.Budget` options (the rest are the engine's defaults).
     The recipe knobs left out (null) take the job's recipe's values. Widths, layers,
@@ -180,17 +173,6 @@ class BudgetIn(Strict):
     race_spending: engine.RaceSpending = budget_field("race_spending")
     sharing: engine.Sharing | None = budget_field("sharing")
     coupling: float | None = budget_field("coupling")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _stored_spending(cls, data: Any) -> Any:
-        """A budget stored before ``race_spending`` (the database holds every field; a
-        request sets only what it changes) raced under Bonferroni over looks: it reads
-        back so, and a resumed job takes the rounds it took then."""
-        stored = isinstance(data, dict) and data.keys() >= STORED_BEFORE_SPENDING
-        if stored and "race_spending" not in data:
-            return {**data, "race_spending": "bonferroni"}
-        return data
 
     @field_validator("main_train_fractions")
     @classmethod

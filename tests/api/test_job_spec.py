@@ -260,17 +260,17 @@ def test_a_spec_stored_before_recipes_trains_the_same_budget(
     assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec
 
 
-def test_a_budget_stored_before_race_spending_races_as_it_did(settings: Settings) -> None:
-    """A stored spec holds every budget field; one from before ``race_spending`` raced
-    under Bonferroni and resumes so; a request that leaves it out gets the default."""
-    stored = JobSpec.model_validate(_stored_before_recipes({})).model_dump(mode="json")
-    del stored["budget"]["race_spending"]
-    old = JobSpec.model_validate(stored)
-    assert old.budget.race_spending == "bonferroni"
-    assert engine_budget(old, settings).race_spending == "bonferroni"
-    assert JobSpec.model_validate(old.model_dump(mode="json")) == old  # stored again
-    request = JobSpec.model_validate(_stored_before_recipes({"race_step": 3}))
+def test_a_request_without_race_spending_gets_the_default(settings: Settings) -> None:
+    """Only the jobs stored before spending schedules race under Bonferroni (migration
+    0008 says so in their budgets, tests/db/test_migrations.py); a request that leaves
+    ``race_spending`` out, even one naming every other budget field, gets the default."""
+    full = JobSpec.model_validate(_stored_before_recipes({})).model_dump(mode="json")
+    del full["budget"]["race_spending"]
+    request = JobSpec.model_validate(full)
     assert request.budget.race_spending == engine.Budget().race_spending == "obf"
+    assert engine_budget(request, settings).race_spending == "obf"
+    explicit = JobSpec.model_validate(_stored_before_recipes({"race_spending": "bonferroni"}))
+    assert engine_budget(explicit, settings).race_spending == "bonferroni"
 
 
 def test_explicit_knobs_override_the_recipe(settings: Settings) -> None:
