@@ -1,13 +1,17 @@
-"""Does racing keep its intervals honest? Coverage of the true gain over simulated jobs.
+"""Does racing keep its intervals honest, and which spending of the error rate over its
+looks pays? Coverage of the true gain over simulated jobs.
 
-python -m benchmarks.racing_coverage [--jobs 200] [--noise normal|t3] [--max-replicates N]
+python -m benchmarks.racing_coverage [--jobs 200] [--noise normal,t3]
+    [--max-replicates 10,20] [--spending obf,pocock,bonferroni]
 
 Each simulated job runs the engine's own job loop (``engine.pipeline.execute``, method
 ``probe``) with a runner that trains nothing: in replicate r the baseline's test loss is
 1 + a shared draw, and candidate c's is the baseline's minus its true gain plus its own
 noise. So every candidate's true gain is known, and the rounds, stopping decisions,
-intervals and verdicts are the engine's. The same jobs run twice: with the default racing
-schedule, and as a fixed job that trains every candidate to the cap in one look.
+intervals and verdicts are the engine's. The same jobs (the same draws) run side by side
+for every noise and cap: as a fixed job that trains every candidate to the cap in one
+look, and raced (5 replicates, then +5 for open candidates) under each spending schedule
+of ``engine.racing`` (``race_spending``).
 
 Replicates here are independent, so the plain paired t interval (``naive``) is the exact
 95% interval at a fixed replicate count; the corrected interval's extra term models
@@ -15,8 +19,10 @@ replicates that re-split the same rows, which simulated ones do not. What is mea
 what looking after every round does to that interval: without the spending over looks
 (engine.racing), stopping when an interval first excludes zero would cover less than 95%.
 
-Reports per schedule: coverage of the true gain by the reported interval (overall and
-per true gain), verdicts right and wrong, and replicates spent (baseline + candidates).
+Reports per noise, cap and schedule: coverage of the true gain by the reported interval
+(overall and per true gain), recall of gains ≥ 0.02, helpful calls, wrong-sign verdicts
+(helpful on a true loss, harmful on a true gain), calls on true zeros, and replicates
+spent (baseline + candidates).
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from engine import Budget, ProbeRun, ProbeSpec, Problem, ScreenResult, prepare, splits_for
+from engine.budget import RACE_SPENDINGS, RaceSpending
 from engine.pipeline import execute
 from engine.training import ProgressFn
 
@@ -117,48 +125,83 @@ def simulate(jobs: int, noise: str, budget: Budget) -> pd.DataFrame:
 
 
 def summary(frame: pd.DataFrame) -> dict[str, float]:
-    """Coverage, verdict errors and replicates spent over all simulated candidates."""
+    """Coverage, verdicts and replicates spent over all simulated candidates."""
     helpful = frame.verdict == "helpful"
     harmful = frame.verdict == "harmful"
     jobs = frame.groupby("job").agg(baselines=("baselines", "first"), cands=("replicates", "sum"))
     return {
         "coverage": float(frame.covered.mean()),
-        "helpful calls": int(helpful.sum()),
-        "helpful wrong (truth ≤ 0)": int((helpful & (frame.truth <= 0)).sum()),
-        "harmful calls": int(harmful.sum()),
-        "harmful wrong (truth ≥ 0)": int((harmful & (frame.truth >= 0)).sum()),
+        "worst gain's coverage": float(frame.groupby("truth").covered.mean().min()),
         "recall of gains ≥ 0.02": float(helpful[frame.truth >= 0.02].mean()),
+        "helpful calls": int(helpful.sum()),
+        "wrong sign": int(((helpful & (frame.truth < 0)) | (harmful & (frame.truth > 0))).sum()),
+        "calls on zero gains": int(((helpful | harmful) & (frame.truth == 0)).sum()),
         "replicates per job": float((jobs.baselines + jobs.cands).mean()),
         "mean interval width": float((frame.ci_high - frame.ci_low).mean()),
     }
 
 
+def budget_for(schedule: str, cap: int) -> Budget:
+    """The fixed job (every candidate to the cap, one look) or a raced one."""
+    if schedule == "fixed":
+        return Budget(seeds=cap, max_replicates=cap)
+    return Budget(max_replicates=cap, race_spending=cast(RaceSpending, schedule))
+
+
+def compare(
+    jobs: int, noises: Sequence[str], caps: Sequence[int], schedules: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The side-by-side table (a row per noise, cap and schedule) and coverage per true
+    gain (a column per row of it)."""
+    table, by_truth = {}, {}
+    for noise in noises:
+        for cap in caps:
+            fixed_cost = math.nan
+            for name in schedules:
+                started = time.perf_counter()
+                frame = simulate(jobs, noise, budget_for(name, cap))
+                row = summary(frame)
+                fixed_cost = row["replicates per job"] if name == "fixed" else fixed_cost
+                row["saved vs fixed"] = 1 - row["replicates per job"] / fixed_cost
+                row["seconds"] = time.perf_counter() - started
+                table[(noise, cap, name)] = row
+                by_truth[(noise, cap, name)] = frame.groupby("truth").covered.mean()
+    index = ["noise", "cap", "schedule"]
+    return (
+        pd.DataFrame(table).T.rename_axis(index),
+        pd.DataFrame(by_truth).rename_axis(columns=index),
+    )
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--noise", choices=("normal", "t3"), default="normal")
-    parser.add_argument("--max-replicates", type=int, default=None)
-    args = parser.parse_args(argv)
-    racing = Budget() if args.max_replicates is None else Budget(max_replicates=args.max_replicates)
-    cap = racing.replicate_cap
-    fixed = Budget(seeds=cap, max_replicates=cap)
-    print(
-        f"{args.jobs} simulated jobs, {len(TRUE_GAINS)} candidates each, {args.noise} noise "
-        f"(sd {NOISE}); racing: {racing.seeds} replicates then +{racing.race_step} for open "
-        f"candidates up to {cap}; fixed: {cap} replicates, one look"
+    parser.add_argument("--noise", default="normal,t3", help="comma-separated: normal, t3")
+    parser.add_argument("--max-replicates", default="10,20", help="comma-separated caps")
+    parser.add_argument(
+        "--spending", default=",".join(RACE_SPENDINGS), help="raced schedules beside fixed"
     )
-    table = {}
-    coverage_by_truth = {}
-    for name, budget in (("racing", racing), ("fixed", fixed)):
-        started = time.perf_counter()
-        frame = simulate(args.jobs, args.noise, budget)
-        table[name] = summary(frame) | {"seconds": time.perf_counter() - started}
-        coverage_by_truth[name] = frame.groupby("truth").covered.mean()
-    print(pd.DataFrame(table).to_string(float_format=lambda v: f"{v:.3f}"))
+    args = parser.parse_args(argv)
+    noises = _names(args.noise)
+    if not set(noises) <= {"normal", "t3"}:
+        parser.error("--noise: use normal and/or t3, comma-separated")
+    spendings = _names(args.spending)
+    if not set(spendings) <= set(RACE_SPENDINGS):
+        parser.error(f"--spending: use some of {', '.join(RACE_SPENDINGS)}, comma-separated")
+    caps = [int(c) for c in _names(args.max_replicates)]
+    print(
+        f"{args.jobs} simulated jobs, {len(TRUE_GAINS)} candidates each (sd {NOISE}); "
+        f"raced: {Budget().seeds} replicates then +{Budget().race_step} for open candidates "
+        "up to the cap; fixed: the cap in one look"
+    )
+    table, by_truth = compare(args.jobs, noises, caps, ["fixed", *spendings])
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print("\ncoverage by true gain")
-    print(pd.DataFrame(coverage_by_truth).to_string(float_format=lambda v: f"{v:.3f}"))
-    saved = 1 - table["racing"]["replicates per job"] / table["fixed"]["replicates per job"]
-    print(f"\nracing trained {saved:.0%} fewer replicates than the fixed job")
+    print(by_truth.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

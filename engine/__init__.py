@@ -5,7 +5,16 @@ or soft parameter sharing. Pure PyTorch / NumPy / pandas; no I/O, database or en
 >>> advice = advise(frame, main="y", candidates=["a", "b"], seeds=3)  # doctest: +SKIP
 """
 
-from engine.budget import PROXY_NAMES, SHARINGS, Bounds, Budget, ProxyName, Sharing
+from engine.budget import (
+    PROXY_NAMES,
+    RACE_SPENDINGS,
+    SHARINGS,
+    Bounds,
+    Budget,
+    ProxyName,
+    RaceSpending,
+    Sharing,
+)
 from engine.chem import morgan_fingerprints
 from engine.chunks import resolve_device, run_probes, train_chunks
 from engine.cost import CostEstimate, JobShape, estimate_cost
@@ -121,6 +130,7 @@ __all__ = [
     "MIN_LABELLED_ROWS",
     "PROXY_NAMES",
     "Q_LEVEL",
+    "RACE_SPENDINGS",
     "RECIPES",
     "RECIPE_KNOBS",
     "RECIPE_NAMES",
@@ -159,6 +169,7 @@ __all__ = [
     "Problem",
     "ProgressFn",
     "ProxyName",
+    "RaceSpending",
     "RecipeName",
     "Runner",
     "ScreenResult",

@@ -20,6 +20,9 @@ PROXY_ROWS: tuple[ProxyRows, ...] = get_args(ProxyRows)
 Sharing = Literal["hard", "soft_l2", "soft_trace"]
 """How the tasks of a probe share parameters (see :mod:`engine.soft`)."""
 SHARINGS: tuple[Sharing, ...] = get_args(Sharing)
+RaceSpending = Literal["obf", "pocock", "bonferroni"]
+"""How racing splits the 0.05 error rate over its looks (see :mod:`engine.racing`)."""
+RACE_SPENDINGS: tuple[RaceSpending, ...] = get_args(RaceSpending)
 
 T = TypeVar("T")
 
@@ -184,11 +187,20 @@ class Budget:
     # per replicate so a baseline and its pairings see the same ones; decoupled weight
     # decay (AdamW) on every weight.
     # Racing (engine.racing): after the first ``seeds`` replicates, rounds of
-    # ``race_step`` more for the candidates still open, up to ``max_replicates``.
+    # ``race_step`` more for the candidates still open, up to ``max_replicates``;
+    # ``race_spending`` splits the error rate over those looks (obf won on
+    # benchmarks.racing_coverage: docs/validity.md).
     max_replicates: int = option(
         10, "Most replicates per candidate when racing (at most seeds: no racing).", ge=1
     )
     race_step: int = option(5, "Replicates each racing round adds.", ge=1)
+    race_spending: RaceSpending = option(  # noqa: RUF009 (a str: immutable)
+        "obf",
+        "How racing splits the 0.05 error rate over its rounds: obf (O'Brien-Fleming-like: "
+        "little to early rounds, most to the last, so a candidate raced to the cap is "
+        "nearly as powerful as in a fixed job), pocock (more early, less last) or "
+        "bonferroni (0.05 / rounds each).",
+    )
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
     sharing: Sharing = option(  # noqa: RUF009 (a str: immutable, as ruff sees for float)
@@ -239,6 +251,11 @@ class Budget:
             f"must be one of {', '.join(SUBSET_WEIGHTINGS)}",
         )
         _check(isinstance(self.subset_search, bool), "subset_search", "must be true or false")
+        _check(
+            self.race_spending in RACE_SPENDINGS,
+            "race_spending",
+            f"must be one of {', '.join(RACE_SPENDINGS)}",
+        )
         _check(self.sharing in SHARINGS, "sharing", f"must be one of {', '.join(SHARINGS)}")
         _check(
             self.sharing == "hard" or not self.subset_search,

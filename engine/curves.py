@@ -264,6 +264,7 @@ def candidate_row(c: CandidateAdvice) -> dict[str, Any]:
         "gain": c.gain,
         "ci_low": c.ci_low,
         "ci_high": c.ci_high,
+        "confidence": c.confidence,
         "rel_gain": c.rel_gain,
         "p_value": c.p_value,
         "q_value": c.q_value,

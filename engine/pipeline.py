@@ -336,8 +336,7 @@ def build_advice(
         metric=metric,
         test_train_ratio=test_train_ratio,
         interval=interval,
-        confidence=race.confidence,
-        q_level=race.q_level,
+        levels=lambda trained: (race.confidence_at(trained), race.q_level_at(trained)),
     )
     agreement = None
     if screen is not None:

@@ -10,11 +10,31 @@ small to matter either way); otherwise it is open.
 
 Looking at the data after every round and stopping when an interval excludes zero
 would make a 95% interval cover less than 95% of the time. The schedule fixes the
-number of looks in advance (``looks``) and spends the error rate evenly over them
-(Bonferroni over looks): every look's intervals are at confidence 1 − 0.05/looks and its
-q-gate at 0.05/looks, so the interval reported when the job stops covers the gain with
-at least 95% probability whichever look it stopped at. With one look (``max_replicates``
-≤ ``seeds``) this is the plain 95% interval and q ≤ 0.05.
+looks in advance (round k ends at ``n_k`` replicates, the last at the cap) and gives
+look k an error rate α_k with α_1 + … + α_K ≤ 0.05 (``race_spending``):
+
+- ``obf`` (default): O'Brien–Fleming-like Lan–DeMets spending, A(t) = 2 − 2Φ(z_0.975/√t)
+  at information fraction t = n_k / cap, α_k = A(t_k) − A(t_{k−1}) (A(1) = 0.05). Early
+  looks get little (5 of 10 replicates: α_1 = 0.0056) and the last look most
+  (α_2 = 0.0444), so a candidate that runs to the cap is nearly as powerful as in a
+  fixed job.
+- ``pocock``: Pocock-like spending, A(t) = 0.05·ln(1 + (e − 1)t): more early, less last.
+- ``bonferroni``: α_k = 0.05 / K at every look.
+
+A candidate's interval and verdict are those of the look its last replicate was trained
+in: confidence 1 − α_k and q-gate Q_LEVEL·α_k/0.05. Why the reported interval covers:
+let I_k be the candidate's interval from its first n_k replicates at confidence 1 − α_k
+(defined whether or not the job reaches look k). Each I_k is a fixed-n interval, so
+P(I_k misses the true gain) ≤ α_k, whatever the stopping rule (exactly α_k for the
+t-interval on normal paired differences; otherwise as good as that interval is at n_k).
+The interval reported is I_S for the look S the candidate stopped at, so
+P(it misses) ≤ P(some I_k misses) ≤ Σ α_k ≤ 0.05 (the union bound). That is all that is
+claimed: the spending functions only choose how the 0.05 is split; no joint
+distribution of the looks is used (which would allow more). A wrong-sign or null verdict
+needs a missing interval, so it too has probability ≤ 0.05 per candidate; the q-gate's
+split over the looks is the same heuristic as the interval's, not a proven false
+discovery rate across looks. With one look (``max_replicates`` ≤ ``seeds``) every
+schedule is the plain 95% interval and q ≤ Q_LEVEL.
 
 Every decision depends only on finished runs, so a runner that replays stored runs
 takes the same rounds as the one that trained them (jobs resume).
@@ -25,8 +45,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
 
-from engine.budget import Budget
+from scipy import stats
+
+from engine.budget import Budget, RaceSpending
 from engine.metrics import MetricName
 from engine.probe import ProbeSpec
 from engine.ranking import Advice, CandidateAdvice
@@ -37,42 +61,82 @@ NEGLIGIBLE = 0.01
 """A gain within ±1% of the baseline's metric counts as no gain (the validity
 benchmark scores helpful recall on references with relative gain of at least 1%)."""
 
+ALPHA = 0.05
+"""The error rate a job's looks share (the plain interval's 95%)."""
+
+
+def spent(spending: RaceSpending, t: float) -> float:
+    """Error rate spent by information fraction ``t`` in (0, 1] (``ALPHA`` at 1)."""
+    if t >= 1:
+        return ALPHA
+    if spending == "obf":
+        z = float(stats.norm.ppf(1 - ALPHA / 2))
+        return float(2 - 2 * stats.norm.cdf(z / math.sqrt(t)))
+    if spending == "pocock":
+        return ALPHA * math.log(1 + (math.e - 1) * t)
+    raise ValueError(f"no spending function for {spending!r}")
+
 
 @dataclass(frozen=True)
 class RaceSchedule:
     """How a job's replicates are spent: ``first`` in round 1, then ``step`` per round
-    for the open candidates, at most ``cap`` per candidate."""
+    for the open candidates, at most ``cap`` per candidate; ``spending`` splits the
+    error rate over the rounds' looks."""
 
     first: int
     step: int
     cap: int
+    spending: RaceSpending = "obf"
 
     @property
     def looks(self) -> int:
         """Rounds the job may run (the number of looks the error rate is spread over)."""
         return 1 + math.ceil(max(0, self.cap - self.first) / self.step)
 
-    @property
-    def confidence(self) -> float:
-        """Each look's interval confidence (0.95 with a single look)."""
-        return 1 - 0.05 / self.looks
+    def bounds(self) -> list[int]:
+        """The replicate count at the end of each round (the last is the cap)."""
+        ends = [self.first]
+        while ends[-1] < self.cap:
+            ends.append(min(self.cap, ends[-1] + self.step))
+        return ends
+
+    @cached_property
+    def alphas(self) -> tuple[float, ...]:
+        """Each look's error rate; they sum to at most ``ALPHA`` (exactly, but for
+        rounding)."""
+        if self.spending == "bonferroni" or self.looks == 1:
+            return (ALPHA / self.looks,) * self.looks
+        ends = self.bounds()
+        cumulative = [0.0, *(spent(self.spending, n / ends[-1]) for n in ends)]
+        return tuple(b - a for a, b in pairwise(cumulative))
+
+    def look_of(self, replicates: int) -> int:
+        """The look (0-based) of a candidate trained on replicates 0 … ``replicates`` − 1:
+        the round its last replicate belongs to."""
+        return next((k for k, end in enumerate(self.bounds()) if replicates <= end), self.looks - 1)
+
+    def confidence_at(self, replicates: int) -> float:
+        """The interval confidence of a candidate with that many replicates."""
+        return 1 - self.alphas[self.look_of(replicates)]
+
+    def q_level_at(self, replicates: int) -> float:
+        """The false discovery rate its verdict is gated at."""
+        return Q_LEVEL * (self.alphas[self.look_of(replicates)] / ALPHA)
 
     @property
-    def q_level(self) -> float:
-        """Each look's false discovery rate for verdicts (``Q_LEVEL`` with one look)."""
-        return Q_LEVEL / self.looks
+    def confidence(self) -> float:
+        """The lowest confidence of any look's intervals (0.95 with a single look)."""
+        return 1 - max(self.alphas)
 
     def rounds(self) -> list[range]:
         """The replicate indices of each round."""
-        bounds = [self.first]
-        while bounds[-1] < self.cap:
-            bounds.append(min(self.cap, bounds[-1] + self.step))
+        bounds = self.bounds()
         return [range(lo, hi) for lo, hi in zip([0, *bounds[:-1]], bounds, strict=True)]
 
 
 def schedule(budget: Budget) -> RaceSchedule:
     """The budget's racing schedule (one round when ``max_replicates`` ≤ ``seeds``)."""
-    return RaceSchedule(budget.seeds, budget.race_step, budget.replicate_cap)
+    return RaceSchedule(budget.seeds, budget.race_step, budget.replicate_cap, budget.race_spending)
 
 
 def round_specs(replicates: range, candidates: Sequence[int]) -> list[ProbeSpec]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +99,7 @@ class CandidateAdvice:
     proxies: dict[str, float] = field(default_factory=dict)
     evidence: LabelEvidence | None = None
     evidence_disagrees: bool = False
+    confidence: float = 0.95  # of its interval: its racing look's (engine.racing)
 
     @property
     def probed(self) -> bool:
@@ -214,7 +215,7 @@ class Advice:
     agreement: Agreement | None = None
     subset: SubsetAdvice | None = None
     recipe: str = DEFAULT_RECIPE
-    confidence: float = 0.95  # of every interval (below 0.95 never; see engine.racing)
+    confidence: float = 0.95  # the lowest of any candidate's interval (engine.racing)
     rounds: int = 1  # racing rounds the probes took
     test_train_ratio: float = math.nan  # n_test / n_train of the corrected interval
     fractions: tuple[FractionAdvice, ...] = ()  # per share, with main_train_fractions
@@ -267,14 +268,15 @@ def summarise(
     metric: MetricName,
     test_train_ratio: float,
     interval: IntervalMethod,
-    confidence: float = 0.95,
-    q_level: float = Q_LEVEL,
+    levels: Callable[[int], tuple[float, float]] = lambda trained: (0.95, Q_LEVEL),
 ) -> tuple[BaselineAdvice, list[CandidateAdvice]]:
     """Pair each candidate's runs with the baseline of the same replicate and score.
 
     Runs whose probe failed (``error`` set) are left out of the pairing; the candidate
-    keeps the reason in ``errors``. Intervals are at ``confidence``; a verdict needs the
-    interval to exclude zero and the BH q-value to be at most ``q_level``.
+    keeps the reason in ``errors``. ``levels(trained)`` is a candidate's (confidence,
+    q_level) given the replicates trained for it (its racing look, engine.racing): its
+    interval is at that confidence, and a verdict needs the interval to exclude zero
+    and the BH q-value to be at most that q_level.
     """
     metric_names = METRICS_BY_KIND[main.kind]
     baselines = {r.spec.replicate: r for r in runs if r.spec.is_baseline and r.error is None}
@@ -293,11 +295,15 @@ def summarise(
         errors = tuple(sorted({f"replicate {r.spec.replicate}: {r.error}" for r in own if r.error}))
         by_rep = {r.spec.replicate: r for r in own if r.error is None}
         shared = [r for r in replicates if r in by_rep]
+        # Its look is the round of its last trained replicate, failed or not.
+        level = levels(1 + max((r.spec.replicate for r in own), default=-1))
+        confidence = level[0]
 
         def gain_of(
             name: MetricName,
             shared: list[int] = shared,
             by_rep: dict[int, ProbeRun] = by_rep,
+            confidence: float = confidence,
         ) -> GainStats:
             return paired_gain(
                 [baselines[r].metrics[name] for r in shared],
@@ -321,7 +327,9 @@ def summarise(
         cand_metrics: dict[str, float] = {
             name: _nanmean([by_rep[r].metrics[name] for r in shared]) for name in metric_names
         }
-        partial.append((task, primary, secondary, rel, bool(disagreement), cand_metrics, errors))
+        partial.append(
+            (task, primary, secondary, rel, bool(disagreement), cand_metrics, errors, level)
+        )
 
     q_values = benjamini_hochberg([p[1].p_value for p in partial])
     order = sorted(
@@ -330,7 +338,8 @@ def summarise(
     )
     ranked = []
     for rank, i in enumerate(order, start=1):
-        task, primary, secondary, rel, disagreement, cand_metrics, errors = partial[i]
+        task, primary, secondary, rel, disagreement, cand_metrics, errors, level = partial[i]
+        confidence, q_level = level
         ranked.append(
             CandidateAdvice(
                 rank=rank,
@@ -352,6 +361,7 @@ def summarise(
                 secondary=secondary,
                 disagreement=disagreement,
                 errors=errors,
+                confidence=confidence,
             )
         )
     return baseline, ranked

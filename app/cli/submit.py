@@ -139,6 +139,11 @@ def submit(
         None, help="Most replicates per candidate when racing (= --seeds: no racing)."
     ),
     race_step: int | None = typer.Option(None, help="Replicates each racing round adds."),
+    race_spending: str | None = typer.Option(
+        None,
+        help="How racing splits the 0.05 error rate over its rounds: obf (default; most to "
+        "the last round), pocock or bonferroni (equal shares).",
+    ),
     epochs: int | None = typer.Option(None, help="Epochs per probe at most (default: recipe's)."),
     hidden: str | None = typer.Option(
         None, help="Hidden layer widths, e.g. 128 or 64,32 (default: recipe's)."
@@ -180,6 +185,7 @@ def submit(
             "seeds": seeds,
             "max_replicates": max_replicates,
             "race_step": race_step,
+            "race_spending": race_spending,
             "epochs": epochs,
             "hidden": (
                 _numbers(hidden, int, "--hidden", "layer widths as integers, e.g. 128 or 64,32")

@@ -8,7 +8,8 @@ A job trains one recipe (``recipe``, see :mod:`engine.recipes`); its budget's re
 knobs (``engine.RECIPE_KNOBS``) default to null, the recipe's value, and an explicit
 one overrides it. A spec stored before recipes (no ``recipe``, its knobs explicit)
 gives the same budget as then, and names the recipe its knobs are closest to
-(``implied_recipe``)."""
+(``implied_recipe``). Jobs stored before ``race_spending`` raced under Bonferroni over
+looks: migration 0008 wrote that into their budgets, so they resume as they ran."""
 
 from __future__ import annotations
 
@@ -169,6 +170,7 @@ class BudgetIn(Strict):
     weight_decay: float | None = budget_field("weight_decay")
     max_replicates: int = budget_field("max_replicates")
     race_step: int = budget_field("race_step")
+    race_spending: engine.RaceSpending = budget_field("race_spending")
     sharing: engine.Sharing | None = budget_field("sharing")
     coupling: float | None = budget_field("coupling")
 

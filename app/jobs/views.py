@@ -262,9 +262,10 @@ class RankingOut(BaseModel):
     estimand: str = Field(description="What each candidate's gain estimates, in words.")
     interval: str
     confidence: float = Field(
-        description="Confidence of each interval: 0.95 spread over the racing rounds the job "
-        "could run (0.975 with two), so the interval it stopped at covers the gain with at "
-        "least 95% probability."
+        description="The lowest confidence of any candidate's interval: the 0.05 error rate "
+        "is split over the racing rounds the job could run (race_spending; each candidate's "
+        "interval is at its last round's share, the last round's the largest under obf), so "
+        "the interval a candidate stopped at covers its gain with at least 95% probability."
     )
     rounds: int = Field(description="Racing rounds the job trained.")
     main_task: MainTaskOut

@@ -66,10 +66,12 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     """One job's candidates (rows of predictions.csv) under ``rule``: gain, interval, verdict."""
-    looks = max(1, round(0.05 / (1 - float(job.confidence.iloc[0]))))
-    level = 1 / looks if rule.spread_over_looks else 1.0
+    # Each candidate's share of the error rate: its racing look's (1 − its confidence,
+    # of 0.05; the same for every candidate under Bonferroni over looks), or all of it.
+    spread = (1 - job.confidence.astype(float)) / 0.05
+    levels = spread if rule.spread_over_looks else pd.Series(1.0, index=spread.index)
     stats = []
-    for text, ratio_ in zip(job.per_seed, job.test_train_ratio, strict=True):
+    for text, ratio_, level in zip(job.per_seed, job.test_train_ratio, levels, strict=True):
         gains = [float(g) for g in str(text).split()] if isinstance(text, str) else []
         # paired_gain takes the two arms; the saved gains are already signed so that
         # positive is helpful, so pair them with zeros on a higher-is-better metric.
@@ -88,7 +90,7 @@ def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
         gated_verdict(verdict(s.ci_low, s.ci_high), q, Q_LEVEL * level)
         if rule.q_gate
         else verdict(s.ci_low, s.ci_high)
-        for s, q in zip(stats, q_values, strict=True)
+        for s, q, level in zip(stats, q_values, levels, strict=True)
     ]
     return pd.DataFrame(
         {

@@ -199,7 +199,7 @@ def prediction_frame(advice: engine.Advice) -> pd.DataFrame:
     # (benchmarks.validity.rules).
     frame["per_seed"] = [" ".join(f"{g:.9g}" for g in c.per_seed) for c in advice.candidates]
     frame["test_train_ratio"] = advice.test_train_ratio
-    frame["confidence"] = advice.confidence
+    # (each candidate's ``confidence``, its racing look's, is a column of to_frame)
     frame["interval"] = advice.interval
     return frame
 

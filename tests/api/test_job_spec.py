@@ -260,6 +260,19 @@ def test_a_spec_stored_before_recipes_trains_the_same_budget(
     assert JobSpec.model_validate(spec.model_dump(mode="json")) == spec
 
 
+def test_a_request_without_race_spending_gets_the_default(settings: Settings) -> None:
+    """Only the jobs stored before spending schedules race under Bonferroni (migration
+    0008 says so in their budgets, tests/db/test_migrations.py); a request that leaves
+    ``race_spending`` out, even one naming every other budget field, gets the default."""
+    full = JobSpec.model_validate(_stored_before_recipes({})).model_dump(mode="json")
+    del full["budget"]["race_spending"]
+    request = JobSpec.model_validate(full)
+    assert request.budget.race_spending == engine.Budget().race_spending == "obf"
+    assert engine_budget(request, settings).race_spending == "obf"
+    explicit = JobSpec.model_validate(_stored_before_recipes({"race_spending": "bonferroni"}))
+    assert engine_budget(explicit, settings).race_spending == "bonferroni"
+
+
 def test_explicit_knobs_override_the_recipe(settings: Settings) -> None:
     base = _stored_before_recipes({"epochs": 3, "hidden": [16]})
     quick = engine_budget(JobSpec.model_validate({**base, "recipe": "quick"}), settings)

@@ -167,7 +167,7 @@ def test_train_curves_migration_keeps_old_runs_without_curves(db_url):
             ),
             {"metrics": json.dumps({"loss": 0.5})},
         )
-    migrate.upgrade(db_url)
+    migrate.upgrade(db_url, "0007")
     assert migrate.current(db_url) == "0007"
     with engine.connect() as db:
         assert db.execute(text("SELECT train_curves FROM probe_runs")).scalar_one() is None
@@ -179,3 +179,47 @@ def test_train_curves_migration_keeps_old_runs_without_curves(db_url):
     with engine.connect() as db:
         assert db.execute(text("SELECT probe_key FROM probe_runs")).scalars().all() == ["r0:base"]
     engine.dispose()
+
+
+def test_race_spending_migration_keeps_stored_jobs_racing_as_they_ran(db_url):
+    """0008: the jobs stored before spending schedules raced under Bonferroni over looks;
+    their budgets say so after the upgrade, and the app reads them back so (a resumed
+    job takes the rounds it took). A job submitted afterwards gets the default; down
+    again removes the key and keeps every other budget field."""
+    import json
+
+    from sqlalchemy import text
+
+    import engine
+    from app.jobs.spec import JobSpec
+
+    migrate.upgrade(db_url, "0007")
+    budget = {"seeds": 4, "max_replicates": 12, "race_step": 4}
+    db_engine = create_engine(db_url)
+    insert = text(
+        "INSERT INTO jobs (id, owner, name, spec, status, progress_done, progress_total,"
+        " attempt, lost_count, cancel_requested, created_at) VALUES (:id, 'o', 'j', :spec,"
+        " 'running', 0, 0, 1, 0, false, '2026-01-01')"
+    )
+    spec = {"dataset_id": "ds_1", "main_task": {"column": "y"}, "candidates": ["a"]}
+    with db_engine.begin() as db:
+        db.execute(insert, {"id": "job_1", "spec": json.dumps({**spec, "budget": budget})})
+        db.execute(insert, {"id": "job_2", "spec": json.dumps(spec)})  # no budget stored
+
+    def budgets() -> dict[str, dict]:
+        with db_engine.connect() as db:
+            rows = db.execute(text("SELECT id, spec FROM jobs ORDER BY id")).all()
+        return {i: (json.loads(s) if isinstance(s, str) else s).get("budget") for i, s in rows}
+
+    migrate.upgrade(db_url)
+    assert migrate.current(db_url) == "0008"
+    after = budgets()
+    assert after["job_1"] == {**budget, "race_spending": "bonferroni"}
+    assert after["job_2"] == {"race_spending": "bonferroni"}
+    stored = JobSpec.model_validate({**spec, "budget": after["job_1"]})
+    assert stored.budget.race_spending == "bonferroni"
+    assert JobSpec.model_validate(spec).budget.race_spending == engine.Budget().race_spending
+    assert engine.Budget().race_spending != "bonferroni"
+    migrate.downgrade(db_url, "0007")
+    assert budgets() == {"job_1": budget, "job_2": {}}
+    db_engine.dispose()

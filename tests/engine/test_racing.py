@@ -1,5 +1,6 @@
 """Racing (engine.racing): later rounds train only the candidates still open, the error
-rate is spread over the planned looks, and the decisions replay from stored runs."""
+rate is split over the planned looks (each candidate's interval at its own look's
+share), and the decisions replay from stored runs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import Budget, ProbeRun, ProbeSpec, prepare, splits_for
+from engine import RACE_SPENDINGS, Budget, ProbeRun, ProbeSpec, SpecError, prepare, splits_for
 from engine.pipeline import execute
-from engine.racing import NEGLIGIBLE, RaceSchedule, is_open, schedule
+from engine.racing import ALPHA, NEGLIGIBLE, RaceSchedule, is_open, schedule
 from engine.ranking import CandidateAdvice
+from engine.scoring import Q_LEVEL
 from engine.training import ProgressFn
 from tests.engine.conftest import candidate_advice
 
@@ -21,9 +23,26 @@ from tests.engine.conftest import candidate_advice
 # gain here is a loss this much below the baseline's 1.0).
 GAINS = {
     0: lambda r: 0.30 + 0.01 * (r % 3),  # large and steady: helpful in round 1
-    1: lambda r: 0.002 * ((-1) ** r),  # tiny either way: negligible in round 1
+    1: lambda r: 0.0002 * ((-1) ** r),  # tiny either way: negligible in round 1
     2: lambda r: 0.05 * (1 if r % 2 else -0.6),  # noisy, open until the cap
 }
+
+
+class ReplayRunner:
+    """A runner that trains nothing and answers from stored runs (a resumed job)."""
+
+    chunks = 1
+
+    def __init__(self, stored: Sequence[ProbeRun]) -> None:
+        self.stored = {r.spec: r for r in stored}
+        self.rounds: list[list[ProbeSpec]] = []
+
+    def screen(self, progress: ProgressFn):  # pragma: no cover - method "probe" only
+        raise AssertionError("no screening in these jobs")
+
+    def probes(self, specs: Sequence[ProbeSpec], progress: ProgressFn) -> list[ProbeRun]:
+        self.rounds.append(list(specs))
+        return [self.stored[spec] for spec in specs]  # KeyError: a spec never trained
 
 
 class ScriptedRunner:
@@ -56,17 +75,18 @@ def problem():
     return prepare(frame, "y", ["a", "b", "c"], features=["x0", "x1"])
 
 
-def _job(problem, **budget):
+def _job(problem, runner=None, **budget):
     plan = Budget(**budget)
-    runner = ScriptedRunner()
+    runner = runner or ScriptedRunner()
     advice = execute(
         problem, splits_for(problem, plan, 0), plan, runner, method="probe", seed=0, metric="loss"
     )
     return advice, runner
 
 
-def test_later_rounds_train_only_open_candidates(problem):
-    advice, runner = _job(problem, seeds=4, race_step=4, max_replicates=12)
+@pytest.mark.parametrize("spending", RACE_SPENDINGS)
+def test_later_rounds_train_only_open_candidates(problem, spending):
+    advice, runner = _job(problem, seeds=4, race_step=4, max_replicates=12, race_spending=spending)
     first, *later = runner.rounds
     assert {s.aux for s in first} == {(), (0,), (1,), (2,)}
     assert {s.replicate for s in first} == set(range(4))
@@ -85,21 +105,42 @@ def test_later_rounds_train_only_open_candidates(problem):
     assert by_name["c"].seeds == 12
     assert advice.baseline.seeds == 12
     assert advice.rounds == 3
-    assert advice.confidence == pytest.approx(1 - 0.05 / 3)
+    # Each interval is at the look its candidate stopped at (the union bound over the
+    # looks covers it whichever that was); the advice states the lowest.
+    race = RaceSchedule(4, 4, 12, spending)
+    alphas = race.alphas
+    assert by_name["a"].confidence == pytest.approx(1 - alphas[0])
+    assert by_name["b"].confidence == pytest.approx(1 - alphas[0])
+    assert by_name["c"].confidence == pytest.approx(1 - alphas[2])
+    assert advice.confidence == pytest.approx(1 - max(alphas))
+
+
+@pytest.mark.parametrize("spending", RACE_SPENDINGS)
+def test_a_resumed_job_replays_the_same_rounds(problem, spending):
+    budget = {"seeds": 4, "race_step": 4, "max_replicates": 12, "race_spending": spending}
+    trained, first = _job(problem, **budget)
+    replayed, again = _job(problem, ReplayRunner(trained.runs), **budget)
+    assert again.rounds == first.rounds
+    assert replayed.candidates == trained.candidates
+    assert replayed.rounds == trained.rounds
 
 
 def test_a_job_stops_when_every_candidate_is_settled(problem, monkeypatch):
     monkeypatch.setitem(GAINS, 2, lambda r: 0.20 + 0.01 * (r % 2))  # helpful at once too
-    advice, runner = _job(problem, seeds=4, race_step=4, max_replicates=12)
+    advice, runner = _job(
+        problem, seeds=4, race_step=4, max_replicates=12, race_spending="bonferroni"
+    )
     assert len(runner.rounds) == 1
     assert advice.rounds == 1
     assert advice.confidence == pytest.approx(1 - 0.05 / 3)  # the looks planned, not taken
 
 
-def test_no_racing_when_the_cap_is_the_first_round(problem):
-    advice, runner = _job(problem, seeds=4, max_replicates=4)
+@pytest.mark.parametrize("spending", RACE_SPENDINGS)
+def test_no_racing_when_the_cap_is_the_first_round(problem, spending):
+    advice, runner = _job(problem, seeds=4, max_replicates=4, race_spending=spending)
     assert len(runner.rounds) == 1
-    assert advice.confidence == pytest.approx(0.95)
+    assert advice.confidence == 0.95
+    assert {c.confidence for c in advice.candidates} == {0.95}
 
 
 def test_schedule_spreads_the_error_rate_over_its_looks():
@@ -110,8 +151,10 @@ def test_schedule_spreads_the_error_rate_over_its_looks():
         list(range(10, 12)),
     ]
     assert race.looks == 3
-    assert race.confidence == pytest.approx(1 - 0.05 / 3)
-    assert race.q_level == pytest.approx(0.05 / 3)
+    assert race.spending == "obf"  # the default
+    bonferroni = RaceSchedule(first=5, step=5, cap=12, spending="bonferroni")
+    assert bonferroni.confidence == pytest.approx(1 - 0.05 / 3)
+    assert [bonferroni.q_level_at(n) for n in (5, 10, 12)] == pytest.approx([0.05 / 3] * 3)
     assert schedule(Budget(seeds=5, max_replicates=3)).looks == 1
     assert schedule(Budget(seeds=1)).cap == 1  # one replicate: no interval to race on
     assert Budget().replicate_cap == Budget().max_replicates
@@ -137,3 +180,43 @@ def test_a_candidate_is_settled_by_its_verdict_or_a_negligible_interval():
     assert not is_open(_candidate("inconclusive", -band / 2, band / 2), 2.0)
     assert is_open(_candidate("inconclusive", -band * 2, band / 2), 2.0)
     assert is_open(_candidate("inconclusive", math.nan, math.nan), 2.0)
+
+
+@pytest.mark.parametrize("spending", RACE_SPENDINGS)
+@pytest.mark.parametrize(("first", "step", "cap"), [(5, 5, 10), (5, 5, 20), (2, 3, 13), (3, 1, 9)])
+def test_the_looks_spend_at_most_the_error_rate(spending, first, step, cap):
+    race = RaceSchedule(first, step, cap, spending)
+    assert len(race.alphas) == race.looks == len(race.rounds())
+    assert all(a > 0 for a in race.alphas)
+    assert sum(race.alphas) <= ALPHA + 1e-15
+    assert sum(race.alphas) == pytest.approx(ALPHA)  # nothing left unspent
+    # Every replicate count maps to the look of the round its last replicate is in.
+    for k, replicates in enumerate(race.rounds()):
+        assert race.look_of(replicates.stop) == k
+        assert race.confidence_at(replicates.stop) == 1 - race.alphas[k]
+        assert race.q_level_at(replicates.stop) == pytest.approx(Q_LEVEL * race.alphas[k] / ALPHA)
+    assert race.confidence == min(race.confidence_at(r.stop) for r in race.rounds())
+
+
+@pytest.mark.parametrize("spending", RACE_SPENDINGS)
+def test_one_look_is_the_plain_95_percent_interval(spending):
+    race = RaceSchedule(5, 5, 5, spending)
+    assert race.alphas == (ALPHA,)
+    assert race.confidence == race.confidence_at(5) == 0.95
+    assert race.q_level_at(5) == Q_LEVEL
+
+
+def test_obrien_fleming_spends_most_at_the_last_look():
+    race = RaceSchedule(5, 5, 20, "obf")
+    assert list(race.alphas) == sorted(race.alphas)
+    assert race.alphas[-1] > race.alphas[-2] > race.alphas[0]
+    # Two looks at 5 of 10 replicates: Lan-DeMets' O'Brien-Fleming-like spending.
+    assert RaceSchedule(5, 5, 10, "obf").alphas == pytest.approx((0.00557, 0.04443), abs=1e-5)
+    # So a candidate raced to the cap gets a narrower interval than under Bonferroni.
+    assert race.confidence_at(20) < RaceSchedule(5, 5, 20, "bonferroni").confidence_at(20)
+
+
+def test_an_unknown_spending_names_the_option():
+    with pytest.raises(SpecError, match="race_spending") as raised:
+        Budget(race_spending="linear")  # type: ignore[arg-type]
+    assert raised.value.field == "budget.race_spending"
