@@ -55,7 +55,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         worker = thread = None
         try:
             if run_worker:  # imported (torch with it) before the startup heap is frozen
-                from app.jobs.worker import start_in_process
+                from app.jobs.worker import start_in_process, warm_up_torch
+
+                if settings.gc_freeze:
+                    warm_up_torch()
             async with gcwatch.watch(settings):
                 if run_worker:
                     worker, thread = start_in_process(settings, sessions, storage)
