@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import dashboard, metrics
+from app import dashboard, gcwatch, metrics
 from app.api.openapi import install_openapi
 from app.api.routes import datasets, health, jobs
 from app.data.storage import make_storage
@@ -53,13 +53,17 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         if removed:
             log.info("removed %d orphaned upload file(s)", removed)
         worker = thread = None
-        if run_worker:
-            from app.jobs.worker import start_in_process
-
-            worker, thread = start_in_process(settings, sessions, storage)
-        app.state.worker = worker
         try:
-            yield
+            if run_worker:  # imported (torch with it) before the startup heap is frozen
+                from app.jobs.worker import start_in_process, warm_up_torch
+
+                if settings.gc_freeze:
+                    warm_up_torch()
+            async with gcwatch.watch(settings):
+                if run_worker:
+                    worker, thread = start_in_process(settings, sessions, storage)
+                app.state.worker = worker
+                yield
         finally:
             if worker is not None and isinstance(thread, threading.Thread):
                 worker.stop()

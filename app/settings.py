@@ -155,6 +155,22 @@ class Settings(BaseSettings):
     serve_workers: int = 1
     # Whether `auxsel serve` runs a worker inside (each of) its API process(es).
     serve_worker: bool = True
+    gc_freeze: bool = Field(
+        default=True,
+        description="After an API process's startup, collect garbage once and move every "
+        "object left (the imported torch, pandas, SQLAlchemy: ~340,000) to the permanent "
+        "generation (gc.freeze), so that later collections walk only what requests "
+        "allocate: a full collection of the unfrozen heap stalls the event loop for about "
+        "0.25 s of CPU (app/gcwatch.py, docs/deploy.md).",
+    )
+    serve_stats_file: Path | None = Field(
+        default=None,
+        description="For benchmarks: each API process records every garbage collection "
+        "(generation, objects collected, CPU and wall seconds) and the event loop's lag "
+        "every 10 ms, and writes them as JSON to this file when it shuts down "
+        "(benchmarks/load_gc.py; with several API processes, <stem>.<pid><suffix>). "
+        "Off (unset) by default.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

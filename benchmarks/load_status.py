@@ -34,9 +34,15 @@ from engine import make_task_family
 
 
 def start_server(
-    data_dir: Path, port: int, database_url: str | None, auth: bool, workers: int
+    data_dir: Path,
+    port: int,
+    database_url: str | None,
+    auth: bool,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "AUXSEL_DATA_DIR": str(data_dir), "AUXSEL_LOG_LEVEL": "WARNING"}
+    env |= extra_env or {}
     if database_url:
         env["AUXSEL_DATABASE_URL"] = database_url
     if auth:
@@ -59,6 +65,31 @@ def create_key(data_dir: Path, database_url: str | None) -> str:
         check=True,
     ).stdout
     return out.strip().splitlines()[-1]
+
+
+def submit_job(url: str, headers: dict[str, str], *, busy: bool, wait: bool) -> str:
+    """Upload a table and submit a job (a long one when ``busy``); with ``wait``, wait
+    until it has ended so that its status no longer changes. Returns its status path."""
+    frame = make_task_family(n_rows=2000, n_features=16, seed=0).frame
+    ds = httpx.post(
+        f"{url}/api/v1/datasets",
+        files={"file": ("d.csv", frame.to_csv(index=False).encode())},
+        headers=headers,
+    ).json()
+    spec = {
+        "dataset_id": ds["id"],
+        "main_task": {"column": "y"},
+        "candidates": [{"column": "rel_0_0.95"}],
+        "budget": {"seeds": 2, "epochs": 400 if busy else 2},
+    }
+    job = httpx.post(f"{url}/api/v1/jobs", json=spec, headers=headers).json()
+    status_path = f"/api/v1/jobs/{job['id']}"
+    for _ in range(600 if wait else 0):
+        got = httpx.get(f"{url}{status_path}", headers=headers)
+        if got.json()["status"] in ("succeeded", "failed", "canceled"):
+            break
+        time.sleep(0.2)
+    return status_path
 
 
 async def poll(
@@ -138,27 +169,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{args.port}"
         try:
             wait_ready(url, 300)
-            frame = make_task_family(n_rows=2000, n_features=16, seed=0).frame
-            ds = httpx.post(
-                f"{url}/api/v1/datasets",
-                files={"file": ("d.csv", frame.to_csv(index=False).encode())},
-                headers=headers,
-            ).json()
-            epochs = 400 if args.busy else 2
-            spec = {
-                "dataset_id": ds["id"],
-                "main_task": {"column": "y"},
-                "candidates": [{"column": "rel_0_0.95"}],
-                "budget": {"seeds": 2, "epochs": epochs},
-            }
-            job = httpx.post(f"{url}/api/v1/jobs", json=spec, headers=headers).json()
-            status_path = f"/api/v1/jobs/{job['id']}"
-            if not args.busy:  # poll a job that no longer changes
-                for _ in range(600):
-                    got = httpx.get(f"{url}{status_path}", headers=headers)
-                    if got.json()["status"] in ("succeeded", "failed", "canceled"):
-                        break
-                    time.sleep(0.2)
+            status_path = submit_job(url, headers, busy=args.busy, wait=not args.busy)
             targets: list[tuple[str, str, dict[str, str]]] = [
                 ("GET /healthz", "/healthz", {}),
                 ("GET /api/v1/jobs/{id}", status_path, headers),

@@ -74,6 +74,9 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
         "poll_s": 0.1,
         "progress_interval_s": 0.1,
         "torch_threads": 1,
+        # A test process starts hundreds of apps: each freeze would cost a full
+        # collection and keep what the earlier tests left (tests/api/test_gc.py turns it on).
+        "gc_freeze": False,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
