@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.load_status import run_wrk, start_server, submit_job
+from benchmarks.load_status import run_wrk, start_server, submit_job, wrk_figures
 from benchmarks.serving import wait_ready
 
 CONDITIONS: dict[str, dict[str, str]] = {
@@ -53,23 +53,6 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     its other threads, ended ones included (the process's total minus the main's)."""
     main = _cpu_s(Path(f"/proc/{pid}/task/{pid}/stat"))
     return main, _cpu_s(Path(f"/proc/{pid}/stat")) - main
-
-
-def wrk_figures(lines: list[str]) -> dict[str, float]:
-    """req/s, p50 and p99 (ms) and non-2xx count from wrk's --latency output."""
-    units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
-    found: dict[str, float] = {"non2xx": 0.0}
-    for line in lines:
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            found["rps"] = float(parts[-1])
-        elif parts and parts[0] in ("50%", "99%"):
-            value = parts[1]
-            unit = value.lstrip("0123456789.")
-            found[f"p{parts[0][:-1]}_ms"] = float(value[: -len(unit)]) * units[unit]
-        elif line.startswith("Non-2xx"):
-            found["non2xx"] = float(parts[-1])
-    return found
 
 
 def window_stats(stats: dict[str, Any], start: float, end: float) -> dict[str, Any]:

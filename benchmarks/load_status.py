@@ -194,9 +194,8 @@ def main() -> None:
                 if args.wrk:
                     measured = run_wrk(f"{url}{path}", extra, args.clients, args.seconds)
                     lines.extend(f"  wrk: {line}" for line in measured)
-                    for line in measured:
-                        if line.startswith("Requests/sec:"):
-                            wrk_rps[name] = float(line.split()[-1])
+                    if "rps" in (figures := wrk_figures(measured)):
+                        wrk_rps[name] = figures["rps"]
             healthz = wrk_rps.get("GET /healthz")
             if healthz:  # the figure that carries across machines and loads
                 for name, rps in wrk_rps.items():
@@ -228,6 +227,23 @@ def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float)
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     keep = ("Requests/sec", " 50% ", " 99% ", "requests in", "Non-2xx", "Socket errors")
     return [line.strip() for line in out.splitlines() if any(k in line for k in keep)]
+
+
+def wrk_figures(lines: list[str]) -> dict[str, float]:
+    """req/s, p50 and p99 (ms) and non-2xx count from wrk's --latency output."""
+    units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+    found: dict[str, float] = {"non2xx": 0.0}
+    for line in lines:
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            found["rps"] = float(parts[-1])
+        elif parts and parts[0] in ("50%", "99%"):
+            value = parts[1]
+            unit = value.lstrip("0123456789.")
+            found[f"p{parts[0][:-1]}_ms"] = float(value[: -len(unit)]) * units[unit]
+        elif line.startswith("Non-2xx"):
+            found["non2xx"] = float(parts[-1])
+    return found
 
 
 if __name__ == "__main__":
