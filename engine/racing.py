@@ -91,7 +91,7 @@ class RaceSchedule:
     @property
     def looks(self) -> int:
         """Rounds the job may run (the number of looks the error rate is spread over)."""
-        return 1 + math.ceil(max(0, self.cap - self.first) / self.step)
+        return len(self.bounds())
 
     def bounds(self) -> list[int]:
         """The replicate count at the end of each round (the last is the cap)."""

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.validity.agreement import agreement, ratio
+from engine.racing import ALPHA
 from engine.scoring import (
     Q_LEVEL,
     IntervalMethod,
@@ -68,7 +69,7 @@ def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     """One job's candidates (rows of predictions.csv) under ``rule``: gain, interval, verdict."""
     # Each candidate's share of the error rate: its racing look's (1 − its confidence,
     # of 0.05; the same for every candidate under Bonferroni over looks), or all of it.
-    spread = (1 - job.confidence.astype(float)) / 0.05
+    spread = (1 - job.confidence.astype(float)) / ALPHA
     levels = spread if rule.spread_over_looks else pd.Series(1.0, index=spread.index)
     stats = []
     for text, ratio_, level in zip(job.per_seed, job.test_train_ratio, levels, strict=True):
