@@ -37,6 +37,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from benchmarks.reports import comma_list
 from engine import Budget, ProbeRun, ProbeSpec, Problem, ScreenResult, prepare, splits_for
 from engine.budget import RACE_SPENDINGS, RaceSpending
 from engine.pipeline import execute
@@ -173,10 +174,6 @@ def compare(
     )
 
 
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
@@ -186,13 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "--spending", default=",".join(RACE_SPENDINGS), help="raced schedules beside fixed"
     )
     args = parser.parse_args(argv)
-    noises = _names(args.noise)
+    noises = comma_list(args.noise)
     if not set(noises) <= {"normal", "t3"}:
         parser.error("--noise: use normal and/or t3, comma-separated")
-    spendings = _names(args.spending)
+    spendings = comma_list(args.spending)
     if not set(spendings) <= set(RACE_SPENDINGS):
         parser.error(f"--spending: use some of {', '.join(RACE_SPENDINGS)}, comma-separated")
-    caps = [int(c) for c in _names(args.max_replicates)]
+    caps = [int(c) for c in comma_list(args.max_replicates)]
     print(
         f"{args.jobs} simulated jobs, {len(TRUE_GAINS)} candidates each (sd {NOISE}); "
         f"raced: {Budget().seeds} replicates then +{Budget().race_step} for open candidates "

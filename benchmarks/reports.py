@@ -1,10 +1,16 @@
-"""Pieces the benchmarks' reports share: what they ran on, and where they are written."""
+"""Pieces the benchmarks share: what they ran on, where their reports are written, and
+how their options take lists."""
 
 from __future__ import annotations
 
 import platform
 import re
 from pathlib import Path
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """An option's comma-separated names, trimmed, empty ones left out."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def cpu_model() -> str:

@@ -29,13 +29,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.reports import comma_list
 from benchmarks.validity.report import predictions_frame, render, scores_frame, truth_frame
 from benchmarks.validity.scenarios import SCENARIOS
 from benchmarks.validity.study import VARIANTS, StudyConfig, config_dict, run_study
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.validity", description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few-minute version")
-    parser.add_argument("--scenarios", type=_names, default=tuple(SCENARIOS))
+    parser.add_argument("--scenarios", type=comma_list, default=tuple(SCENARIOS))
     parser.add_argument(
         "--methods",
-        type=_names,
+        type=comma_list,
         default=("probe", "correlation"),
         help="probe, correlation, or an engine.advise method (e.g. screen); "
         "methods this engine lacks are skipped",
@@ -128,15 +125,15 @@ def main_v2(argv: list[str]) -> int:
     parser.add_argument("--half", choices=("tune", "report"), required=True)
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--families", type=_names, default=None, help="only these families")
+    parser.add_argument("--families", type=comma_list, default=None, help="only these families")
     parser.add_argument("--sanity", action="store_true", help="also the synthetic family")
-    parser.add_argument("--methods", type=_names, default=None)
+    parser.add_argument("--methods", type=comma_list, default=None)
     parser.add_argument("--previous", default="probe@quick", help="the previous default method")
     parser.add_argument("--jobs", type=int, default=None, help="advise() jobs per family")
     parser.add_argument("--recipe", default="", help="reference recipe knobs, '+'-joined")
     parser.add_argument(
         "--reference-sharing",
-        type=_names,
+        type=comma_list,
         default=None,
         help="the references' parameter sharing: hard, soft_l2, or several (hard,soft_l2: "
         "every method is scored against each; the first is the one the half's tables use)",
