@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import dashboard, gcwatch, metrics
+from app.api import poll
 from app.api.openapi import install_openapi
 from app.api.routes import datasets, health, jobs
 from app.data.storage import make_storage
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     # in the URL, API writes authenticated before their body is read, every body capped
     # by what its route accepts while it streams, a stalled body timed out, security
     # headers on every answer.
+    # Inside the guard and the metrics: the status poll answered before routing.
+    poll.install(app, jobs.router)
     app.add_middleware(SecurityGuard, settings=settings)
     install_openapi(app)
     # Outermost: every answer is counted, the guard's refusals included.

@@ -11,15 +11,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.api.poll import StatusPollFastPath
 from app.db.models import ApiKey
 from app.main import create_app
 from app.security.auth import KeyCache, create_key, revoke_key
+from app.settings import Settings
 from tests.conftest import ROOT, Proc, auxsel_env, family_csv, free_port, job_spec, make_settings
 
 TRIES = 3
@@ -252,3 +255,76 @@ def test_status_poll_survives_a_postgres_restart(pg_url: str, tmp_path: Path) ->
             time.sleep(0.1)
         assert set(seen) <= {200, 503}, seen
         assert seen[-5:] == [200] * 5, seen
+
+
+def test_status_poll_fast_path_answers_as_the_route_and_passes_the_rest_on(
+    client: TestClient, settings: Settings, dataset: dict[str, object]
+) -> None:
+    """Issue 16's status poll: app/api/poll.py answers GET /api/v1/jobs/{id} before
+    routing when the owner and the job are known. Checked here: it does answer those
+    without the router; what the route alone (the same app without the fast path, on the
+    same database) answers is byte for byte the same (body, status, ETag, Retry-After,
+    caching and security headers), before and after the job changes; everything else
+    still reaches the router (an unknown id 404, an over-long If-None-Match 422, the
+    /compare sibling, other methods); and the metrics count fast answers under the
+    route's template."""
+    routed_paths: list[str] = []
+    router = client.app.router  # type: ignore[attr-defined]
+    inner = router.middleware_stack
+
+    async def spy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        routed_paths.append(f"{scope['method']} {scope['path']}")
+        await inner(scope, receive, send)
+
+    router.middleware_stack = spy
+
+    def served_200() -> int:
+        found = re.search(
+            r'auxsel_http_requests_total\{method="GET",route="/api/v1/jobs/\{job_id\}",'
+            r'status="200"\} (\d+)',
+            client.get("/metrics").text,
+        )
+        return 0 if found is None else int(float(found.group(1)))
+
+    job = client.post("/api/v1/jobs", json=job_spec(str(dataset["id"]))).json()
+    path = f"/api/v1/jobs/{job['id']}"
+
+    route_only = create_app(settings)
+    route_only.user_middleware = [
+        m for m in route_only.user_middleware if m.cls is not StatusPollFastPath
+    ]
+    compared = ("etag", "retry-after", "cache-control", "x-content-type-options", "content-type")
+    before = served_200()
+    with TestClient(route_only) as routed:
+        for state in ("queued", "canceled"):
+            etag = client.get(path).headers["ETag"]
+            for headers in ({}, {"If-None-Match": etag}, {"If-None-Match": '"stale"'}):
+                routed_paths.clear()
+                fast, slow = client.get(path, headers=headers), routed.get(path, headers=headers)
+                assert routed_paths == []  # answered before the router
+                assert fast.status_code == slow.status_code in (200, 304)
+                assert fast.content == slow.content
+                for name in compared:
+                    assert fast.headers.get(name) == slow.headers.get(name), name
+            assert client.get(path).json()["status"] == state
+            if state == "queued":
+                assert client.post(f"{path}/cancel").status_code == 202
+
+    routed_paths.clear()
+    missing = client.get("/api/v1/jobs/job_nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    too_long = client.get(path, headers={"If-None-Match": "x" * 1025})
+    assert too_long.status_code == 422
+    assert client.get("/api/v1/jobs/compare").status_code == 422  # its a and b are missing
+    assert client.patch(path, json={"note": "seen"}).status_code == 200
+    assert routed_paths == [
+        "GET /api/v1/jobs/job_nope",
+        f"GET {path}",
+        "GET /api/v1/jobs/compare",
+        f"PATCH {path}",
+    ]
+
+    # 200s per job state: the ETag read, no header and the stale one (each fast and
+    # routed), the status check (the metrics are the process's, shared by both apps).
+    assert served_200() - before == 2 * (1 + 2 * 2 + 1)

@@ -3,15 +3,12 @@ the comparison of two jobs' rankings."""
 
 from __future__ import annotations
 
-import hashlib
-from types import SimpleNamespace
 from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from pydantic_core import to_json
-from starlette.concurrency import run_in_threadpool
 
+from app.api import poll
 from app.api.deps import (
     OwnerDep,
     PollOwnerDep,
@@ -33,24 +30,15 @@ from app.api.schemas import (
     RankingOut,
 )
 from app.data.export import csv_bytes
-from app.db.models import Job
 from app.db.repositories import jobs as repo
 from app.errors import not_found
 from app.jobs import ranking_csv, results
 from app.jobs.meta import MAX_TAG_LENGTH
-from app.jobs.status import ACTIVE
 from app.services import jobs as service
-from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
-
-
-def _unfinished_headers(job: Job | SimpleNamespace, settings: Settings) -> dict[str, str]:
-    if job.status in ACTIVE:
-        return {"Retry-After": str(settings.retry_after_s)}
-    return {}
 
 
 @router.post(
@@ -87,7 +75,7 @@ def create_job(
     job, created = service.create(session, storage, settings, owner, spec, idempotency_key, checked)
     view = service.job_view(job, request)
     response.headers["Location"] = view.links["self"]
-    response.headers.update(_unfinished_headers(job, settings))
+    response.headers.update(poll.unfinished_headers(job, settings))
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return view
@@ -163,39 +151,17 @@ async def get_job(
     request: Request,
     settings: SettingsDep,
     owner: PollOwnerDep,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=poll.MAX_IF_NONE_MATCH)] = None,
 ) -> Response:
     """Status and progress; `Retry-After` while the job is unfinished. Every answer has
     an `ETag`: poll with `If-None-Match: <etag>` to get 304 Not Modified, without a
     body, until the job changes."""
-    # The hot path of every client's loop: one primary-key read outside any
-    # transaction (repo.status_row), the JSON rendered once. On SQLite (WAL: a reader
-    # never waits for a writer) the read is a library call of tens of µs, done here:
-    # a trip through the thread pool costs more, and 40 threads contending for the GIL
-    # far more. PostgreSQL's read crosses the network, so it goes to the thread pool.
-    engine = request.app.state.sessions.kw["bind"]
-    if engine.dialect.name == "sqlite":
-        job = repo.status_row(engine, owner, job_id)
-    else:
-        job = await run_in_threadpool(repo.status_row, engine, owner, job_id)
+    # Usually answered before routing by app/api/poll.py's fast path; here when it
+    # passes (a key to verify, an unknown id, a database error).
+    job = await poll.read_status(request, owner, job_id)
     if job is None:
         raise not_found("Job", job_id)
-    body = to_json(service.job_view(job, request, validate=False))
-    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    headers.update(_unfinished_headers(job, settings))
-    if if_none_match is not None and etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
-
-
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison of an If-None-Match list (or ``*``) with ``etag``."""
-    for tag in if_none_match.split(","):
-        tag = tag.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
+    return poll.status_answer(job, request, settings, if_none_match)
 
 
 @router.patch(
