@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import random
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +36,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.load_status import run_wrk, wrk_figures
 from benchmarks.serving import wait_ready
 from engine import make_task_family
 
@@ -211,27 +210,10 @@ async def run_load(
 
 
 def wrk_polls(url: str, job_id: str, clients: int, seconds: int) -> dict[str, Any]:
-    """Status-poll capacity without the Python client's overhead: wrk on one job."""
-    if shutil.which("wrk") is None:
-        return {"skipped": "wrk is not installed (apt-get install wrk)"}
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", f"{url}/api/v1/jobs/{job_id}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {
-        "clients": clients,
-        "seconds": seconds,
-        "rps": float(rps.group(1)) if rps else None,
-        "p50": p50.group(1) if p50 else None,
-        "p99": p99.group(1) if p99 else None,
-        "non_2xx": int(bad.group(1)) if bad else 0,
-    }
+    """Status-poll capacity without the Python client's overhead: wrk on one job (req/s,
+    p50/p99 in ms, non-2xx count; wrk's own lines when it is missing or says more)."""
+    lines = run_wrk(f"{url}/api/v1/jobs/{job_id}", {}, clients, seconds)
+    return {"clients": clients, "seconds": seconds, **wrk_figures(lines), "wrk": lines}
 
 
 def ok(result: dict[str, Any]) -> bool:
