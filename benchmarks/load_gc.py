@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.load_status import run_wrk, start_server, submit_job, wrk_figures
+from benchmarks.load_status import cpu_s, run_wrk, start_server, submit_job, wrk_figures
 from benchmarks.serving import wait_ready
 
 CONDITIONS: dict[str, dict[str, str]] = {
@@ -40,19 +40,13 @@ CONDITIONS: dict[str, dict[str, str]] = {
     "freeze on": {"AUXSEL_GC_FREEZE": "true"},
 }
 NO_WORKER = ("freeze on, no worker", {"AUXSEL_GC_FREEZE": "true", "AUXSEL_SERVE_WORKER": "false"})
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(stat: Path) -> float:
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S  # utime + stime
 
 
 def thread_cpu(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) of ``pid``'s main thread (the event loop's) and of all
     its other threads, ended ones included (the process's total minus the main's)."""
-    main = _cpu_s(Path(f"/proc/{pid}/task/{pid}/stat"))
-    return main, _cpu_s(Path(f"/proc/{pid}/stat")) - main
+    main = cpu_s(Path(f"/proc/{pid}/task/{pid}/stat"))
+    return main, cpu_s(Path(f"/proc/{pid}/stat")) - main
 
 
 def window_stats(stats: dict[str, Any], start: float, end: float) -> dict[str, Any]:

@@ -192,10 +192,15 @@ def main() -> None:
                         f"p99 {result['p99_ms']:.1f} ms"
                     )
                 if args.wrk:
+                    cpu_before = server_cpu_s(server.pid)
                     measured = run_wrk(f"{url}{path}", extra, args.clients, args.seconds)
+                    cpu = server_cpu_s(server.pid) - cpu_before
                     lines.extend(f"  wrk: {line}" for line in measured)
                     if "rps" in (figures := wrk_figures(measured)):
                         wrk_rps[name] = figures["rps"]
+                    if figures.get("requests") and cpu == cpu:  # NaN off Linux
+                        per_request = 1e6 * cpu / figures["requests"]
+                        lines.append(f"  server CPU per request: {per_request:.0f} µs")
             healthz = wrk_rps.get("GET /healthz")
             if healthz:  # the figure that carries across machines and loads
                 for name, rps in wrk_rps.items():
@@ -217,6 +222,28 @@ def main() -> None:
         print(line)
 
 
+def cpu_s(stat: Path) -> float:
+    """User + system CPU seconds from a /proc/<pid>[/task/<tid>]/stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the server ``pid`` and its child processes (uvicorn's
+    ``--workers``): a figure of work per request that a loaded machine does not inflate
+    the way it does latency. NaN where /proc is missing."""
+    if not Path(f"/proc/{pid}/stat").exists():
+        return float("nan")
+    total = cpu_s(Path(f"/proc/{pid}/stat"))
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += cpu_s(stat)
+        except (OSError, ValueError, IndexError):  # a process that ended meanwhile
+            continue
+    return total
+
+
 def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float) -> list[str]:
     """wrk's throughput, latency percentiles and error lines for ``url``."""
     if shutil.which("wrk") is None:
@@ -230,13 +257,16 @@ def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float)
 
 
 def wrk_figures(lines: list[str]) -> dict[str, float]:
-    """req/s, p50 and p99 (ms) and non-2xx count from wrk's --latency output."""
+    """req/s, request count, p50 and p99 (ms) and non-2xx count from wrk's --latency
+    output."""
     units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
     found: dict[str, float] = {"non2xx": 0.0}
     for line in lines:
         parts = line.split()
         if line.startswith("Requests/sec:"):
             found["rps"] = float(parts[-1])
+        elif "requests in" in line:
+            found["requests"] = float(parts[0])
         elif parts and parts[0] in ("50%", "99%"):
             value = parts[1]
             unit = value.lstrip("0123456789.")
