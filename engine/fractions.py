@@ -48,7 +48,8 @@ from engine.pipeline import (
 from engine.problem import Problem
 from engine.racing import Race
 from engine.ranking import Advice
-from engine.scoring import IntervalMethod
+from engine.recipes import DEFAULT_RECIPE
+from engine.scoring import DEFAULT_INTERVAL, IntervalMethod
 from engine.splits import Splits
 from engine.training import ProbeRun, ProgressFn
 from engine.training_data import TrainingData
@@ -111,8 +112,8 @@ def race_shares(
     *,
     seed: int,
     metric: MetricName,
-    interval: IntervalMethod,
-    recipe: str,
+    interval: IntervalMethod = DEFAULT_INTERVAL,
+    recipe: str = DEFAULT_RECIPE,
     progress: ProgressFn | None = None,
 ) -> Advice:
     """Method ``probe`` at every share (ascending, with its splits) at once: each share
