@@ -22,6 +22,7 @@ from engine import (
 )
 from engine.fractions import share_budget, share_by_share, splits_at
 from engine.pipeline import planned_epochs, splits_for
+from engine.plan import probe_bytes
 from engine.recipes import recipe_budget
 
 SHARES = (0.1, 0.25, 0.5, 1.0)
@@ -83,6 +84,11 @@ def test_planned_work_and_cost_count_every_share():
     shape = JobShape(rows=1000, n_features=10, n_candidates=5)
     assert estimate_cost("probe", four, shape).flops == pytest.approx(
         4 * estimate_cost("probe", one, shape).flops
+    )
+    # The shares train together: one data set on the device, with each row's share, and
+    # chunks up to the memory cap over every share's probes.
+    assert estimate_cost("probe", four, shape).data_bytes == pytest.approx(
+        estimate_cost("probe", one, shape).data_bytes + 3 * 1000, rel=0
     )
 
 
@@ -268,6 +274,21 @@ def test_shares_train_together_and_answer_as_one_run_per_share():
         assert a.main_train == b.main_train
         _same_answer(a, b)
     assert batched.chunks == max(f.rounds for f in batched.fractions) < reference.chunks
+    # A memory cap of about one replicate's probes at one share: the rounds train in
+    # chunks under it, and the answers stay the same.
+    cap = 9 * probe_bytes(problem, plan, 1) / 2**20
+    capped = advise(
+        family.frame,
+        family.main,
+        list(family.candidates),
+        seed=0,
+        main_train_fractions=shares,
+        memory_mb=cap,
+        **knobs,
+    )
+    assert capped.chunks >= sum(len(f.runs) for f in capped.fractions) // 9
+    for a, b in zip(capped.fractions, reference.fractions, strict=True):
+        _same_answer(a, b)
     for a, b in zip(batched.hints, reference.hints, strict=True):
         assert a.gains == pytest.approx(b.gains, rel=1e-4, abs=1e-6)
     # One progress bar over every share, planned as for one run per share.
