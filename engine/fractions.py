@@ -154,7 +154,7 @@ def race_shares(
         rounds = [(share, r, *r.next_round()) for share, r in running]
         # A replicate's probes at every share side by side: they share its minibatches.
         specs = sorted(
-            (replace(spec, share=share) for share, _, specs, _ in rounds for spec in specs),
+            (replace(spec, share=share) for share, _, at_share, _ in rounds for spec in at_share),
             key=lambda spec: spec.replicate,
         )
         planned = sum(size for *_, size in rounds)
@@ -165,7 +165,7 @@ def race_shares(
     answers = []
     advice: Advice | None = None
     for (share, splits), r in zip(shares, races, strict=True):
-        advice = r.advice or r.advise(r.runs, r.rounds)
+        advice = r.advice if r.advice is not None else r.advise(r.runs, r.rounds)
         answers.append(_answer(share, splits, advice))
     assert advice is not None  # the budget holds at least one share here
     coverage = [label_coverage(problem, splits) for _, splits in shares]
@@ -229,7 +229,7 @@ def _answer(share: float, splits: Splits, advice: Advice) -> FractionAdvice:
 
 def _unshared(run: ProbeRun) -> ProbeRun:
     """A run as a run at its share alone has it (its spec without the share)."""
-    return replace(run, spec=replace(run.spec, share=None))
+    return replace(run, spec=run.spec.alone)
 
 
 def combine_fractions(

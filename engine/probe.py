@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,6 +34,11 @@ class ProbeSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aux", tuple(sorted(set(self.aux))))
+
+    @property
+    def alone(self) -> ProbeSpec:
+        """This probe as a job at its share alone names it (without the share)."""
+        return self if self.share is None else replace(self, share=None)
 
     @property
     def is_baseline(self) -> bool:

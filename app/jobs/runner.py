@@ -167,7 +167,7 @@ class SharesRunner:
     ) -> list[engine.ProbeRun]:
         epochs = self.context.budget.epochs
         total = len(specs) * epochs
-        missing = [s for s in specs if _alone(s).key not in self.by_share[s.share].known]
+        missing = [s for s in specs if s.alone.key not in self.by_share[s.share].known]
         done = (len(specs) - len(missing)) * epochs
         progress(done, total)
         if missing:
@@ -186,7 +186,7 @@ class SharesRunner:
 
             def on_done(runs: list[engine.ProbeRun]) -> None:
                 for run in runs:
-                    alone = replace(run, spec=_alone(run.spec))
+                    alone = replace(run, spec=run.spec.alone)
                     self.by_share[run.spec.share].known[alone.spec.key] = alone
                 # The share is in the run's key: f<share>/r0:c1, as stored share by share.
                 self.job.store([run_row(r) for r in runs], self.largest.provisional())
@@ -194,12 +194,7 @@ class SharesRunner:
             self.job.worker.executor.run(
                 self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
             )
-        return [self.by_share[s.share].known[_alone(s).key] for s in specs]
-
-
-def _alone(spec: engine.ProbeSpec) -> engine.ProbeSpec:
-    """A probe at a share as a job at that share alone names it (no share)."""
-    return replace(spec, share=None)
+        return [self.by_share[s.share].known[s.alone.key] for s in specs]
 
 
 def combine_shares(
