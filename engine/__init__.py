@@ -39,7 +39,7 @@ from engine.evidence import (
     with_evidence,
 )
 from engine.features import FeatureConfig
-from engine.fractions import combine_fractions, share_budget, splits_at
+from engine.fractions import combine_fractions, race_shares, share_budget, splits_at
 from engine.methods import (
     DEFAULT_METHOD,
     METHODS,
@@ -213,6 +213,7 @@ __all__ = [
     "prepare",
     "proxy_order",
     "race_schedule",
+    "race_shares",
     "rank_agreement",
     "recipe_budget",
     "recipe_of",

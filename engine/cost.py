@@ -14,7 +14,8 @@ The figures are estimates of the order of magnitude, not measurements:
 * Memory is the training data as tensors on the device plus the largest chunk: one
   probe (parameters, gradient, two Adam moments and a minibatch's activations, the
   same estimate :func:`engine.chunk_plan` packs chunks with), or as many probes as
-  the chunk cap ``budget.memory_mb`` lets train together. One probe larger than the
+  the chunk cap ``budget.memory_mb`` lets train together (a job's shares train
+  together, so their probes count as one job's). One probe larger than the
   cap still runs alone, so it is the single probe's size that makes a job impossible.
 """
 
@@ -72,10 +73,15 @@ class CostEstimate:
         }
 
 
-def data_memory_bytes(rows: int, n_features: int, n_tasks: int, replicates: int) -> int:
+def data_memory_bytes(
+    rows: int, n_features: int, n_tasks: int, replicates: int, shares: int = 0
+) -> int:
     """The training data on the device: features and labels (float32) for every row,
-    and per replicate its usable main labels (float32) and row indices (int64)."""
-    return 4 * rows * (n_features + n_tasks) + replicates * rows * (4 + 8)
+    and per replicate its usable main labels (float32) and row indices (int64); with
+    ``shares`` (``main_train_fractions``, trained together) also per replicate and row
+    the share its main label trains from (int8)."""
+    per_row = 4 + 8 + (1 if shares else 0)
+    return 4 * rows * (n_features + n_tasks) + replicates * rows * per_row
 
 
 def training_rows(rows: int, budget: Budget) -> tuple[int, int]:
@@ -139,7 +145,13 @@ def estimate_cost(method: str, budget: Budget, shape: JobShape) -> CostEstimate:
     chunk = max(single, min(cap, probes * single))
     if screening:
         chunk = max(chunk, budget.seeds * memory(shape.n_candidates))
-    data = data_memory_bytes(shape.rows, shape.n_features, 1 + shape.n_candidates, budget.seeds)
+    data = data_memory_bytes(
+        shape.rows,
+        shape.n_features,
+        1 + shape.n_candidates,
+        budget.seeds,
+        len(budget.main_train_fractions),
+    )
     return CostEstimate(
         flops=flops,
         memory_bytes=data + chunk,

@@ -15,6 +15,14 @@ candidate's gains at two shares are a paired comparison over the replicates both
 Each share races on its own (a candidate settled with all main labels may still be open
 with few), so the shares may end with different replicate counts; the first ``seeds``
 replicates are always common to all of them.
+
+So the shares train together (:func:`race_shares`): one ``TrainingData`` holds every
+share (each probe reads the main labels of its own share), and each racing round trains
+the round's probes of every share still racing in one batch of probes, a replicate's
+probes at every share side by side (one minibatch order, one first-layer matmul). Each
+share's answer is the one a run at that share alone gives, up to float rounding. The
+methods that screen or search subsets run one share after another
+(:func:`share_by_share`).
 """
 
 from __future__ import annotations
@@ -26,15 +34,24 @@ from engine.budget import Budget
 from engine.chunks import resolve_device
 from engine.curves import FractionAdvice, mechanism_hints
 from engine.errors import TooFewRowsError
-from engine.evidence import LabelCoverage, label_coverage
-from engine.methods import Method
+from engine.evidence import LabelCoverage, label_coverage, label_evidence
+from engine.methods import Method, Stages
 from engine.metrics import MetricName
-from engine.pipeline import LocalRunner, execute, planned_epochs, splits_for
+from engine.pipeline import (
+    LocalRunner,
+    Runner,
+    build_advice,
+    execute,
+    planned_epochs,
+    splits_for,
+)
 from engine.problem import Problem
+from engine.racing import Race
 from engine.ranking import Advice
-from engine.scoring import IntervalMethod
+from engine.recipes import DEFAULT_RECIPE
+from engine.scoring import DEFAULT_INTERVAL, IntervalMethod
 from engine.splits import Splits
-from engine.training import ProgressFn
+from engine.training import ProbeRun, ProgressFn
 from engine.training_data import TrainingData
 
 
@@ -58,16 +75,125 @@ def advise_fractions(
     """Run the job at every share of ``plan.main_train_fractions`` (ascending) and
     combine the answers: the largest share's advice, with every share's in
     ``fractions`` and the candidates' mechanism hints in ``hints``."""
-    shares = plan.main_train_fractions
-    per_share = planned_epochs(method, share_budget(plan, shares[0]), len(problem.candidates))
+    # Every share's splits first (cheap): a share too small fails before any training.
+    shares = [(share, splits_at(problem, plan, share, seed)) for share in plan.main_train_fractions]
+    if method != "probe" or plan.subset_search:
+        return share_by_share(
+            problem,
+            plan,
+            shares,
+            seed=seed,
+            device=device,
+            metric=metric,
+            interval=interval,
+            method=method,
+            recipe=recipe,
+            progress=progress,
+        )
+    data = TrainingData(problem, shares[-1][1], resolve_device(device), shares=shares)
+    return race_shares(
+        problem,
+        plan,
+        shares,
+        LocalRunner(data, plan, seed, metric),
+        seed=seed,
+        metric=metric,
+        interval=interval,
+        recipe=recipe,
+        progress=progress,
+    )
+
+
+def race_shares(
+    problem: Problem,
+    plan: Budget,
+    shares: Sequence[tuple[float, Splits]],
+    runner: Runner,
+    *,
+    seed: int,
+    metric: MetricName,
+    interval: IntervalMethod = DEFAULT_INTERVAL,
+    recipe: str = DEFAULT_RECIPE,
+    progress: ProgressFn | None = None,
+) -> Advice:
+    """Method ``probe`` at every share (ascending, with its splits) at once: each share
+    races on its own (:class:`engine.racing.Race`), and each round the probes of every
+    share still racing train in one ``runner.probes`` call, each spec carrying its
+    share (``ProbeSpec.share``; the runner's data holds every share). Each share's
+    runs and advice are those of a run at that share alone (specs without a share)."""
+    names = [t.name for t in problem.candidates]
+    probed = range(len(names))
+    stages = Stages(progress, planned_epochs("probe", plan, len(names)))
+    evidence = label_evidence(problem)
+
+    def share_race(share: float, splits: Splits) -> Race:
+        at = share_budget(plan, share)
+
+        def advise_on(runs: Sequence[ProbeRun], rounds: int) -> Advice:
+            return build_advice(
+                problem,
+                splits,
+                runs,
+                at,
+                seed=seed,
+                metric=metric,
+                interval=interval,
+                method="probe",
+                chunks=runner.chunks,
+                recipe=recipe,
+                rounds=rounds,
+                evidence=evidence,
+            )
+
+        return Race(at, probed, names, metric, advise_on)
+
+    races = [share_race(share, splits) for share, splits in shares]
+    while running := [
+        (share, r) for (share, _), r in zip(shares, races, strict=True) if not r.done
+    ]:
+        rounds = [(share, r, *r.next_round()) for share, r in running]
+        # A replicate's probes at every share side by side: they share its minibatches.
+        specs = sorted(
+            (replace(spec, share=share) for share, _, at_share, _ in rounds for spec in at_share),
+            key=lambda spec: spec.replicate,
+        )
+        planned = sum(size for *_, size in rounds)
+        trained = dict(zip(specs, runner.probes(specs, stages.stage(planned)), strict=True))
+        for share, r, specs_at, _ in rounds:
+            r.record([_unshared(trained[replace(spec, share=share)]) for spec in specs_at])
+    stages.finish()
+    answers = []
+    advice: Advice | None = None
+    for (share, splits), r in zip(shares, races, strict=True):
+        advice = r.advice if r.advice is not None else r.advise(r.runs, r.rounds)
+        answers.append(_answer(share, splits, advice))
+    assert advice is not None  # the budget holds at least one share here
+    coverage = [label_coverage(problem, splits) for _, splits in shares]
+    return combine_fractions(advice, plan, answers, coverage, runner.chunks, metric)
+
+
+def share_by_share(
+    problem: Problem,
+    plan: Budget,
+    shares: Sequence[tuple[float, Splits]],
+    *,
+    seed: int,
+    device: str,
+    metric: MetricName,
+    interval: IntervalMethod,
+    method: Method,
+    recipe: str,
+    progress: ProgressFn | None = None,
+) -> Advice:
+    """The job at every share, one whole run per share after another: for the methods
+    that screen or search subsets (each share's own screening and search), and the
+    reference that :func:`race_shares` is tested against."""
+    per_share = planned_epochs(method, share_budget(plan, shares[0][0]), len(problem.candidates))
     total = per_share * len(shares)
     answers: list[FractionAdvice] = []
-    coverage: list[list[LabelCoverage]] = []
     chunks = 0
     advice: Advice | None = None
-    # Every share's splits first (cheap): a share too small fails before any training.
-    all_splits = [splits_at(problem, plan, share, seed) for share in shares]
-    for i, (share, splits) in enumerate(zip(shares, all_splits, strict=True)):
+    for i, (share, splits) in enumerate(shares):
         at = share_budget(plan, share)
         data = TrainingData(problem, splits, resolve_device(device))
         runner = LocalRunner(data, at, seed, metric)
@@ -84,19 +210,26 @@ def advise_fractions(
             recipe=recipe,
         )
         chunks += advice.chunks
-        answers.append(
-            FractionAdvice(
-                main_train_fraction=share,
-                main_train=splits.n_main_train,
-                baseline=advice.baseline,
-                candidates=advice.candidates,
-                rounds=advice.rounds,
-                runs=advice.runs,
-            )
-        )
-        coverage.append(label_coverage(problem, splits))
+        answers.append(_answer(share, splits, advice))
     assert advice is not None  # the budget holds at least one share here
+    coverage = [label_coverage(problem, splits) for _, splits in shares]
     return combine_fractions(advice, plan, answers, coverage, chunks, metric)
+
+
+def _answer(share: float, splits: Splits, advice: Advice) -> FractionAdvice:
+    return FractionAdvice(
+        main_train_fraction=share,
+        main_train=splits.n_main_train,
+        baseline=advice.baseline,
+        candidates=advice.candidates,
+        rounds=advice.rounds,
+        runs=advice.runs,
+    )
+
+
+def _unshared(run: ProbeRun) -> ProbeRun:
+    """A run as a run at its share alone has it (its spec without the share)."""
+    return replace(run, spec=run.spec.alone)
 
 
 def combine_fractions(

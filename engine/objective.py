@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.budget import Budget
-from engine.metrics import TargetScale, main_loss_elements
+from engine.metrics import main_loss_elements
 from engine.probe import ProbeBatch
 from engine.training_data import TrainingData
 
@@ -53,7 +53,9 @@ class ProbeObjective:
         position = {r: i for i, r in enumerate(self.replicates)}
         self.probe_rep = torch.tensor([position[s.replicate] for s in specs], device=device)
         rep_global = self.rep_tensor[self.probe_rep]  # [P]
-        self.main_scale = TargetScale(data.y_mean[rep_global, 0], data.y_std[rep_global, 0])
+        # Each probe's share of the main labels (engine.fractions; 0 without shares).
+        self.probe_share = torch.tensor([data.share_index(s.share) for s in specs], device=device)
+        self.main_scale = data.main_scale(rep_global, self.probe_share)
         self.slot_active = batch.slot_active  # [P, A]
         self.slot_kind = data.aux_kind[batch.slot_task]  # [P, A]
         self.task_col = batch.slot_task + 1  # [P, A] column in labels
@@ -77,7 +79,7 @@ class ProbeObjective:
         """The labels of rows [R', n] (consecutive minibatches of ``batch_size``), read
         once for all of them, with each row's weight in its minibatch's masked mean."""
         data = self.data
-        y_main = data.main_train[self.rep_tensor[:, None], rows][self.probe_rep]  # [P, n]
+        y_main = self.main_labels(rows)  # [P, n]
         main_known = torch.isfinite(y_main)
         labels = data.labels[rows]  # [R', n, T]
         y_aux = labels[self.probe_rep[:, None], :, self.task_col]  # [P, A, n]
@@ -112,6 +114,11 @@ class ProbeObjective:
         aux_loss = (aux_elements * targets.aux_weight).sum(dim=-1)
         return main_loss, aux_loss
 
+    def main_labels(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows [R', n] per replicate -> each probe's main labels that train [P, n]
+        (NaN where its replicate and share use none)."""
+        return self.data.main_labels(self.rep_tensor, rows, self.probe_rep, self.probe_share)
+
     def inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows [R', b] per replicate -> standardised features [R', b, F]."""
         return self.data.inputs(rows, self.rep_tensor)
@@ -123,7 +130,7 @@ class ProbeObjective:
     def main_loss_of(self, outputs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Main head outputs [P, b, O] of rows [R', b] -> masked mean main loss [P]."""
         data = self.data
-        y_main = data.main_train[self.rep_tensor[:, None], rows][self.probe_rep]  # [P, b]
+        y_main = self.main_labels(rows)  # [P, b]
         main_known = torch.isfinite(y_main)
         return _masked_mean(
             main_loss_elements(

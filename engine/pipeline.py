@@ -95,7 +95,7 @@ def advise(
     )
     check_metric(metric, problem)
     check_interval(interval)
-    if plan.main_train_fractions:  # one run per share (engine.fractions)
+    if plan.main_train_fractions:  # every share, trained together (engine.fractions)
         from engine.fractions import advise_fractions  # it builds on this module
 
         return advise_fractions(

@@ -166,6 +166,55 @@ def open_candidates(
     return sorted(index[c.name] for c in ranked if is_open(c, baseline_metric))
 
 
+class Race:
+    """One racing run a round at a time, so that several (a job's shares, engine.fractions)
+    can train their rounds together: :meth:`next_round` gives the next round's specs,
+    :meth:`record` takes their runs and decides which candidates stay open. The rules
+    are :func:`race`'s."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        probed: Sequence[int],
+        names: Sequence[str],
+        metric: MetricName,
+        advise: Callable[[Sequence[ProbeRun], int], Advice],
+    ) -> None:
+        self.budget = budget
+        self.probed = list(probed)
+        self.names = names
+        self.metric = metric
+        self.advise = advise
+        self.schedule = schedule(budget).rounds() if self.probed else []
+        self.runs: list[ProbeRun] = []
+        self.active = list(self.probed)
+        self.rounds = 0
+        self.advice: Advice | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether no candidate is open or the schedule has ended."""
+        return not self.active or self.rounds >= len(self.schedule)
+
+    def next_round(self) -> tuple[list[ProbeSpec], int]:
+        """The next round's specs and its probe-epochs had every probed candidate stayed
+        open (progress plans every round in full, so a job that settles early jumps)."""
+        replicates = self.schedule[self.rounds]
+        planned = len(replicates) * (1 + len(self.probed)) * self.budget.epochs
+        return round_specs(replicates, self.active), planned
+
+    def record(self, runs: Sequence[ProbeRun]) -> None:
+        """The runs of :meth:`next_round`'s specs: score every run so far and keep the
+        candidates still open."""
+        self.runs.extend(runs)
+        self.rounds += 1
+        advice = self.advise(self.runs, self.rounds)
+        self.advice = advice
+        self.active = open_candidates(
+            advice.candidates, self.names, advice.baseline.metrics.get(self.metric, math.nan)
+        )
+
+
 def race(
     budget: Budget,
     probed: Sequence[int],
@@ -183,19 +232,7 @@ def race(
     so far. Returns every run, the rounds taken and the last round's advice (``None``
     when nothing was probed).
     """
-    runs: list[ProbeRun] = []
-    active = list(probed)
-    rounds = 0
-    advice: Advice | None = None
-    for replicates in schedule(budget).rounds() if active else []:
-        specs = round_specs(replicates, active)
-        planned = len(replicates) * (1 + len(probed)) * budget.epochs
-        runs.extend(train(specs, planned))
-        rounds += 1
-        advice = advise(runs, rounds)
-        active = open_candidates(
-            advice.candidates, names, advice.baseline.metrics.get(metric, math.nan)
-        )
-        if not active:
-            break
-    return runs, rounds, advice
+    racing = Race(budget, probed, names, metric, advise)
+    while not racing.done:
+        racing.record(train(*racing.next_round()))
+    return racing.runs, racing.rounds, racing.advice

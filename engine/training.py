@@ -162,7 +162,7 @@ def _train_sorted(
             for param, kept in zip(batch.parameters(), best_params, strict=True):
                 param.copy_(kept)
             best_test_out = _evaluate(batch, test_x)
-            train_loss = _train_loss(batch, data, objective, probe_rep)
+            train_loss = _train_loss(batch, data, objective)
             val_loss = compute_metric(
                 "loss", _evaluate(batch, val_x), val_y, main.kind, objective.main_scale
             )
@@ -305,9 +305,7 @@ def _collect(
     return runs
 
 
-def _train_loss(
-    batch: ProbeBatch, data: TrainingData, objective: ProbeObjective, probe_rep: torch.Tensor
-) -> torch.Tensor:
+def _train_loss(batch: ProbeBatch, data: TrainingData, objective: ProbeObjective) -> torch.Tensor:
     """Each probe's main-task loss [P] on its replicate's rows whose main label trains
     (one forward pass over the pool, in blocks, no gradient): the training side of the
     train–validation gap."""
@@ -317,7 +315,7 @@ def _train_loss(
     count = torch.zeros(batch.n_probes, device=data.device)
     for start in range(0, pool.shape[1], _BLOCK_ROWS):
         rows = pool[:, start : start + _BLOCK_ROWS]
-        labels = data.main_train[reps[:, None], rows][probe_rep]  # [P, n]; NaN: not trained
+        labels = objective.main_labels(rows)  # [P, n]; NaN: not trained
         known = torch.isfinite(labels)
         out = _evaluate(batch, data.inputs(rows, reps))
         loss = main_loss_elements(

@@ -30,11 +30,11 @@ from app.db.repositories import jobs as repo
 from app.db.retry import DatabaseUnavailable, is_transient, retry_transient
 from app.db.session import write_transaction
 from app.jobs.context import JobContext
-from app.jobs.fractions import share_contexts
+from app.jobs.fractions import batched_context, share_contexts
 from app.jobs.results import (
     advice_rows,
 )
-from app.jobs.runner import StoredRunner, combine_shares
+from app.jobs.runner import SharesRunner, StoredRunner
 from app.jobs.spec import JobSpec
 from app.jobs.status import JobStatus
 from app.jobs.translate import build_context, planned_epochs
@@ -70,7 +70,6 @@ class JobRun:
         self.lost = threading.Event()
         self.done_heartbeat = threading.Event()
         self.last_progress_write = 0.0
-        self.progress_base = 0
         self.started = time.monotonic()
 
     def _tx(self) -> AbstractContextManager[Session]:
@@ -211,7 +210,7 @@ class JobRun:
         now = time.monotonic()
         if now - self.last_progress_write >= self.settings.progress_interval_s:
             self.last_progress_write = now
-            self._renew(progress=self.progress_base + done)
+            self._renew(progress=done)
         self.check()
 
     # --- the job ---------------------------------------------------------------------
@@ -239,7 +238,7 @@ class JobRun:
         log.info("job %s: %s, %d stored results", self.claim.job_id, method, len(stored))
         record = provenance(spec, datasets.get(spec.dataset_id))
         if budget.main_train_fractions:
-            advice, coverage = self._run_shares(spec, context, stored, total)
+            advice, coverage = self._run_shares(spec, context, stored)
             self._complete(advice, spec, coverage, record)
             return
         runner = StoredRunner(self, context, stored, spec)
@@ -258,33 +257,26 @@ class JobRun:
         self._complete(advice, spec, runner.coverage, record)
 
     def _run_shares(
-        self, spec: JobSpec, context: JobContext, stored: list[ProbeRunRecord], total: int
+        self, spec: JobSpec, context: JobContext, stored: list[ProbeRunRecord]
     ) -> tuple[engine.Advice, Sequence[engine.LabelCoverage]]:
         """The job at each share of ``main_train_fractions`` (app/jobs/fractions.py),
-        largest first, each share's runs stored under its own keys; the combined
-        advice and the largest share's label coverage."""
+        the shares trained together (engine.race_shares), each share's runs stored
+        under its own keys; the combined advice and the largest share's label
+        coverage."""
         shares = share_contexts(context)  # ascending
         runners = [StoredRunner(self, ctx, stored, spec, share=share) for share, ctx in shares]
         for runner in runners:
             runner.siblings = runners
-        per_share = total // len(shares)
-        answers: dict[float, engine.Advice] = {}
-        for i, runner in enumerate(reversed(runners)):
-            self.progress_base = i * per_share
-            self.check()
-            answers[runner.share or 1.0] = engine.execute(
-                runner.context.problem,
-                runner.context.splits,
-                runner.context.budget,
-                runner,
-                method=spec.method,
-                seed=context.seed,
-                metric=context.metric,
-                progress=self.progress,
-                recipe=spec.recipe,
-            )
-        advice = combine_shares(
-            [(r, answers[r.share or 1.0]) for r in runners], context.budget, context.metric
+        self.check()
+        advice = engine.race_shares(
+            context.problem,
+            context.budget,
+            [(share, ctx.splits) for share, ctx in shares],
+            SharesRunner(self, batched_context(context, shares), runners),
+            seed=context.seed,
+            metric=context.metric,
+            recipe=spec.recipe,
+            progress=self.progress,
         )
         return advice, runners[-1].coverage
 

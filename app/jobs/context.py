@@ -18,3 +18,12 @@ class JobContext:
     seed: int
     metric: engine.MetricName
     device: str
+    # A job at several shares of the main labels trained together (app/jobs/fractions.py):
+    # (share, its splits) ascending, ``splits`` the largest share's; empty otherwise.
+    shares: tuple[tuple[float, engine.Splits], ...] = ()
+
+    def training_data(self) -> engine.TrainingData:
+        """The job's data as tensors on its device (every share's main labels)."""
+        return engine.TrainingData(
+            self.problem, self.splits, engine.resolve_device(self.device), shares=self.shares
+        )

@@ -53,9 +53,7 @@ class LocalExecutor:
         on_done: ChunkDone,
         progress: ProgressFn,
     ) -> None:
-        data = engine.TrainingData(
-            context.problem, context.splits, engine.resolve_device(context.device)
-        )
+        data = context.training_data()
         started = time.perf_counter()
         for chunk, runs in engine.train_chunks(
             data,

@@ -2,10 +2,13 @@
 (``budget.main_train_fractions``, run by :mod:`engine.fractions`) in the service.
 
 Each share is its own racing run on its own splits, so the same probe (replicate,
-candidates) trains once per share: its stored key carries the share, ``f0.25/r0:c1``.
-A job without shares keeps the engine's key as it is (``r0:c1``), so jobs and runs
-stored before shares read back unchanged. The worker trains the shares largest first,
-so the provisional ranking's headline is the all-labels answer from the first chunk.
+candidates) trains once per share: its stored key carries the share, ``f0.25/r0:c1``
+(the engine's key of a probe at a share, ``ProbeSpec.key``). A job without shares keeps
+the engine's key as it is (``r0:c1``), so jobs and runs stored before shares read back
+unchanged. The worker trains the shares together (:func:`engine.race_shares`): each
+racing round's probes of every share still racing in one set of chunks, cut by
+replicate, so the first chunk stored holds every share's first replicate and the
+provisional ranking answers for all the labels, with every share, from it on.
 """
 
 from __future__ import annotations
@@ -101,6 +104,16 @@ def share_contexts(context: JobContext) -> list[tuple[float, JobContext]]:
         )
         for share in plan.main_train_fractions
     ]
+
+
+def batched_context(context: JobContext, shares: Sequence[tuple[float, JobContext]]) -> JobContext:
+    """The job's context that trains every share's probes (``share_contexts``) together:
+    the largest share's splits, with every share's."""
+    return replace(
+        context,
+        splits=shares[-1][1].splits,
+        shares=tuple((share, ctx.splits) for share, ctx in shares),
+    )
 
 
 def _finite(value: float) -> float | None:

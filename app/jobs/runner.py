@@ -59,11 +59,7 @@ class StoredRunner:
 
     def screen(self, progress: ProgressFn) -> engine.ScreenResult:
         if self.screened is None:
-            data = engine.TrainingData(
-                self.context.problem,
-                self.context.splits,
-                engine.resolve_device(self.context.device),
-            )
+            data = self.context.training_data()
             result = engine.screen(
                 data, self.context.budget, seed=self.context.seed, progress=progress
             )
@@ -145,6 +141,60 @@ class StoredRunner:
             rounds=max(1, rounds),
             evidence=self.evidence,
         )
+
+
+class SharesRunner:
+    """The runner of a job's shares trained together (:func:`engine.race_shares`): it
+    gets the probes of every share (``ProbeSpec.share``) and keeps, stores and scores
+    each share's runs through that share's :class:`StoredRunner` (its keys, its
+    provisional answer)."""
+
+    def __init__(self, job: JobRun, context: JobContext, runners: Sequence[StoredRunner]):
+        self.job = job
+        self.context = context  # every share's data (app/jobs/fractions.batched_context)
+        self.by_share = {runner.share: runner for runner in runners}
+        self.largest = runners[-1]
+
+    @property
+    def chunks(self) -> int:
+        return sum(runner.chunks for runner in self.by_share.values())
+
+    def screen(self, progress: ProgressFn) -> engine.ScreenResult:
+        raise NotImplementedError("a job with shares probes only (app/jobs/fractions.py)")
+
+    def probes(
+        self, specs: Sequence[engine.ProbeSpec], progress: ProgressFn
+    ) -> list[engine.ProbeRun]:
+        epochs = self.context.budget.epochs
+        total = len(specs) * epochs
+        missing = [s for s in specs if s.alone.key not in self.by_share[s.share].known]
+        done = (len(specs) - len(missing)) * epochs
+        progress(done, total)
+        if missing:
+            settings = self.job.settings
+            chunks = chunk(missing, self.context, settings.chunk_probes, settings.chunk_min_probes)
+            # Counted once, with the largest share (the job's headline).
+            self.largest.chunks += len(chunks)
+            log.info(
+                "job %s: %d probes at %d shares (%d stored), %d chunks",
+                self.job.claim.job_id,
+                len(specs),
+                len({s.share for s in specs}),
+                len(specs) - len(missing),
+                len(chunks),
+            )
+
+            def on_done(runs: list[engine.ProbeRun]) -> None:
+                for run in runs:
+                    alone = replace(run, spec=run.spec.alone)
+                    self.by_share[run.spec.share].known[alone.spec.key] = alone
+                # The share is in the run's key: f<share>/r0:c1, as stored share by share.
+                self.job.store([run_row(r) for r in runs], self.largest.provisional())
+
+            self.job.worker.executor.run(
+                self.context, chunks, on_done, lambda d, _t: progress(done + d, total)
+            )
+        return [self.by_share[s.share].known[s.alone.key] for s in specs]
 
 
 def combine_shares(

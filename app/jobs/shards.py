@@ -23,9 +23,7 @@ def train_shard(
     torch.set_num_threads(max(1, threads))
     data = _DATA_CACHE.get(token)
     if data is None:
-        data = engine.TrainingData(
-            context.problem, context.splits, engine.resolve_device(context.device)
-        )
+        data = context.training_data()
         _DATA_CACHE.clear()
         _DATA_CACHE[token] = data
     runs = engine.train_probes(

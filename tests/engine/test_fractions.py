@@ -20,8 +20,10 @@ from engine import (
     make_task_family,
     prepare,
 )
-from engine.fractions import share_budget
+from engine.fractions import share_budget, share_by_share, splits_at
 from engine.pipeline import planned_epochs, splits_for
+from engine.plan import probe_bytes
+from engine.recipes import recipe_budget
 
 SHARES = (0.1, 0.25, 0.5, 1.0)
 # The quick recipe, three replicates, no racing: about 1 s per share on one core.
@@ -83,6 +85,11 @@ def test_planned_work_and_cost_count_every_share():
     assert estimate_cost("probe", four, shape).flops == pytest.approx(
         4 * estimate_cost("probe", one, shape).flops
     )
+    # The shares train together: one data set on the device, with each row's share, and
+    # chunks up to the memory cap over every share's probes.
+    assert estimate_cost("probe", four, shape).data_bytes == pytest.approx(
+        estimate_cost("probe", one, shape).data_bytes + 3 * 1000, rel=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +112,16 @@ def test_each_share_is_the_job_at_that_share(family_advice):
     family, advice, _ = family_advice
     assert [f.main_train_fraction for f in advice.fractions] == [0.1, 0.5, 1.0]
     # A share's answer is what a job at that main_train_fraction alone gives: the same
-    # splits, initialisation, minibatch order, so the same numbers.
+    # splits, initialisation, minibatch order, so the same numbers (up to the float
+    # rounding of training in a batch with the other shares' probes).
     alone = advise(
         family.frame, family.main, list(family.candidates), seed=0, main_train_fraction=0.1, **QUICK
     )
     share = advice.fractions[0]
     assert share.main_train < advice.fractions[-1].main_train
     for c in alone.candidates:
-        assert next(x for x in share.candidates if x.name == c.name).per_seed == c.per_seed
+        mine = next(x for x in share.candidates if x.name == c.name)
+        assert mine.per_seed == pytest.approx(c.per_seed, rel=1e-4, abs=1e-6)
     # One progress bar over the three shares' runs.
     calls = family_advice[2]
     assert {total for _, total in calls} == {3 * 3 * (1 + 2) * 30}
@@ -209,3 +218,80 @@ def test_the_gap_hint_is_the_paired_train_validation_gap_of_the_runs(family_advi
     # than held-out ones: the baseline's gap is wider there than with all of them.
     assert advice.hints[0].gap_base[0] > advice.hints[0].gap_base[-1]
     assert "gap_change" in advice.to_frame().columns
+
+
+def _same_answer(batched, reference):
+    """Two answers at one share agree: the same rounds, probes, verdicts and seeds, and
+    the same numbers up to float rounding."""
+    assert batched.rounds == reference.rounds
+    assert [r.spec for r in batched.runs] == [r.spec for r in reference.runs]
+    for a, b in zip(batched.runs, reference.runs, strict=True):
+        assert a.epochs == b.epochs
+        assert a.best_epoch == b.best_epoch
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-4, abs=1e-6)
+    for a, b in zip(batched.candidates, reference.candidates, strict=True):
+        assert (a.name, a.verdict, a.seeds, a.rank) == (b.name, b.verdict, b.seeds, b.rank)
+        assert (a.gain, a.ci_low, a.ci_high) == pytest.approx(
+            (b.gain, b.ci_low, b.ci_high), rel=1e-4, abs=1e-6
+        )
+
+
+def test_shares_train_together_and_answer_as_one_run_per_share():
+    """The shares' probes train in one batch per racing round, each share racing on its
+    own: every share's answer is the one of a whole run at that share (the reference,
+    engine.fractions.share_by_share), and the job takes one chunk per round, not one
+    per share and round."""
+    family = make_task_family(n_rows=600, seed=0)  # 8 candidates
+    knobs = {"epochs": 8, "hidden": (64, 32)}  # racing: 5 replicates, then 5 more
+    shares = [0.1, 0.3, 1.0]
+    calls: list[tuple[int, int]] = []
+    batched = advise(
+        family.frame,
+        family.main,
+        list(family.candidates),
+        seed=0,
+        main_train_fractions=shares,
+        progress=lambda done, total: calls.append((done, total)),
+        **knobs,
+    )
+    problem = prepare(family.frame, family.main, list(family.candidates))
+    plan = recipe_budget("full", main_train_fractions=shares, **knobs)
+    reference = share_by_share(
+        problem,
+        plan,
+        [(share, splits_at(problem, plan, share, 0)) for share in shares],
+        seed=0,
+        device="cpu",
+        metric="loss",
+        interval="naive",
+        method="probe",
+        recipe="full",
+    )
+    # The shares raced apart: at some share fewer candidates stayed open.
+    assert len({len(f.runs) for f in reference.fractions}) > 1
+    for a, b in zip(batched.fractions, reference.fractions, strict=True):
+        assert a.main_train_fraction == b.main_train_fraction
+        assert a.main_train == b.main_train
+        _same_answer(a, b)
+    assert batched.chunks == max(f.rounds for f in batched.fractions) < reference.chunks
+    # A memory cap of about one replicate's probes at one share: the rounds train in
+    # chunks under it, and the answers stay the same.
+    cap = 9 * probe_bytes(problem, plan, 1) / 2**20
+    capped = advise(
+        family.frame,
+        family.main,
+        list(family.candidates),
+        seed=0,
+        main_train_fractions=shares,
+        memory_mb=cap,
+        **knobs,
+    )
+    assert capped.chunks >= sum(len(f.runs) for f in capped.fractions) // 9
+    for a, b in zip(capped.fractions, reference.fractions, strict=True):
+        _same_answer(a, b)
+    for a, b in zip(batched.hints, reference.hints, strict=True):
+        assert a.gains == pytest.approx(b.gains, rel=1e-4, abs=1e-6)
+    # One progress bar over every share, planned as for one run per share.
+    assert {total for _, total in calls} == {planned_epochs("probe", plan, 8)}
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert calls[-1][0] == calls[-1][1]
