@@ -395,6 +395,9 @@ class _ReluDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         out, mask = ctx.saved_tensors
+        grad_z = torch.ops.aten.threshold_backward(grad, out, 0)
         if mask is not None:
-            grad = (grad.view(-1, *mask.shape) * mask).view(out.shape)
-        return torch.ops.aten.threshold_backward(grad, out, 0), None
+            # In place on the new buffer: one fresh tensor, not two (the product with
+            # the mask and the zeroing commute, so the values are the same).
+            grad_z.view(-1, *mask.shape).mul_(mask)
+        return grad_z, None
