@@ -265,7 +265,14 @@ class ProbeBatch:
         for g in range(n_groups):
             masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
-            h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
+            if fused:
+                # The bias as one more input column of ones: the product is written
+                # once (addmm first fills its large output with the broadcast bias).
+                w = torch.cat([first_w[g], first_b[g]])  # [F+1, K*H1]
+                ones = x.new_ones(x.shape[1], 1)
+                h = torch.mm(w.mT, torch.cat([x[g], ones], dim=1).mT)  # [K*H1, b]
+            else:
+                h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
             # Activate before splitting the probes apart: an in-place op on a view
             # would make autograd scatter its gradient into a zeroed copy of the base.
             h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
