@@ -255,7 +255,8 @@ class ProbeBatch:
         ``dropout`` gives, per group and per layer, the scaled keep-mask [H_l, b]
         (0 or 1/(1-p)) that multiplies the layer's activations, shared by the group.
         ``fused`` runs bias-free ReLU and dropout in place on the matmul's output (one
-        autograd node, no new buffers; not for ``torch.func`` transforms).
+        autograd node, no new buffers, its backward in place on the incoming gradient:
+        each layer's output may only feed matmuls; not for ``torch.func`` transforms).
         """
         n_groups, n_deep = len(self.groups), len(self.deep_w_groups)
         params = self.shared_parameters() if shared is None else list(shared)
@@ -402,9 +403,11 @@ class _ReluDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         out, mask = ctx.saved_tensors
-        grad_z = torch.ops.aten.threshold_backward(grad, out, 0)
+        # In place on the incoming gradient: on this path the output only feeds
+        # matmuls, whose backward hands this node a new tensor of its own, so no
+        # other node reads it; writing a fresh large buffer costs more than the pass.
+        # The zeroing and the product with the mask commute (the same values).
+        grad_z = torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
         if mask is not None:
-            # In place on the new buffer: one fresh tensor, not two (the product with
-            # the mask and the zeroing commute, so the values are the same).
             grad_z.view(-1, *mask.shape).mul_(mask)
         return grad_z, None
