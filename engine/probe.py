@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from engine.fused import GradBuffers, activate, baddbmm_reusing
 from engine.seeding import derive_seed
 
 
@@ -170,6 +170,8 @@ class ProbeBatch:
         self.hidden = tuple(hidden)
         self.main_outputs = main_outputs
         self.aux_width = aux_width
+        # The fused path's input gradients of each layer, reused from step to step.
+        self.grad_buffers = GradBuffers()
 
     @property
     def n_probes(self) -> int:
@@ -276,13 +278,16 @@ class ProbeBatch:
                 h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
             # Activate before splitting the probes apart: an in-place op on a view
             # would make autograd scatter its gradient into a zeroed copy of the base.
-            h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
+            h = activate(h, None if masks is None else masks[0], fused, self.hidden[0])
             h = h.unflatten(0, (-1, self.hidden[0]))  # [K, H1, b] (K trunks)
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]
-                h = torch.baddbmm(b.mT, w.mT, h)
-                h = _activate(h, None if masks is None else masks[layer + 1], fused)
+                if fused:
+                    h = baddbmm_reusing(b.mT, w.mT, h, self.grad_buffers, (layer, g))
+                else:
+                    h = torch.baddbmm(b.mT, w.mT, h)
+                h = activate(h, None if masks is None else masks[layer + 1], fused)
             outputs.append(h)
         return outputs
 
@@ -313,7 +318,11 @@ class ProbeBatch:
             w, b = self.heads_w_groups[g], self.heads_b_groups[g]
             if main_only:
                 w, b = w[:, :n_out], b[:, :n_out]
-            parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
+            if fused and not main_only:
+                key = (len(self.deep_w_groups), g)
+                parts.append(baddbmm_reusing(b, w, h, self.grad_buffers, key))
+            else:
+                parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
         return _cat(parts)
 
     def split_outputs(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,46 +377,3 @@ class ProbeBatch:
 def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate along the first axis; a single part is returned as it is."""
     return torch.cat(list(parts)) if len(parts) > 1 else parts[0]
-
-
-def _activate(
-    z: torch.Tensor, mask: torch.Tensor | None, fused: bool, width: int | None = None
-) -> torch.Tensor:
-    """ReLU, then the dropout mask [H, b] if any, of z [K, H, b] (or [K*H, b] with
-    ``width`` = H); ``fused``: in place on z, one autograd node."""
-    if fused:
-        out: torch.Tensor = _ReluDropout.apply(z, mask)  # type: ignore[no-untyped-call]
-        return out
-    h = torch.relu(z)
-    if mask is None:
-        return h
-    if width is not None:
-        masked: torch.Tensor = h.unflatten(0, (-1, width)) * mask
-        return masked.flatten(0, 1)
-    return h * mask
-
-
-class _ReluDropout(torch.autograd.Function):
-    """relu(z) * mask in place on z (a matmul output nothing else keeps); the backward
-    is one pass (two with a mask): the gradient where the output is positive."""
-
-    @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        out = z.clamp_min_(0)
-        if mask is not None:
-            out.view(-1, *mask.shape).mul_(mask)
-        ctx.mark_dirty(z)
-        ctx.save_for_backward(out, mask)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        out, mask = ctx.saved_tensors
-        # In place on the incoming gradient: on this path the output only feeds
-        # matmuls, whose backward hands this node a new tensor of its own, so no
-        # other node reads it; writing a fresh large buffer costs more than the pass.
-        # The zeroing and the product with the mask commute (the same values).
-        grad_z = torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
-        if mask is not None:
-            grad_z.view(-1, *mask.shape).mul_(mask)
-        return grad_z, None
