@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.fused import GradBuffers, activate, baddbmm_reusing
+from engine.fused import activate
 from engine.seeding import derive_seed
 
 
@@ -170,8 +170,6 @@ class ProbeBatch:
         self.hidden = tuple(hidden)
         self.main_outputs = main_outputs
         self.aux_width = aux_width
-        # The fused path's input gradients of each layer, reused from step to step.
-        self.grad_buffers = GradBuffers()
 
     @property
     def n_probes(self) -> int:
@@ -283,10 +281,7 @@ class ProbeBatch:
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]
-                if fused:
-                    h = baddbmm_reusing(b.mT, w.mT, h, self.grad_buffers, (layer, g))
-                else:
-                    h = torch.baddbmm(b.mT, w.mT, h)
+                h = torch.baddbmm(b.mT, w.mT, h)
                 h = activate(h, None if masks is None else masks[layer + 1], fused)
             outputs.append(h)
         return outputs
@@ -318,11 +313,7 @@ class ProbeBatch:
             w, b = self.heads_w_groups[g], self.heads_b_groups[g]
             if main_only:
                 w, b = w[:, :n_out], b[:, :n_out]
-            if fused and not main_only:
-                key = (len(self.deep_w_groups), g)
-                parts.append(baddbmm_reusing(b, w, h, self.grad_buffers, key))
-            else:
-                parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
+            parts.append(torch.baddbmm(b, w, h))  # [K, O, H] @ [K, H, b]
         return _cat(parts)
 
     def split_outputs(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -262,11 +262,10 @@ def test_baseline_and_pairing_see_the_same_dropout_masks(small_data):
         )
 
 
-def test_fused_path_gives_autograds_gradients_step_after_step(small_data):
-    """The training path (in-place ReLU and dropout, the bias as a column of ones,
-    input gradients written into buffers kept from step to step) gives the same
-    gradients as plain autograd, also for a second, smaller minibatch that reuses the
-    first step's buffers."""
+def test_fused_path_gives_autograds_gradients(small_data):
+    """The training path (ReLU and dropout in place on the matmul's output and on the
+    incoming gradient, the bias as a column of ones) gives the same gradients as plain
+    autograd, step after step, with minibatches of different sizes."""
     problem, budget, data = small_data
     specs = [ProbeSpec(0), ProbeSpec(0, (1,)), ProbeSpec(1), ProbeSpec(1, (0, 2))]
     batch = probe_batch(problem, budget, data, specs)
