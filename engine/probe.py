@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 
+from engine.fused import activate
 from engine.seeding import derive_seed
 
 
@@ -265,7 +265,8 @@ class ProbeBatch:
         ``dropout`` gives, per group and per layer, the scaled keep-mask [H_l, b]
         (0 or 1/(1-p)) that multiplies the layer's activations, shared by the group.
         ``fused`` runs bias-free ReLU and dropout in place on the matmul's output (one
-        autograd node, no new buffers; not for ``torch.func`` transforms).
+        autograd node, no new buffers, its backward in place on the incoming gradient:
+        each layer's output may only feed matmuls; not for ``torch.func`` transforms).
         """
         n_groups, n_deep = len(self.groups), len(self.deep_w_groups)
         params = self.shared_parameters() if shared is None else list(shared)
@@ -275,16 +276,23 @@ class ProbeBatch:
         for g in range(n_groups):
             masks = None if dropout is None else dropout[g]
             # [K*H1, F] @ [F, b] (both transposed views: BLAS reads them as they are).
-            h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
+            if fused:
+                # The bias as one more input column of ones: the product is written
+                # once (addmm first fills its large output with the broadcast bias).
+                w = torch.cat([first_w[g], first_b[g]])  # [F+1, K*H1]
+                ones = x.new_ones(x.shape[1], 1)
+                h = torch.mm(w.mT, torch.cat([x[g], ones], dim=1).mT)  # [K*H1, b]
+            else:
+                h = torch.addmm(first_b[g].mT, first_w[g].mT, x[g].mT)  # [K*H1, b]
             # Activate before splitting the probes apart: an in-place op on a view
             # would make autograd scatter its gradient into a zeroed copy of the base.
-            h = _activate(h, None if masks is None else masks[0], fused, self.hidden[0])
+            h = activate(h, None if masks is None else masks[0], fused, self.hidden[0])
             h = h.unflatten(0, (-1, self.hidden[0]))  # [K, H1, b] (K trunks)
             for layer in range(n_deep):
                 w = params[deep + layer * n_groups + g]
                 b = params[deep + (n_deep + layer) * n_groups + g]
                 h = torch.baddbmm(b.mT, w.mT, h)
-                h = _activate(h, None if masks is None else masks[layer + 1], fused)
+                h = activate(h, None if masks is None else masks[layer + 1], fused)
             outputs.append(h)
         return outputs
 
@@ -370,41 +378,3 @@ class ProbeBatch:
 def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate along the first axis; a single part is returned as it is."""
     return torch.cat(list(parts)) if len(parts) > 1 else parts[0]
-
-
-def _activate(
-    z: torch.Tensor, mask: torch.Tensor | None, fused: bool, width: int | None = None
-) -> torch.Tensor:
-    """ReLU, then the dropout mask [H, b] if any, of z [K, H, b] (or [K*H, b] with
-    ``width`` = H); ``fused``: in place on z, one autograd node."""
-    if fused:
-        out: torch.Tensor = _ReluDropout.apply(z, mask)  # type: ignore[no-untyped-call]
-        return out
-    h = torch.relu(z)
-    if mask is None:
-        return h
-    if width is not None:
-        masked: torch.Tensor = h.unflatten(0, (-1, width)) * mask
-        return masked.flatten(0, 1)
-    return h * mask
-
-
-class _ReluDropout(torch.autograd.Function):
-    """relu(z) * mask in place on z (a matmul output nothing else keeps); the backward
-    is one pass (two with a mask): the gradient where the output is positive."""
-
-    @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        out = z.clamp_min_(0)
-        if mask is not None:
-            out.view(-1, *mask.shape).mul_(mask)
-        ctx.mark_dirty(z)
-        ctx.save_for_backward(out, mask)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        out, mask = ctx.saved_tensors
-        if mask is not None:
-            grad = (grad.view(-1, *mask.shape) * mask).view(out.shape)
-        return torch.ops.aten.threshold_backward(grad, out, 0), None

@@ -262,6 +262,27 @@ def test_baseline_and_pairing_see_the_same_dropout_masks(small_data):
         )
 
 
+def test_fused_path_gives_autograds_gradients(small_data):
+    """The training path (ReLU and dropout in place on the matmul's output and on the
+    incoming gradient, the bias as a column of ones) gives the same gradients as plain
+    autograd, step after step, with minibatches of different sizes."""
+    problem, budget, data = small_data
+    specs = [ProbeSpec(0), ProbeSpec(0, (1,)), ProbeSpec(1), ProbeSpec(1, (0, 2))]
+    batch = probe_batch(problem, budget, data, specs)
+    masks = DropoutMasks([0, 1], budget.hidden, 0.3, seed=0, device=torch.device("cpu"))
+    reps = torch.tensor([0, 1])
+    for start, stop in ((0, 64), (64, 104)):
+        rows = data.pool[:2, start:stop]
+        drawn = masks.draw(stop - start)
+        grads = []
+        for fused in (True, False):
+            out = batch.head_outputs(data.inputs(rows, reps), dropout=drawn, fused=fused)
+            weights = torch.linspace(-1, 1, out.numel()).view(out.shape)
+            grads.append(torch.autograd.grad((out * weights).sum(), batch.parameters()))
+        for fused_grad, plain_grad in zip(*grads, strict=True):
+            torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
 def test_training_makes_no_host_sync_per_step(small_data):
     """Reading a tensor's value on the host (``item``, ``bool``...) waits for the GPU;
     the engine does that per epoch, never per minibatch: the count does not grow with
