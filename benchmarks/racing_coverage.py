@@ -143,10 +143,16 @@ def summary(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def budget_for(schedule: str, cap: int) -> Budget:
-    """The fixed job (every candidate to the cap, one look) or a raced one."""
+    """The fixed job (every candidate to the cap, one look) or a raced one: a spending
+    schedule, optionally with a futility threshold (``obf+futility=0.2``)."""
     if schedule == "fixed":
         return Budget(seeds=cap, max_replicates=cap)
-    return Budget(max_replicates=cap, race_spending=cast(RaceSpending, schedule))
+    spending, _, futility = schedule.partition("+futility=")
+    return Budget(
+        max_replicates=cap,
+        race_spending=cast(RaceSpending, spending),
+        race_futility=float(futility or 0.0),
+    )
 
 
 def compare(
@@ -182,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spending", default=",".join(RACE_SPENDINGS), help="raced schedules beside fixed"
     )
+    parser.add_argument(
+        "--futility",
+        default="",
+        help="comma-separated race_futility thresholds: each raced schedule runs with each "
+        "too (e.g. 0.1,0.2)",
+    )
     args = parser.parse_args(argv)
     noises = comma_list(args.noise)
     if not set(noises) <= {"normal", "t3"}:
@@ -195,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         f"raced: {Budget().seeds} replicates then +{Budget().race_step} for open candidates "
         "up to the cap; fixed: the cap in one look"
     )
-    table, by_truth = compare(args.jobs, noises, caps, ["fixed", *spendings])
+    futilities = [float(f) for f in comma_list(args.futility)]
+    if not all(0 < f < 1 for f in futilities):
+        parser.error("--futility: thresholds in (0, 1), comma-separated")
+    raced = [*spendings, *(f"{s}+futility={f:g}" for s in spendings for f in futilities)]
+    table, by_truth = compare(args.jobs, noises, caps, ["fixed", *raced])
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print("\ncoverage by true gain")
     print(by_truth.to_string(float_format=lambda v: f"{v:.3f}"))

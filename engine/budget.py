@@ -189,7 +189,8 @@ class Budget:
     # Racing (engine.racing): after the first ``seeds`` replicates, rounds of
     # ``race_step`` more for the candidates still open, up to ``max_replicates``;
     # ``race_spending`` splits the error rate over those looks (obf won on
-    # benchmarks.racing_coverage: docs/validity.md).
+    # benchmarks.racing_coverage: docs/validity.md); ``race_futility`` stops a candidate
+    # whose conditional power at the cap is below it (engine.racing).
     max_replicates: int = option(
         10, "Most replicates per candidate when racing (at most seeds: no racing).", ge=1
     )
@@ -200,6 +201,13 @@ class Budget:
         "little to early rounds, most to the last, so a candidate raced to the cap is "
         "nearly as powerful as in a fixed job), pocock (more early, less last) or "
         "bonferroni (0.05 / rounds each).",
+    )
+    race_futility: float = option(
+        0.0,
+        "Racing: stop an open candidate when the chance that its interval at the cap "
+        "excludes zero, were its gain what it measures so far, is below this (0 = never).",
+        ge=0,
+        lt=1,
     )
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)

@@ -6,7 +6,10 @@ round trains ``race_step`` more replicates of the baseline and of the *open* can
 until none is open or ``max_replicates`` is reached. A candidate is settled when its
 verdict is called (``helpful``/``harmful`` at the job's false discovery rate) or when
 its whole interval lies within ±``NEGLIGIBLE`` of the baseline's metric (a gain too
-small to matter either way); otherwise it is open.
+small to matter either way), or, with ``race_futility`` > 0, when it is futile: its
+conditional power — the chance that its interval at the cap excludes zero were its gain
+what it measures so far (the "current trend") — is below ``race_futility``
+(:func:`conditional_power`). Otherwise it is open.
 
 Looking at the data after every round and stopping when an interval excludes zero
 would make a 95% interval cover less than 95% of the time. The schedule fixes the
@@ -34,7 +37,10 @@ distribution of the looks is used (which would allow more). A wrong-sign or null
 needs a missing interval, so it too has probability ≤ 0.05 per candidate; the q-gate's
 split over the looks is the same heuristic as the interval's, not a proven false
 discovery rate across looks. With one look (``max_replicates`` ≤ ``seeds``) every
-schedule is the plain 95% interval and q ≤ Q_LEVEL.
+schedule is the plain 95% interval and q ≤ Q_LEVEL. The argument holds for any stopping
+rule, so stopping a futile candidate early keeps the coverage; what it costs is power
+(a candidate stopped at look k keeps look k's wider interval and never gets a verdict
+from a later look).
 
 Every decision depends only on finished runs, so a runner that replays stored runs
 takes the same rounds as the one that trained them (jobs resume).
@@ -148,22 +154,54 @@ def round_specs(replicates: range, candidates: Sequence[int]) -> list[ProbeSpec]
     ]
 
 
-def is_open(candidate: CandidateAdvice, baseline_metric: float) -> bool:
-    """Whether more replicates could still change this candidate's answer."""
+def conditional_power(candidate: CandidateAdvice, plan: RaceSchedule) -> float:
+    """The chance that the candidate's interval at the cap excludes zero, were its true
+    gain the gain measured so far (Lan & Wittes' B-value under the current trend).
+
+    At information fraction t = n / cap with z = gain / se, the final z-statistic is
+    normal with mean z / √t and variance 1 − t given the data so far; it must pass the
+    last look's critical value (Student t at cap − 1 degrees of freedom, the interval
+    the cap's look reports). 1 when the candidate is at the cap or has no finite
+    statistic yet (nothing to stop on)."""
+    n, cap = candidate.seeds, plan.cap
+    if n >= cap or not (math.isfinite(candidate.gain) and math.isfinite(candidate.se)):
+        return 1.0
+    if candidate.se <= 0:
+        return 1.0 if candidate.gain != 0 else 0.0
+    t = n / cap
+    z = abs(candidate.gain) / candidate.se
+    critical = float(stats.t.ppf(1 - plan.alphas[-1] / 2, cap - 1))
+    return float(stats.norm.cdf((z / math.sqrt(t) - critical) / math.sqrt(1 - t)))
+
+
+def is_open(
+    candidate: CandidateAdvice,
+    baseline_metric: float,
+    plan: RaceSchedule | None = None,
+    futility: float = 0.0,
+) -> bool:
+    """Whether more replicates could still change this candidate's answer (with a
+    ``plan`` and ``futility`` > 0: and whether they are likely enough to)."""
     if candidate.verdict in ("helpful", "harmful", "not_probed"):
         return False
     if not (math.isfinite(candidate.ci_low) and math.isfinite(candidate.ci_high)):
         return True  # too few replicates for an interval yet
     band = NEGLIGIBLE * abs(baseline_metric) if math.isfinite(baseline_metric) else 0.0
-    return not (-band <= candidate.ci_low and candidate.ci_high <= band)
+    if -band <= candidate.ci_low and candidate.ci_high <= band:
+        return False
+    return plan is None or futility <= 0 or conditional_power(candidate, plan) >= futility
 
 
 def open_candidates(
-    ranked: Sequence[CandidateAdvice], names: Sequence[str], baseline_metric: float
+    ranked: Sequence[CandidateAdvice],
+    names: Sequence[str],
+    baseline_metric: float,
+    plan: RaceSchedule | None = None,
+    futility: float = 0.0,
 ) -> list[int]:
     """Indices (in ``names``' order) of the candidates still open after a round."""
     index = {name: i for i, name in enumerate(names)}
-    return sorted(index[c.name] for c in ranked if is_open(c, baseline_metric))
+    return sorted(index[c.name] for c in ranked if is_open(c, baseline_metric, plan, futility))
 
 
 class Race:
@@ -185,7 +223,8 @@ class Race:
         self.names = names
         self.metric = metric
         self.advise = advise
-        self.schedule = schedule(budget).rounds() if self.probed else []
+        self.plan = schedule(budget)
+        self.schedule = self.plan.rounds() if self.probed else []
         self.runs: list[ProbeRun] = []
         self.active = list(self.probed)
         self.rounds = 0
@@ -211,7 +250,11 @@ class Race:
         advice = self.advise(self.runs, self.rounds)
         self.advice = advice
         self.active = open_candidates(
-            advice.candidates, self.names, advice.baseline.metrics.get(self.metric, math.nan)
+            advice.candidates,
+            self.names,
+            advice.baseline.metrics.get(self.metric, math.nan),
+            self.plan,
+            self.budget.race_futility,
         )
 
 

@@ -144,6 +144,11 @@ def submit(
         help="How racing splits the 0.05 error rate over its rounds: obf (default; most to "
         "the last round), pocock or bonferroni (equal shares).",
     ),
+    race_futility: float | None = typer.Option(
+        None,
+        help="Stop racing a candidate whose chance of a verdict at the cap, on its trend "
+        "so far, is below this (0 = never; see the README).",
+    ),
     epochs: int | None = typer.Option(None, help="Epochs per probe at most (default: recipe's)."),
     hidden: str | None = typer.Option(
         None, help="Hidden layer widths, e.g. 128 or 64,32 (default: recipe's)."
@@ -186,6 +191,7 @@ def submit(
             "max_replicates": max_replicates,
             "race_step": race_step,
             "race_spending": race_spending,
+            "race_futility": race_futility,
             "epochs": epochs,
             "hidden": (
                 _numbers(hidden, int, "--hidden", "layer widths as integers, e.g. 128 or 64,32")

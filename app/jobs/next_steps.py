@@ -45,6 +45,14 @@ def next_steps(view: RankingOut, spec: JobSpec, status: str) -> list[str]:
             f"max_replicates (e.g. to {2 * cap}) to narrow them"
             + (f"; the widest is {max(widths):.3g} wide." if widths else ".")
         )
+    elif budget.race_futility > 0:
+        steps.append(
+            f"The job settled after {used} of {cap} replicates: every candidate's gain was "
+            "within ±1% of the baseline's metric, or too unlikely on its trend so far to "
+            "reach a verdict by the cap (budget.race_futility = "
+            f"{budget.race_futility:g}); set race_futility to 0 to race every open "
+            "candidate to the cap."
+        )
     else:
         steps.append(
             f"The job settled after {used} of {cap} replicates with every gain within "

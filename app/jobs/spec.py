@@ -171,6 +171,7 @@ class BudgetIn(Strict):
     max_replicates: int = budget_field("max_replicates")
     race_step: int = budget_field("race_step")
     race_spending: engine.RaceSpending = budget_field("race_spending")
+    race_futility: float = budget_field("race_futility")
     sharing: engine.Sharing | None = budget_field("sharing")
     coupling: float | None = budget_field("coupling")
 

@@ -119,6 +119,15 @@ def test_coverage_and_the_next_step(client, worker: Worker):
     answered = view.model_copy(deep=True)
     answered.candidates[0].ci_low, answered.candidates[0].ci_high = 0.01, 0.02
     assert next_steps(answered, job_spec, "succeeded") == []
+    # A job that settled early says why: negligible gains, or (with a futility
+    # threshold) candidates too unlikely to reach a verdict by the cap.
+    settled = view.model_copy(deep=True)
+    settled.replicates = 2
+    for futility, says in ((0.0, "with every gain within ±1%"), (0.2, "race_futility = 0.2")):
+        raced = spec | {"budget": spec["budget"] | {"max_replicates": 6, "race_futility": futility}}
+        steps = next_steps(settled, JobSpec.model_validate(raced), "succeeded")
+        assert any(s.startswith("The job settled after 2 of 6 replicates") for s in steps)
+        assert any(says in s for s in steps), steps
     # With many main labels the hint offers main_train_fraction.
     many = view.model_copy(deep=True)
     for c in many.candidates:

@@ -13,7 +13,14 @@ import pytest
 
 from engine import RACE_SPENDINGS, Budget, ProbeRun, ProbeSpec, SpecError, prepare, splits_for
 from engine.pipeline import execute
-from engine.racing import ALPHA, NEGLIGIBLE, RaceSchedule, is_open, schedule
+from engine.racing import (
+    ALPHA,
+    NEGLIGIBLE,
+    RaceSchedule,
+    conditional_power,
+    is_open,
+    schedule,
+)
 from engine.ranking import CandidateAdvice
 from engine.scoring import Q_LEVEL
 from engine.training import ProgressFn
@@ -180,6 +187,60 @@ def test_a_candidate_is_settled_by_its_verdict_or_a_negligible_interval():
     assert not is_open(_candidate("inconclusive", -band / 2, band / 2), 2.0)
     assert is_open(_candidate("inconclusive", -band * 2, band / 2), 2.0)
     assert is_open(_candidate("inconclusive", math.nan, math.nan), 2.0)
+
+
+def test_conditional_power_is_the_current_trends_chance_at_the_cap():
+    plan = RaceSchedule(5, 5, 10, "obf")  # the last look's alpha 0.04443
+    # By hand: t = 5/10; the last look's interval needs |t-statistic| >= 2.3344 (Student
+    # t, 9 df, 1 - 0.04443/2); under the trend the final z is N(z/sqrt(t), 1 - t):
+    # z = 1: Phi((1.4142 - 2.3344) / 0.7071) = Phi(-1.3013) = 0.0966;
+    # z = 2: Phi((2.8284 - 2.3344) / 0.7071) = Phi(0.6986) = 0.7576.
+    for z, power in ((1.0, 0.0966), (2.0, 0.7576)):
+        for sign in (1, -1):  # a harmful trend has the same chance of being called
+            candidate = candidate_advice("a", sign * z * 0.1, se=0.1, seeds=5)
+            assert conditional_power(candidate, plan) == pytest.approx(power, abs=5e-4)
+    # At the cap, or without a statistic yet, there is nothing to stop on.
+    assert conditional_power(candidate_advice("a", 0.0, se=0.1, seeds=10), plan) == 1.0
+    assert conditional_power(candidate_advice("a", 0.1, se=math.nan, seeds=1), plan) == 1.0
+
+
+def test_futility_closes_a_candidate_unlikely_to_be_called():
+    plan = RaceSchedule(5, 5, 10, "obf")
+    weak = candidate_advice("a", 0.1, se=0.1, ci_low=-0.2, ci_high=0.4, seeds=5)  # z = 1
+    strong = candidate_advice("a", 0.2, se=0.1, ci_low=-0.1, ci_high=0.5, seeds=5)  # z = 2
+    assert is_open(weak, 2.0, plan, futility=0.0)  # off: only verdicts and the band settle
+    assert is_open(weak, 2.0)
+    assert not is_open(weak, 2.0, plan, futility=0.1)  # power 0.097 < 0.1
+    assert is_open(weak, 2.0, plan, futility=0.09)
+    assert is_open(strong, 2.0, plan, futility=0.5)  # power 0.76
+
+
+def test_a_futile_candidate_gets_no_more_replicates(problem):
+    budget = {"seeds": 4, "race_step": 4, "max_replicates": 12, "race_futility": 0.1}
+    advice, runner = _job(problem, **budget)
+    # Candidate 2 measures 0.01 +- 0.023 after round 1 (z 0.43, conditional power at the
+    # cap about 0.02): futile, so no later round is trained at all, and its interval is
+    # round 1's (the union bound over the looks covers it whichever look it stopped at).
+    assert len(runner.rounds) == 1
+    by_name = {c.name: c for c in advice.candidates}
+    assert by_name["c"].seeds == 4
+    assert by_name["c"].verdict == "inconclusive"
+    assert by_name["c"].confidence == pytest.approx(1 - RaceSchedule(4, 4, 12).alphas[0])
+    # A resumed job replays the same decision.
+    replayed, again = _job(problem, ReplayRunner(advice.runs), **budget)
+    assert again.rounds == runner.rounds
+    assert replayed.candidates == advice.candidates
+    # Without futility the same job trains it to the cap.
+    assert {c.name: c.seeds for c in _job(problem, **budget | {"race_futility": 0})[0].candidates}[
+        "c"
+    ] == 12
+
+
+def test_futility_is_a_probability_below_one():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(SpecError, match="race_futility") as raised:
+            Budget(race_futility=bad)
+        assert raised.value.field == "budget.race_futility"
 
 
 @pytest.mark.parametrize("spending", RACE_SPENDINGS)
