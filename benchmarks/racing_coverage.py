@@ -137,22 +137,38 @@ def summary(frame: pd.DataFrame) -> dict[str, float]:
         "helpful calls": int(helpful.sum()),
         "wrong sign": int(((helpful & (frame.truth < 0)) | (harmful & (frame.truth > 0))).sum()),
         "calls on zero gains": int(((helpful | harmful) & (frame.truth == 0)).sum()),
+        # False discoveries: a call on a true zero or of the wrong sign, of all calls.
+        "false discovery share": float(
+            (
+                ((helpful | harmful) & (frame.truth == 0))
+                | (helpful & (frame.truth < 0))
+                | (harmful & (frame.truth > 0))
+            ).sum()
+            / max(1, int((helpful | harmful).sum()))
+        ),
         "replicates per job": float((jobs.baselines + jobs.cands).mean()),
         "mean interval width": float((frame.ci_high - frame.ci_low).mean()),
     }
 
 
 def budget_for(schedule: str, cap: int) -> Budget:
-    """The fixed job (every candidate to the cap, one look) or a raced one: a spending
-    schedule, optionally with a futility threshold (``obf+futility=0.2``)."""
-    if schedule == "fixed":
-        return Budget(seeds=cap, max_replicates=cap)
-    spending, _, futility = schedule.partition("+futility=")
-    return Budget(
-        max_replicates=cap,
-        race_spending=cast(RaceSpending, spending),
-        race_futility=float(futility or 0.0),
-    )
+    """The fixed job (every candidate to the cap, one look) or a raced one (a spending
+    schedule), either with options: ``obf+futility=0.2``, ``fixed+fdr=storey``."""
+    name, *options = schedule.split("+")
+    knobs: dict[str, object] = {"max_replicates": cap}
+    if name == "fixed":
+        knobs["seeds"] = cap
+    else:
+        knobs["race_spending"] = cast(RaceSpending, name)
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "futility":
+            knobs["race_futility"] = float(value)
+        elif key == "fdr":
+            knobs["fdr"] = value
+        else:
+            raise ValueError(f"schedule {schedule!r}: options are futility=X and fdr=NAME")
+    return Budget.from_kwargs(**knobs)
 
 
 def compare(
@@ -194,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated race_futility thresholds: each raced schedule runs with each "
         "too (e.g. 0.1,0.2)",
     )
+    parser.add_argument(
+        "--fdr",
+        default=None,
+        help=f"also run every schedule with this q-value method (the default: {Budget().fdr})",
+    )
     args = parser.parse_args(argv)
     noises = comma_list(args.noise)
     if not set(noises) <= {"normal", "t3"}:
@@ -211,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if not all(0 < f < 1 for f in futilities):
         parser.error("--futility: thresholds in (0, 1), comma-separated")
     raced = [*spendings, *(f"{s}+futility={f:g}" for s in spendings for f in futilities)]
-    table, by_truth = compare(args.jobs, noises, caps, ["fixed", *raced])
+    schedules = ["fixed", *raced]
+    if args.fdr and args.fdr != Budget().fdr:
+        schedules += [f"{s}+fdr={args.fdr}" for s in schedules]
+    table, by_truth = compare(args.jobs, noises, caps, schedules)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print("\ncoverage by true gain")
     print(by_truth.to_string(float_format=lambda v: f"{v:.3f}"))

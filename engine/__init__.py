@@ -6,11 +6,13 @@ or soft parameter sharing. Pure PyTorch / NumPy / pandas; no I/O, database or en
 """
 
 from engine.budget import (
+    FDR_METHODS,
     PROXY_NAMES,
     RACE_SPENDINGS,
     SHARINGS,
     Bounds,
     Budget,
+    FdrMethod,
     ProxyName,
     RaceSpending,
     Sharing,
@@ -121,6 +123,7 @@ __all__ = [
     "DEFAULT_METRIC",
     "DEFAULT_RECIPE",
     "ESTIMAND",
+    "FDR_METHODS",
     "FEW_LABELS",
     "MAX_CLASSES",
     "MAX_LABEL_MAGNITUDE",
@@ -147,6 +150,7 @@ __all__ = [
     "Confirmation",
     "CostEstimate",
     "EngineError",
+    "FdrMethod",
     "FeatureConfig",
     "FeaturisationError",
     "FractionAdvice",

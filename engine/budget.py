@@ -23,6 +23,10 @@ SHARINGS: tuple[Sharing, ...] = get_args(Sharing)
 RaceSpending = Literal["obf", "pocock", "bonferroni"]
 """How racing splits the 0.05 error rate over its looks (see :mod:`engine.racing`)."""
 RACE_SPENDINGS: tuple[RaceSpending, ...] = get_args(RaceSpending)
+FdrMethod = Literal["bh", "storey"]
+"""How a verdict's q-value adjusts for the job's many candidates (see
+:mod:`engine.scoring`)."""
+FDR_METHODS: tuple[FdrMethod, ...] = get_args(FdrMethod)
 
 T = TypeVar("T")
 
@@ -209,6 +213,12 @@ class Budget:
         ge=0,
         lt=1,
     )
+    # ``fdr``: storey won on the validity benchmark's tune half (docs/validity.md).
+    fdr: FdrMethod = option(  # noqa: RUF009 (a str: immutable)
+        "storey",
+        "The q-value a verdict needs at most 0.05 of: bh (Benjamini-Hochberg) or storey "
+        "(adaptive BH: BH's times the estimated share of candidates without an effect).",
+    )
     dropout: float = option(0.0, "Dropout after every hidden layer.", ge=0, lt=1)
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW).", ge=0, le=10)
     sharing: Sharing = option(  # noqa: RUF009 (a str: immutable, as ruff sees for float)
@@ -264,6 +274,7 @@ class Budget:
             "race_spending",
             f"must be one of {', '.join(RACE_SPENDINGS)}",
         )
+        _check(self.fdr in FDR_METHODS, "fdr", f"must be one of {', '.join(FDR_METHODS)}")
         _check(self.sharing in SHARINGS, "sharing", f"must be one of {', '.join(SHARINGS)}")
         _check(
             self.sharing == "hard" or not self.subset_search,

@@ -337,6 +337,7 @@ def build_advice(
         test_train_ratio=test_train_ratio,
         interval=interval,
         levels=lambda trained: (race.confidence_at(trained), race.q_level_at(trained)),
+        fdr=budget.fdr,
     )
     agreement = None
     if screen is not None:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from engine.budget import Budget
+from engine.budget import Budget, FdrMethod
 from engine.curves import FractionAdvice, MechanismHint, candidate_row, fraction_rows
 from engine.evidence import LabelEvidence
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
@@ -20,6 +20,7 @@ from engine.scoring import (
     GainStats,
     IntervalMethod,
     Verdict,
+    adaptive_q_values,
     benjamini_hochberg,
     gated_verdict,
     paired_gain,
@@ -269,6 +270,7 @@ def summarise(
     test_train_ratio: float,
     interval: IntervalMethod,
     levels: Callable[[int], tuple[float, float]] = lambda trained: (0.95, Q_LEVEL),
+    fdr: FdrMethod = "bh",
 ) -> tuple[BaselineAdvice, list[CandidateAdvice]]:
     """Pair each candidate's runs with the baseline of the same replicate and score.
 
@@ -276,7 +278,8 @@ def summarise(
     keeps the reason in ``errors``. ``levels(trained)`` is a candidate's (confidence,
     q_level) given the replicates trained for it (its racing look, engine.racing): its
     interval is at that confidence, and a verdict needs the interval to exclude zero
-    and the BH q-value to be at most that q_level.
+    and the q-value (``fdr``: Benjamini-Hochberg's or Storey's adaptive one, see
+    :mod:`engine.scoring`) to be at most that q_level.
     """
     metric_names = METRICS_BY_KIND[main.kind]
     baselines = {r.spec.replicate: r for r in runs if r.spec.is_baseline and r.error is None}
@@ -331,7 +334,8 @@ def summarise(
             (task, primary, secondary, rel, bool(disagreement), cand_metrics, errors, level)
         )
 
-    q_values = benjamini_hochberg([p[1].p_value for p in partial])
+    p_values = [p[1].p_value for p in partial]
+    q_values = adaptive_q_values(p_values) if fdr == "storey" else benjamini_hochberg(p_values)
     order = sorted(
         range(len(partial)),
         key=lambda i: (not np.isfinite(partial[i][1].gain), -np.nan_to_num(partial[i][1].gain)),

@@ -55,12 +55,13 @@ def verdict(ci_low: float, ci_high: float) -> Verdict:
 
 
 Q_LEVEL = 0.05
-"""The false discovery rate a job's verdicts are held to (Benjamini–Hochberg over its
-candidates): a candidate is called helpful or harmful only at q <= Q_LEVEL."""
+"""The false discovery rate a job's verdicts are held to (Storey's adaptive or plain
+Benjamini–Hochberg over its candidates, ``Budget.fdr``): a candidate is called helpful or
+harmful only at q <= Q_LEVEL."""
 
 
 def gated_verdict(interval_verdict: Verdict, q_value: float, q_level: float = Q_LEVEL) -> Verdict:
-    """The verdict of an interval, kept only where the candidate's BH q-value is at most
+    """The verdict of an interval, kept only where the candidate's q-value is at most
     ``q_level``: a 95% interval that excludes zero is one test among the job's many, and
     without the gate a job of 12 candidates calls about one of them by chance alone."""
     if interval_verdict == "inconclusive" or not q_value <= q_level:
@@ -113,3 +114,26 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     if finite.any():
         q[finite] = stats.false_discovery_control(p[finite], method="bh")
     return [float(v) for v in q]
+
+
+STOREY_LAMBDA = 0.5
+"""Storey's λ: p-values above it are counted as coming from null candidates."""
+
+
+def null_share(p_values: Sequence[float], lam: float = STOREY_LAMBDA) -> float:
+    """Storey, Taylor & Siegmund's (2004) estimate of the share of null candidates,
+    π̂0 = min(1, (1 + #{p > λ}) / (m (1 − λ))) over the finite p-values (the +1 makes
+    the adaptive procedure control the false discovery rate in finite samples under
+    independence); 1 when there are none."""
+    p = np.asarray(p_values, dtype=np.float64)
+    p = p[np.isfinite(p)]
+    if not p.size:
+        return 1.0
+    return float(min(1.0, (1 + np.count_nonzero(p > lam)) / (p.size * (1 - lam))))
+
+
+def adaptive_q_values(p_values: Sequence[float]) -> list[float]:
+    """Adaptive BH q-values: BH's times :func:`null_share`. Where most candidates
+    carry an effect, BH's q-values are too large by about that share; NaN stays NaN."""
+    share = null_share(p_values)
+    return [q * share for q in benjamini_hochberg(p_values)]

@@ -149,6 +149,11 @@ def submit(
         help="Stop racing a candidate whose chance of a verdict at the cap, on its trend "
         "so far, is below this (0 = never; see the README).",
     ),
+    fdr: str | None = typer.Option(
+        None,
+        help="The q-value a verdict needs at most 0.05 of: bh (Benjamini-Hochberg) or storey "
+        "(adaptive BH).",
+    ),
     epochs: int | None = typer.Option(None, help="Epochs per probe at most (default: recipe's)."),
     hidden: str | None = typer.Option(
         None, help="Hidden layer widths, e.g. 128 or 64,32 (default: recipe's)."
@@ -192,6 +197,7 @@ def submit(
             "race_step": race_step,
             "race_spending": race_spending,
             "race_futility": race_futility,
+            "fdr": fdr,
             "epochs": epochs,
             "hidden": (
                 _numbers(hidden, int, "--hidden", "layer widths as integers, e.g. 128 or 64,32")

@@ -172,6 +172,7 @@ class BudgetIn(Strict):
     race_step: int = budget_field("race_step")
     race_spending: engine.RaceSpending = budget_field("race_spending")
     race_futility: float = budget_field("race_futility")
+    fdr: engine.FdrMethod = budget_field("fdr")
     sharing: engine.Sharing | None = budget_field("sharing")
     coupling: float | None = budget_field("coupling")
 

@@ -31,6 +31,7 @@ from engine.racing import ALPHA
 from engine.scoring import (
     Q_LEVEL,
     IntervalMethod,
+    adaptive_q_values,
     benjamini_hochberg,
     gated_verdict,
     paired_gain,
@@ -47,15 +48,17 @@ class Rule:
     interval: IntervalMethod
     spread_over_looks: bool = True
     q_gate: bool = True
+    adaptive: bool = False  # Storey's adaptive BH q-values instead of BH's
 
 
 RULES = (
     Rule("corrected, spread over looks, q-gated (default before 2026-12-02)", "corrected"),
-    Rule("naive, spread over looks, q-gated (engine default)", "naive"),
+    Rule("naive, spread over looks, q-gated (engine default until 2026-12-03)", "naive"),
     Rule("naive, 95% at every look, q-gated", "naive", spread_over_looks=False),
     Rule("naive, spread over looks, interval only", "naive", q_gate=False),
     Rule("naive, 95% at every look, interval only", "naive", False, False),
     Rule("corrected, 95% at every look, interval only", "corrected", False, False),
+    Rule("naive, spread over looks, Storey-q-gated (engine default)", "naive", adaptive=True),
 )
 
 
@@ -86,7 +89,8 @@ def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
                 confidence=1 - 0.05 * level,
             )
         )
-    q_values = benjamini_hochberg([s.p_value for s in stats])
+    p_values = [s.p_value for s in stats]
+    q_values = adaptive_q_values(p_values) if rule.adaptive else benjamini_hochberg(p_values)
     verdicts = [
         gated_verdict(verdict(s.ci_low, s.ci_high), q, Q_LEVEL * level)
         if rule.q_gate

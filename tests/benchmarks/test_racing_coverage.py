@@ -1,6 +1,7 @@
 """The racing coverage simulation runs the engine's job loop on gains it knows."""
 
 import numpy as np
+import pytest
 
 from benchmarks.racing_coverage import TRUE_GAINS, budget_for, compare, simulate, summary
 from engine import Budget
@@ -48,3 +49,13 @@ def test_the_schedules_run_side_by_side_on_the_same_jobs():
         table.loc[("normal", 10, "obf"), "mean interval width"]
         < table.loc[("normal", 10, "bonferroni"), "mean interval width"]
     )
+
+
+def test_a_schedule_names_its_options():
+    budget = budget_for("obf+futility=0.2+fdr=bh", 15)
+    assert (budget.race_spending, budget.race_futility, budget.fdr) == ("obf", 0.2, "bh")
+    assert budget.max_replicates == 15
+    fixed = budget_for("fixed+fdr=storey", 10)
+    assert (fixed.seeds, fixed.max_replicates, fixed.fdr) == (10, 10, "storey")
+    with pytest.raises(ValueError, match="options are"):
+        budget_for("obf+cap=3", 10)

@@ -10,8 +10,11 @@ from benchmarks.validity.rules import RULES, Rule, compare, rescore
 from benchmarks.validity.v2 import prediction_frame
 
 
-@pytest.mark.parametrize(("interval", "rule"), [("naive", RULES[1]), ("corrected", RULES[0])])
-def test_rescoring_under_the_jobs_rule_reproduces_the_job(interval, rule):
+@pytest.mark.parametrize(
+    ("interval", "fdr", "rule"),
+    [("naive", "storey", RULES[-1]), ("naive", "bh", RULES[1]), ("corrected", "bh", RULES[0])],
+)
+def test_rescoring_under_the_jobs_rule_reproduces_the_job(interval, fdr, rule):
     family = engine.make_task_family(n_rows=400, n_features=8, relatedness=(0.95, 0.5), seed=0)
     advice = engine.advise(
         family.frame,
@@ -23,8 +26,10 @@ def test_rescoring_under_the_jobs_rule_reproduces_the_job(interval, rule):
         race_step=3,
         max_replicates=6,
         interval=interval,
+        fdr=fdr,
     )
     assert rule.interval == interval
+    assert rule.adaptive == (fdr == "storey")
     job = prediction_frame(advice).reset_index()
     assert set(job.interval) == {interval}
     scored = rescore(job, rule)

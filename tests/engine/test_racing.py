@@ -281,3 +281,31 @@ def test_an_unknown_spending_names_the_option():
     with pytest.raises(SpecError, match="race_spending") as raised:
         Budget(race_spending="linear")  # type: ignore[arg-type]
     assert raised.value.field == "budget.race_spending"
+
+
+def test_storeys_q_values_call_what_bh_leaves_open(problem, monkeypatch):
+    """A job of three candidates: one clear helper, one at p = 0.046, one at p = 0.43.
+    BH's q for the second is 0.046 * 3 / 2 = 0.069 (inconclusive); no p-value is above
+    0.5, so Storey's estimated null share is 1 / 1.5 and its q is 0.046: helpful. The
+    interval is the same either way."""
+    steps = {0: (0.30, 0.31, 0.32, 0.30), 1: (0.05, 0.02, 0.04, 0.01), 2: (0.03, -0.02, 0.04, 0.0)}
+    for c, values in steps.items():
+        monkeypatch.setitem(GAINS, c, lambda r, values=values: values[r])
+    bh, _ = _job(problem, seeds=4, max_replicates=4, fdr="bh")
+    storey, _ = _job(problem, seeds=4, max_replicates=4, fdr="storey")
+    b_bh, b_storey = bh.candidate("b"), storey.candidate("b")
+    assert b_bh.p_value == pytest.approx(0.0462, abs=1e-4)
+    assert b_bh.q_value == pytest.approx(1.5 * b_bh.p_value)
+    assert b_storey.q_value == pytest.approx(b_bh.p_value)
+    assert (b_bh.ci_low, b_bh.ci_high) == (b_storey.ci_low, b_storey.ci_high)
+    assert b_bh.ci_low > 0
+    assert (b_bh.verdict, b_storey.verdict) == ("inconclusive", "helpful")
+    for advice in (bh, storey):
+        assert advice.candidate("a").verdict == "helpful"
+        assert advice.candidate("c").verdict == "inconclusive"
+
+
+def test_an_unknown_fdr_method_names_the_option():
+    with pytest.raises(SpecError, match="fdr") as raised:
+        Budget(fdr="by")  # type: ignore[arg-type]
+    assert raised.value.field == "budget.fdr"

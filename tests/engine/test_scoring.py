@@ -9,7 +9,7 @@ from scipy import stats
 
 from engine import benjamini_hochberg, make_splits, paired_gain, prepare
 from engine.pipeline import holdout_ratio
-from engine.scoring import verdict
+from engine.scoring import adaptive_q_values, null_share, verdict
 
 
 def test_naive_interval_is_the_paired_t_interval():
@@ -58,6 +58,23 @@ def test_benjamini_hochberg_matches_definition():
     # sorted p: .01 .03 .04 .20 -> p*m/rank: .04 .06 .0533 .20 -> cumulative min from top
     assert q[:4] == pytest.approx([0.04, 0.0533333, 0.0533333, 0.20], abs=1e-6)
     assert math.isnan(q[4])
+
+
+def test_storeys_adaptive_q_values_scale_bh_by_the_estimated_null_share():
+    # 8 finite p-values, 2 above lambda 0.5: pi0 = (1 + 2) / (8 * 0.5) = 0.75.
+    p = [0.001, 0.004, 0.01, 0.02, 0.03, 0.04, 0.6, 0.9, math.nan]
+    assert null_share(p) == pytest.approx(0.75)
+    bh = benjamini_hochberg(p)
+    q = adaptive_q_values(p)
+    assert q[:8] == pytest.approx([0.75 * v for v in bh[:8]])
+    assert math.isnan(q[8])
+    # Where most candidates carry an effect, more pass a 0.05 gate than under BH ...
+    assert sum(v <= 0.05 for v in q[:8]) > sum(v <= 0.05 for v in bh[:8])
+    # ... and where most p-values look null the share is capped at 1: BH exactly.
+    flat = [0.01, 0.3, 0.6, 0.7, 0.8, 0.95]
+    assert null_share(flat) == 1.0
+    assert adaptive_q_values(flat) == benjamini_hochberg(flat)
+    assert null_share([]) == 1.0
 
 
 @pytest.mark.parametrize(
