@@ -2,6 +2,7 @@
 coupling penalty, its limits, its cache keys, and the soft-sharing table that scores
 the soft and hard advice against it."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from benchmarks.validity.references import batch_key
 from benchmarks.validity.truth import (
+    SMOOTHING,
     HardSharingNet,
     SoftSharingNet,
     TruthConfig,
@@ -21,8 +23,8 @@ from tests.benchmarks.test_validity import _family_scenario
 TINY = TruthConfig(seeds=3, hidden=(16,), max_epochs=15, patience=3)
 
 
-def _penalty(net: torch.nn.Module) -> float:
-    return float(coupling_penalty(dict(net.named_parameters())).detach())
+def _penalty(net: torch.nn.Module, sharing: str = "soft_l2") -> float:
+    return float(coupling_penalty(dict(net.named_parameters()), sharing).detach())
 
 
 def test_the_coupling_penalty_is_the_squared_distance_of_the_two_trunks():
@@ -46,9 +48,82 @@ def test_the_coupling_penalty_is_the_squared_distance_of_the_two_trunks():
         assert torch.equal(value, dict(soft.named_parameters())[name])
 
 
-def test_without_coupling_a_candidate_cannot_change_the_main_model():
+def _set_layer(layer: torch.nn.Linear, values: list[float]) -> None:
+    """A layer's weights (row-major) then bias, from one flat list."""
+    with torch.no_grad():
+        flat = torch.tensor(values)
+        n = layer.weight.numel()
+        layer.weight.copy_(flat[:n].reshape(layer.weight.shape))
+        layer.bias.copy_(flat[n:])
+
+
+def test_the_trace_penalty_is_the_trace_norm_of_the_stacked_layers():
+    torch.manual_seed(0)
+    net = SoftSharingNet(2, (2, 1), 1, 1)
+    # Both trunks equal: layer l's [m; m] has rank 1 and singular value sqrt(2)·|m_l|.
+    by_layer = [
+        torch.cat([net.trunk[i].weight.flatten(), net.trunk[i].bias]).detach() for i in (0, 2)
+    ]
+    equal = sum(math.sqrt(2) * float(m.norm()) for m in by_layer)
+    assert _penalty(net, "soft_trace") == pytest.approx(equal, abs=1e-3)
+    # Layer 1 (4 weights + 2 biases): m = (3, 0, ...), a = (0, 4, 0, ...): [m; a] has
+    # singular values 4 and 3. Layer 2 (2 weights + 1 bias): m = a = (1, 2, 2): rank 1,
+    # singular value sqrt(2)·3. Heads are not coupled.
+    _set_layer(net.trunk[0], [3, 0, 0, 0, 0, 0])
+    _set_layer(net.aux_trunk[0], [0, 4, 0, 0, 0, 0])
+    _set_layer(net.trunk[2], [1, 2, 2])
+    _set_layer(net.aux_trunk[2], [1, 2, 2])
+    with torch.no_grad():
+        net.main.weight += 10.0
+    # Smoothed: Σ sqrt(σ² + ε), within 2·sqrt(ε) of the nuclear norm per layer.
+    expected = 7 + 3 * math.sqrt(2)
+    assert _penalty(net, "soft_trace") == pytest.approx(expected, abs=4 * math.sqrt(SMOOTHING))
+    assert _penalty(net, "soft_l2") == pytest.approx(9 + 16)
+    # A hard-sharing network has one trunk: nothing to couple.
+    assert _penalty(HardSharingNet(2, (3,), 1, 1), "soft_trace") == 0
+
+
+def test_the_reference_trace_penalty_is_the_engines():
+    """The reference imports nothing from the engine, so it computes the penalty itself:
+    it must be the penalty the engine's soft_trace probes train with."""
+    from engine import soft
+
+    assert SMOOTHING == soft.SMOOTHING
+    torch.manual_seed(2)
+    net = SoftSharingNet(3, (4, 2), 1, 1)
+    with torch.no_grad():
+        for p in net.aux_trunk.parameters():
+            p.add_(0.3 * torch.randn(p.shape))
+    params = dict(net.named_parameters())
+    pairs = [
+        tuple(
+            torch.cat(
+                [params[f"{side}trunk.{i}.weight"].flatten(), params[f"{side}trunk.{i}.bias"]]
+            )[None]
+            for side in ("", "aux_")
+        )
+        for i in (0, 2)
+    ]
+    for sharing in ("soft_l2", "soft_trace"):
+        engine_value = float(soft.coupling_penalty(pairs, sharing).detach())
+        assert _penalty(net, sharing) == pytest.approx(engine_value, rel=1e-5)
+    # ... and against the singular values themselves.
+    svd = sum(
+        float(
+            np.sqrt(
+                np.linalg.svd(torch.cat(p).detach().double().numpy(), compute_uv=False) ** 2
+                + SMOOTHING
+            ).sum()
+        )
+        for p in pairs
+    )
+    assert _penalty(net, "soft_trace") == pytest.approx(svd, rel=1e-5)
+
+
+@pytest.mark.parametrize("sharing", ["soft_l2", "soft_trace"])
+def test_without_coupling_a_candidate_cannot_change_the_main_model(sharing):
     scenario = _family_scenario(300)
-    soft = full_training(scenario, seed=0, config=replace(TINY, sharing="soft_l2", coupling=0.0))
+    soft = full_training(scenario, seed=0, config=replace(TINY, sharing=sharing, coupling=0.0))
     loss = soft.runs.pivot(index="replicate", columns="config", values="loss")
     # Independent trunks: every candidate's main model is the main-alone model.
     for candidate in scenario.candidate_names:
@@ -77,8 +152,10 @@ def test_hard_and_soft_references_never_share_a_cache_key():
     assert len({hard, soft, stronger}) == 3
     # Under hard sharing the coupling trains nothing, so it is no part of the key.
     assert batch_key("d", TruthConfig(coupling=5.0), 0, 0, 8) == hard
+    trace = batch_key("d", TruthConfig(sharing="soft_trace", coupling=0.1), 0, 0, 8)
+    assert trace not in {hard, soft, stronger}
     with pytest.raises(ValueError, match="sharing"):
-        TruthConfig(sharing="soft_trace")
+        TruthConfig(sharing="soft")
     with pytest.raises(ValueError, match="coupling"):
         TruthConfig(sharing="soft_l2", coupling=-1.0)
 
@@ -148,3 +225,38 @@ def test_each_advice_is_scored_against_each_sharing_reference(tmp_path):
     assert row["hard vs soft advice"] == pytest.approx(expected)
     assert row["soft reference replicates"] == row["hard reference replicates"] == 4
     assert "## Soft sharing" in render([result], config, 1.0)
+
+
+def test_the_trace_reference_trains_and_differs_from_the_l2_one():
+    scenario = _family_scenario(300)
+    config = replace(TINY, coupling=0.1)
+    trace = full_training(scenario, seed=0, config=replace(config, sharing="soft_trace"))
+    l2 = full_training(scenario, seed=0, config=replace(config, sharing="soft_l2"))
+    assert np.isfinite(trace.runs["loss"]).all()
+    # Same main-alone models (coupling only acts on a candidate's pairing) ...
+    alone = [r.runs.query("config == ''").set_index("replicate")["loss"] for r in (trace, l2)]
+    np.testing.assert_allclose(alone[0], alone[1], rtol=1e-5)
+    # ... but another penalty, so other paired models.
+    assert not np.allclose(trace.summary["gain"], l2.summary["gain"])
+
+
+def test_the_cli_builds_a_soft_trace_reference(monkeypatch, tmp_path, capsys):
+    from benchmarks.validity import v2
+    from benchmarks.validity.__main__ import main
+    from benchmarks.validity.families import Family
+
+    family = Family("tiny", "synthetic", lambda **_: _family_scenario(300))
+    monkeypatch.setattr(v2, "families_for", lambda config: [(family, "tune")])
+    out = tmp_path / "out"
+    argv = ["--half", "tune", "--quick", "--methods", "correlation", "--reference-cache"]
+    argv += [str(tmp_path / "cache"), "--out", str(out), "--reference-sharing"]
+    assert main([*argv, "hard,soft_trace", "--reference-coupling", "0.5"]) == 0
+    config = (out / "config.json").read_text()
+    assert '"soft_trace"' in config
+    trace = (out / "references_soft_trace.csv").read_text()
+    assert "tiny" in trace
+    assert len(list((tmp_path / "cache").glob("*.csv"))) == 2  # hard and soft_trace
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*argv, "hard,soft_nuclear"])
+    assert "soft_trace" in capsys.readouterr().err  # the choices
