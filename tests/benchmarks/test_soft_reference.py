@@ -260,3 +260,47 @@ def test_the_cli_builds_a_soft_trace_reference(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "hard,soft_nuclear"])
     assert "soft_trace" in capsys.readouterr().err  # the choices
+
+
+def test_the_coupling_study_compares_couplings_paired():
+    from benchmarks.validity.coupling import coupling_runs, summarise
+
+    scenario = _family_scenario(300)
+    recipe = replace(TINY, sharing="soft_l2")
+    runs, references = coupling_runs(scenario, [0.0, 0.1], recipe=recipe, log=lambda _: None)
+    assert len(runs) == 2 * TINY.seeds * len(scenario.candidate_names)
+    # The main-alone model is the same whatever the coupling: the comparison is paired.
+    alone = runs.pivot_table(index="replicate", columns="coupling", values="alone")
+    np.testing.assert_allclose(alone[0.0], alone[0.1], rtol=1e-6)
+    summary = summarise(runs, references).set_index(["family", "coupling"])
+    # Coupling 0: independent trunks, the main model is the main-alone one.
+    assert summary.loc[("tiny", 0.0), "relative test loss %"] == pytest.approx(0, abs=1e-3)
+    # By hand: loss / alone - 1, mean over candidates, then over replicates.
+    soft = runs[runs.coupling == 0.1]
+    expected = 100 * (soft.loss / soft.alone - 1).groupby(soft.replicate).mean().mean()
+    assert summary.loc[("tiny", 0.1), "relative test loss %"] == pytest.approx(expected)
+    assert summary.loc[("all", 0.1), "relative test loss %"] == pytest.approx(expected)
+    best = summary.xs("all")["relative test loss %"].idxmin()
+    assert summary.loc[("all", best), "vs best %"] == 0
+    # The hard reference is trained once, on the same replicates.
+    assert references.coupling.isna().sum() == len(scenario.candidate_names)
+    assert summary.loc[("tiny", 0.1), "spearman soft vs hard reference"] == pytest.approx(
+        spearman_of(references, 0.1)
+    )
+
+
+def spearman_of(references, coupling):
+    from scipy import stats
+
+    soft = references[references.coupling == coupling].set_index("candidate").gain
+    hard = references[references.coupling.isna()].set_index("candidate").gain
+    return stats.spearmanr(soft, hard[soft.index]).statistic
+
+
+def test_the_coupling_study_refuses_report_half_families(capsys):
+    from benchmarks.validity.coupling import main
+    from benchmarks.validity.halves import families_of
+
+    with pytest.raises(SystemExit):
+        main(["--families", families_of("report")[0]])
+    assert "not in the tune half" in capsys.readouterr().err
