@@ -240,6 +240,20 @@ def test_the_trace_reference_trains_and_differs_from_the_l2_one():
     assert not np.allclose(trace.summary["gain"], l2.summary["gain"])
 
 
+def test_a_very_large_trace_coupling_shrinks_the_trunks_instead_of_tying_them():
+    """Unlike soft_l2, soft_trace has no hard-sharing limit: ||[m; a]||_* >= |m|, so a
+    very large coupling pulls both trunks toward zero, not toward each other, and every
+    paired main model fits worse than the main model alone (whose candidate trunk has no
+    penalty). So there is no "coupling -> infinity is hard sharing" check for it."""
+    scenario = _family_scenario(300)
+    trace = full_training(
+        scenario, seed=0, config=replace(TINY, sharing="soft_trace", coupling=100.0)
+    )
+    hard = full_training(scenario, seed=0, config=TINY)
+    assert (trace.summary["gain"] < hard.summary["gain"] - 0.05).all()
+    assert (trace.summary["sign"] == -1).all()
+
+
 def test_the_cli_builds_a_soft_trace_reference(monkeypatch, tmp_path, capsys):
     from benchmarks.validity import v2
     from benchmarks.validity.__main__ import main
