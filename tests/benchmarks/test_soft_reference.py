@@ -169,24 +169,25 @@ def test_reference_recipes_parse_sharing():
         parse_recipe("sharing=soft")
 
 
-def test_each_advice_is_scored_against_each_sharing_reference(tmp_path):
+@pytest.mark.parametrize("sharing", ["soft_l2", "soft_trace"])
+def test_each_advice_is_scored_against_each_sharing_reference(tmp_path, sharing):
     from benchmarks.validity.families import Family
     from benchmarks.validity.references import ReferencePlan
     from benchmarks.validity.sharing import method_sharing, sharing_table
     from benchmarks.validity.v2 import BenchConfig, per_family, render, run_family
 
-    soft = "probe@quick+sharing=soft_l2+coupling=0.1"
+    soft = f"probe@quick+sharing={sharing}+coupling=0.1"
     assert [method_sharing(m) for m in ("probe", "probe@quick", soft, "correlation")] == [
         "hard",
         "hard",
-        "soft_l2",
+        sharing,
         None,
     ]
     scenario = _family_scenario(300)
     config = BenchConfig.make(
         quick=True,
         recipe=replace(TINY, seeds=0),
-        reference_sharings=("hard", "soft_l2"),
+        reference_sharings=("hard", sharing),
         plan=ReferencePlan(first=4, step=4, max_replicates=4),
         reference_cache=tmp_path,
         methods=("probe@quick", soft, "correlation"),
@@ -195,15 +196,15 @@ def test_each_advice_is_scored_against_each_sharing_reference(tmp_path):
     family = Family("tiny", "synthetic", lambda **_: scenario)
     result = run_family(family, "tune", config, log=lambda _: None)
     assert result.primary == "hard"
-    assert set(result.other_references) == {"soft_l2"}
+    assert set(result.other_references) == {sharing}
     # Two references, two cache entries: the soft one did not read the hard one's.
     assert len(list(tmp_path.glob("*.csv"))) == 2
-    hard_ref, soft_ref = result.reference, result.other_references["soft_l2"]
+    hard_ref, soft_ref = result.reference, result.other_references[sharing]
     assert not np.allclose(hard_ref.summary["gain"], soft_ref.summary["gain"])
     # Every job of every method is scored against both references.
     assert len(result.scores) == len(result.other_scores) == 2 + 2 + 1
     assert set(result.scores.reference) == {"hard"}
-    assert set(result.other_scores.reference) == {"soft_l2"}
+    assert set(result.other_scores.reference) == {sharing}
     # The half's tables stay against the first reference.
     assert set(per_family([result]).method) == {"probe@quick", soft, "correlation"}
 
