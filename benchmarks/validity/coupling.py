@@ -11,7 +11,8 @@ has no task and no penalty), and every coupling trains the same replicates (spli
 initialisation, batch order from (seed, replicate)), so couplings are compared paired:
 ``vs best`` is the paired difference from the best coupling over every (family,
 replicate), with its t-interval. Also per coupling: the Spearman of the soft
-reference's candidate gains with the hard reference's (same replicates).
+reference's candidate gains with the hard reference's (same replicates). Hard sharing
+itself is the row of coupling ``inf`` (soft_l2's limit; never the chosen coupling).
 
 Only tune-half families (``halves.json``) are accepted: the choice tunes a default.
 Writes runs.csv (every model's test loss), summary.csv and report.md under ``--out``
@@ -57,20 +58,21 @@ def coupling_runs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, references) of one family. runs: one row per (coupling, replicate,
     candidate) with the main task's test loss paired and alone; references: per
-    coupling (NaN: the hard reference) the candidates' gains and the CPU seconds."""
-    hard = full_training(scenario, seed=seed, config=replace(recipe, sharing="hard"))
-    log(f"[{scenario.name}] hard reference: {hard.seconds:.0f} CPU s")
-    refs = [hard.summary.assign(coupling=math.nan, seconds=hard.seconds)]
-    frames = []
-    for coupling in couplings:
-        soft = full_training(scenario, seed=seed, config=replace(recipe, coupling=coupling))
-        log(f"[{scenario.name}] {recipe.sharing} coupling {coupling:g}: {soft.seconds:.0f} CPU s")
-        table = soft.runs.pivot(index="replicate", columns="config", values="loss")
+    coupling the candidates' gains and the CPU seconds. Hard sharing (the hard
+    reference, trained on the same replicates) is the rows of coupling ``inf``."""
+    frames, refs = [], []
+    for coupling in [math.inf, *couplings]:
+        hard = coupling == math.inf
+        config = replace(recipe, sharing="hard") if hard else replace(recipe, coupling=coupling)
+        result = full_training(scenario, seed=seed, config=config)
+        what = "hard sharing" if hard else f"{recipe.sharing} coupling {coupling:g}"
+        log(f"[{scenario.name}] {what}: {result.seconds:.0f} CPU s")
+        table = result.runs.pivot(index="replicate", columns="config", values="loss")
         paired = table[scenario.candidate_names].melt(ignore_index=False, value_name="loss")
         paired = paired.rename(columns={"config": "candidate"}).reset_index()
         paired["alone"] = table[""].reindex(paired.replicate).to_numpy()
         frames.append(paired.assign(family=scenario.name, coupling=coupling))
-        refs.append(soft.summary.assign(coupling=coupling, seconds=soft.seconds))
+        refs.append(result.summary.assign(coupling=coupling, seconds=result.seconds))
     references = pd.concat(refs).rename_axis("candidate").reset_index()
     return pd.concat(frames, ignore_index=True), references.assign(family=scenario.name)
 
@@ -86,11 +88,14 @@ def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
 
 def summarise(runs: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     """One row per (family, coupling), then one per coupling over all families
-    (family "all"); relative losses in percent, negative = soft sharing helps."""
+    (family "all"); relative losses in percent, negative = sharing helps. ``vs best``:
+    the paired difference from the soft coupling best over all families. Hard sharing
+    is the row of coupling ``inf``."""
     runs = runs.assign(relative=100 * (runs.loss / runs.alone - 1))
     # Per (family, coupling, replicate): the mean over candidates.
     per_rep = runs.groupby(["family", "coupling", "replicate"]).relative.mean().reset_index()
-    best = per_rep.groupby("coupling").relative.mean().idxmin()
+    soft = per_rep[np.isfinite(per_rep.coupling)]  # the best soft coupling, not hard sharing
+    best = soft.groupby("coupling").relative.mean().idxmin()
     by_key = per_rep.set_index(["family", "replicate", "coupling"]).relative.unstack("coupling")
     rows = []
     for family, coupling in [
@@ -103,16 +108,18 @@ def summarise(runs: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
         refs = references if family == "all" else references[references.family == family]
         rhos = [
             spearman(
-                soft.set_index("candidate").gain,
-                refs[(refs.family == f) & refs.coupling.isna()].set_index("candidate").gain,
+                paired.set_index("candidate").gain,
+                refs[(refs.family == f) & (refs.coupling == math.inf)].set_index("candidate").gain,
             )
-            for f, soft in refs[refs.coupling == coupling].groupby("family")
+            for f, paired in refs[refs.coupling == coupling].groupby("family")
+            if coupling != math.inf
         ]
         finite = [r for r in rhos if math.isfinite(r)]  # NaN: a reference without spread
         seconds = refs[refs.coupling == coupling].drop_duplicates("family").seconds.sum()
         rows.append(
             {
                 "family": family,
+                "sharing": "hard" if coupling == math.inf else "soft",
                 "coupling": coupling,
                 "relative test loss %": mean,
                 "ci low": low,

@@ -283,10 +283,12 @@ def test_the_coupling_study_compares_couplings_paired():
     scenario = _family_scenario(300)
     recipe = replace(TINY, sharing="soft_l2")
     runs, references = coupling_runs(scenario, [0.0, 0.1], recipe=recipe, log=lambda _: None)
-    assert len(runs) == 2 * TINY.seeds * len(scenario.candidate_names)
+    # Hard sharing (coupling inf) and the two couplings, on the same replicates.
+    assert len(runs) == 3 * TINY.seeds * len(scenario.candidate_names)
     # The main-alone model is the same whatever the coupling: the comparison is paired.
     alone = runs.pivot_table(index="replicate", columns="coupling", values="alone")
     np.testing.assert_allclose(alone[0.0], alone[0.1], rtol=1e-6)
+    np.testing.assert_allclose(alone[0.0], alone[math.inf], rtol=1e-5)  # and hard's
     summary = summarise(runs, references).set_index(["family", "coupling"])
     # Coupling 0: independent trunks, the main model is the main-alone one.
     assert summary.loc[("tiny", 0.0), "relative test loss %"] == pytest.approx(0, abs=1e-3)
@@ -295,10 +297,13 @@ def test_the_coupling_study_compares_couplings_paired():
     expected = 100 * (soft.loss / soft.alone - 1).groupby(soft.replicate).mean().mean()
     assert summary.loc[("tiny", 0.1), "relative test loss %"] == pytest.approx(expected)
     assert summary.loc[("all", 0.1), "relative test loss %"] == pytest.approx(expected)
-    best = summary.xs("all")["relative test loss %"].idxmin()
+    soft_rows = summary.xs("all").drop(math.inf)
+    best = soft_rows["relative test loss %"].idxmin()  # a soft coupling, never hard
     assert summary.loc[("all", best), "vs best %"] == 0
-    # The hard reference is trained once, on the same replicates.
-    assert references.coupling.isna().sum() == len(scenario.candidate_names)
+    assert summary.loc[("all", math.inf), "sharing"] == "hard"
+    hard = runs[runs.coupling == math.inf]
+    expected = 100 * (hard.loss / hard.alone - 1).groupby(hard.replicate).mean().mean()
+    assert summary.loc[("tiny", math.inf), "relative test loss %"] == pytest.approx(expected)
     assert summary.loc[("tiny", 0.1), "spearman soft vs hard reference"] == pytest.approx(
         spearman_of(references, 0.1)
     )
@@ -308,7 +313,7 @@ def spearman_of(references, coupling):
     from scipy import stats
 
     soft = references[references.coupling == coupling].set_index("candidate").gain
-    hard = references[references.coupling.isna()].set_index("candidate").gain
+    hard = references[references.coupling == math.inf].set_index("candidate").gain
     return stats.spearmanr(soft, hard[soft.index]).statistic
 
 
