@@ -146,8 +146,9 @@ class Budget:
     main and the candidate trunk coupled layer by layer by ``coupling`` × the squared
     L2 distance of their parameters (Duong et al. 2015) or the trace norm of the two
     stacked (Yang & Hospedales 2017); see :mod:`engine.soft`. coupling: that weight
-    (ignored under hard sharing); 0 trains independent trunks, a large one approaches
-    hard sharing.
+    (ignored under hard sharing); 0 trains independent trunks; under ``soft_l2`` a large
+    one approaches hard sharing, under ``soft_trace`` it shrinks both trunks toward
+    zero (the trace norm bounds their scale, not only their difference).
     """
 
     # The training recipe (hidden .. lam, dropout, weight_decay): by default the "full"
@@ -226,6 +227,9 @@ class Budget:
         "How a probe's tasks share the trunk: hard (one shared trunk), soft_l2 or "
         "soft_trace (a trunk per task, coupled by an L2 distance or a trace norm).",
     )
+    # A stored job that left the coupling out stores null and trains this default when
+    # it runs or resumes: changing it needs a migration writing 0.1 into those budgets
+    # (as 0008 did for race_spending). docs/validity.md measures the choice.
     coupling: float = option(
         0.1, "Soft sharing: weight of the trunks' coupling penalty.", ge=0, le=1e6
     )

@@ -21,7 +21,7 @@ their K candidate trunks. The trunk still runs as one [2K*H1, F] @ [F, b] produc
 one batched matmul per deeper layer for the whole group; the heads of a probe read its
 two slices. The main trunks start from, and (with the replicate's minibatch order and
 dropout masks) train exactly like, the hard-sharing probes' trunks; each candidate trunk
-starts from the same draws as its main trunk, so an infinite coupling is one trunk. A
+starts from the same draws as its main trunk, so an infinite soft_l2 coupling is one trunk. A
 baseline's candidate slice has no task and no penalty: it never moves, and the baseline
 is the main trunk alone, the same model as under hard sharing.
 """

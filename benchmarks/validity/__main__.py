@@ -1,6 +1,6 @@
 """python -m benchmarks.validity --half tune|report [--quick] [--build-references]
 [--reference-cache DIR] [--families a,b] [--recipe hidden=256,64+dropout=0.1]
-[--reference-sharing hard,soft_l2 --reference-coupling 0.1] ...
+[--reference-sharing hard,soft_l2,soft_trace --reference-coupling 0.1] ...
 
 With --half: validity benchmark v2 (benchmarks/validity/v2.py): the families of that
 half (benchmarks/validity/halves.json), references grown to reliability 0.6, the
@@ -135,8 +135,9 @@ def main_v2(argv: list[str]) -> int:
         "--reference-sharing",
         type=comma_list,
         default=None,
-        help="the references' parameter sharing: hard, soft_l2, or several (hard,soft_l2: "
-        "every method is scored against each; the first is the one the half's tables use)",
+        help="the references' parameter sharing: hard, soft_l2, soft_trace, or several "
+        "(hard,soft_trace: every method is scored against each; the first is the one the "
+        "half's tables use)",
     )
     parser.add_argument(
         "--reference-coupling",
@@ -186,6 +187,8 @@ def main_v2(argv: list[str]) -> int:
         recipe = replace(recipe, sharing=args.reference_sharing[0])
     try:
         options["recipe"] = replace(recipe)  # checks the sharing and the coupling
+        for sharing in args.reference_sharing or ():
+            replace(recipe, sharing=sharing)  # and every other reference's sharing
     except ValueError as error:
         parser.error(str(error))
     if args.max_replicates is not None:

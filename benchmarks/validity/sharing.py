@@ -1,9 +1,11 @@
 """Hard vs soft parameter sharing in benchmark v2: the table that scores the advice of
 each sharing against the reference of each sharing, family by family.
 
-A run with ``--reference-sharing hard,soft_l2`` builds both references of every family
-and scores every engine method against both (``FamilyResult.scores`` holds the scores
-against the first, ``other_scores`` those against the others). The advice's sharing
+A run with ``--reference-sharing hard,soft_l2`` (or ``hard,soft_trace``, or all three)
+builds each reference of every family and scores every engine method against each
+(``FamilyResult.scores`` holds the scores against the first, ``other_scores`` those
+against the others); a soft method is compared with the reference of its own sharing
+(none if that one was not built). The advice's sharing
 is read from its method (``probe@full+sharing=soft_l2+coupling=0.1``; otherwise the
 recipe's, hard for both of the engine's recipes). Per family and soft method, the table
 gives the Spearman of the soft advice with the soft reference, of the hard advice with

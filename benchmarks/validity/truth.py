@@ -3,9 +3,12 @@ with plain torch.nn modules, its own feature encoding, its own splits and its ow
 metric code, so that it shares no code path with the engine's probes.
 
 The network shares parameters the way the advice under test does (``TruthConfig.sharing``):
-``hard`` (one trunk for both tasks) or ``soft_l2`` (Duong et al. 2015: a trunk per task,
+``hard`` (one trunk for both tasks), ``soft_l2`` (Duong et al. 2015: a trunk per task,
 and the loss adds ``coupling`` times the squared L2 distance between the two trunks'
-corresponding weights and biases, so that a large coupling ties them into one trunk).
+corresponding weights and biases, so that a large coupling ties them into one trunk) or
+``soft_trace`` (Yang & Hospedales 2017: the loss adds ``coupling`` times, per trunk
+layer, the trace norm of the two trunks' flattened weights and bias stacked as a [2, d]
+matrix, smoothed as the engine's probes smooth it; computed here from scratch).
 
 For every replicate (its own 60/20/20 split of the main task's labelled rows, drawn
 from the study seed) it trains the main task alone and paired with each candidate,
@@ -41,9 +44,9 @@ class TruthConfig:
     """The full-training recipe: wider and deeper than a probe, trained far longer.
 
     ``dropout`` (after every hidden layer) and ``weight_decay`` (Adam's L2 term) are off
-    by default, which is the v1 recipe exactly. ``sharing``: ``hard`` or ``soft_l2``
-    (see the module docstring), with ``coupling`` its weight (ignored under hard
-    sharing; 0.1 is the engine's default coupling)."""
+    by default, which is the v1 recipe exactly. ``sharing``: ``hard``, ``soft_l2`` or
+    ``soft_trace`` (see the module docstring), with ``coupling`` its weight (ignored
+    under hard sharing; 0.1 is the engine's default coupling)."""
 
     seeds: int = 10
     hidden: tuple[int, ...] = (256, 64)
@@ -66,7 +69,10 @@ class TruthConfig:
             raise ValueError(f"coupling {self.coupling!r}: expected a number >= 0")
 
 
-SHARINGS = ("hard", "soft_l2")
+SHARINGS = ("hard", "soft_l2", "soft_trace")
+SMOOTHING = 1e-8
+"""ε of the smoothed trace norm Σ_i sqrt(σ_i² + ε) (the engine's value, checked by a
+test): differentiable where the two trunks are equal and the stacked matrix has rank 1."""
 
 
 @dataclass
@@ -208,15 +214,39 @@ class SoftSharingNet(HardSharingNet):
         return self.main(self.trunk(x)), self.aux(self.aux_trunk(x))
 
 
-def coupling_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Σ over trunk layers of ||θ_main − θ_aux||² (weights and biases) of one
-    :class:`SoftSharingNet`'s parameters; 0 for a :class:`HardSharingNet`."""
-    total = torch.zeros(())
+def coupling_penalty(params: dict[str, torch.Tensor], sharing: str = "soft_l2") -> torch.Tensor:
+    """The coupling penalty of one :class:`SoftSharingNet`'s parameters; 0 for a
+    :class:`HardSharingNet`. ``soft_l2``: Σ over trunk layers of ||θ_main − θ_aux||²
+    (weights and biases). ``soft_trace``: Σ over trunk layers of the smoothed trace norm
+    of [θ_main; θ_aux], θ the layer's weights and bias flattened into one vector."""
+    layers: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for name, value in params.items():
         other = params.get("aux_" + name)
         if name.startswith("trunk.") and other is not None:
-            total = total + ((value - other) ** 2).sum()
+            layers.setdefault(name.rsplit(".", 1)[0], []).append((value, other))
+    total = torch.zeros(())
+    for pairs in layers.values():
+        if sharing == "soft_trace":
+            m = torch.cat([value.flatten() for value, _ in pairs])
+            a = torch.cat([other.flatten() for _, other in pairs])
+            total = total + smoothed_trace_norm(m, a)
+        else:  # per tensor, as before soft_trace existed (cached soft_l2 batches)
+            for value, other in pairs:
+                total = total + ((value - other) ** 2).sum()
     return total
+
+
+def smoothed_trace_norm(m: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Σ_i sqrt(σ_i² + ε) of the [2, d] matrix [m; a], from its 2×2 Gram matrix G: its
+    eigenvalues are the σ_i², so the square of the sum is tr G + 2ε + 2 sqrt(det G +
+    ε tr G + ε²). Written with δ = a − m, so that det G = |m|²|δ|² − (m·δ)² stays exact
+    (no cancellation of two large terms) while the trunks are nearly equal."""
+    delta = a - m
+    mm, md, dd = m.square().sum(), (m * delta).sum(), delta.square().sum()
+    trace = 2 * mm + 2 * md + dd
+    det = (mm * dd - md.square()).clamp(min=0)
+    eps = SMOOTHING
+    return torch.sqrt(trace + 2 * eps + 2 * torch.sqrt(det + eps * trace + eps**2))
 
 
 def masked_loss(out: torch.Tensor, y: torch.Tensor, kind: str, classes: int) -> torch.Tensor:
@@ -365,7 +395,7 @@ def full_training(
         for code, kind in enumerate(kinds_present):
             term = masked_loss(out_aux, ya, kind, classes_m)
             aux = torch.where(code_m == code, term, aux)
-        return loss + lam_m * aux + coupling_m * coupling_penalty(p)
+        return loss + lam_m * aux + coupling_m * coupling_penalty(p, config.sharing)
 
     def one_model_val(p, x, y):
         out_main, _ = torch.func.functional_call(template, p, (x,))
