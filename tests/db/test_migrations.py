@@ -181,44 +181,53 @@ def test_train_curves_migration_keeps_old_runs_without_curves(db_url):
     engine.dispose()
 
 
-def test_race_spending_migration_keeps_stored_jobs_racing_as_they_ran(db_url):
-    """0008: the jobs stored before spending schedules raced under Bonferroni over looks;
-    their budgets say so after the upgrade, and the app reads them back so (a resumed
-    job takes the rounds it took). A job submitted afterwards gets the default; down
-    again removes the key and keeps every other budget field."""
+STORED_SPEC = {"dataset_id": "ds_1", "main_task": {"column": "y"}, "candidates": ["a"]}
+
+
+def _stored_jobs(db_url: str, budget: dict):
+    """Two running jobs in the database at its current revision — job_1 with ``budget``,
+    job_2 with no budget stored — and a function reading every job's stored budget."""
     import json
 
     from sqlalchemy import text
 
-    import engine
-    from app.jobs.spec import JobSpec
-
-    migrate.upgrade(db_url, "0007")
-    budget = {"seeds": 4, "max_replicates": 12, "race_step": 4}
     db_engine = create_engine(db_url)
     insert = text(
         "INSERT INTO jobs (id, owner, name, spec, status, progress_done, progress_total,"
         " attempt, lost_count, cancel_requested, created_at) VALUES (:id, 'o', 'j', :spec,"
         " 'running', 0, 0, 1, 0, false, '2026-01-01')"
     )
-    spec = {"dataset_id": "ds_1", "main_task": {"column": "y"}, "candidates": ["a"]}
     with db_engine.begin() as db:
-        db.execute(insert, {"id": "job_1", "spec": json.dumps({**spec, "budget": budget})})
-        db.execute(insert, {"id": "job_2", "spec": json.dumps(spec)})  # no budget stored
+        db.execute(insert, {"id": "job_1", "spec": json.dumps({**STORED_SPEC, "budget": budget})})
+        db.execute(insert, {"id": "job_2", "spec": json.dumps(STORED_SPEC)})
 
     def budgets() -> dict[str, dict]:
         with db_engine.connect() as db:
             rows = db.execute(text("SELECT id, spec FROM jobs ORDER BY id")).all()
         return {i: (json.loads(s) if isinstance(s, str) else s).get("budget") for i, s in rows}
 
+    return db_engine, budgets
+
+
+def test_race_spending_migration_keeps_stored_jobs_racing_as_they_ran(db_url):
+    """0008: the jobs stored before spending schedules raced under Bonferroni over looks;
+    their budgets say so after the upgrade, and the app reads them back so (a resumed
+    job takes the rounds it took). A job submitted afterwards gets the default; down
+    again removes the key and keeps every other budget field."""
+    import engine
+    from app.jobs.spec import JobSpec
+
+    migrate.upgrade(db_url, "0007")
+    budget = {"seeds": 4, "max_replicates": 12, "race_step": 4}
+    db_engine, budgets = _stored_jobs(db_url, budget)
     migrate.upgrade(db_url, "0008")
     assert migrate.current(db_url) == "0008"
     after = budgets()
     assert after["job_1"] == {**budget, "race_spending": "bonferroni"}
     assert after["job_2"] == {"race_spending": "bonferroni"}
-    stored = JobSpec.model_validate({**spec, "budget": after["job_1"]})
+    stored = JobSpec.model_validate({**STORED_SPEC, "budget": after["job_1"]})
     assert stored.budget.race_spending == "bonferroni"
-    assert JobSpec.model_validate(spec).budget.race_spending == engine.Budget().race_spending
+    assert JobSpec.model_validate(STORED_SPEC).budget.race_spending == engine.Budget().race_spending
     assert engine.Budget().race_spending != "bonferroni"
     migrate.downgrade(db_url, "0007")
     assert budgets() == {"job_1": budget, "job_2": {}}
@@ -230,37 +239,19 @@ def test_fdr_migration_keeps_stored_jobs_gated_as_they_ran(db_url):
     Benjamini-Hochberg; their budgets say so after the upgrade (racing settles on
     verdicts, so a resumed job takes the rounds it took), a job submitted afterwards
     gets the default (Storey's), and down again removes only that key."""
-    import json
-
-    from sqlalchemy import text
-
     import engine
     from app.jobs.spec import JobSpec
 
     migrate.upgrade(db_url, "0008")
     budget = {"seeds": 4, "max_replicates": 12, "race_spending": "obf"}
-    db_engine = create_engine(db_url)
-    insert = text(
-        "INSERT INTO jobs (id, owner, name, spec, status, progress_done, progress_total,"
-        " attempt, lost_count, cancel_requested, created_at) VALUES (:id, 'o', 'j', :spec,"
-        " 'running', 0, 0, 1, 0, false, '2026-01-01')"
-    )
-    spec = {"dataset_id": "ds_1", "main_task": {"column": "y"}, "candidates": ["a"]}
-    with db_engine.begin() as db:
-        db.execute(insert, {"id": "job_1", "spec": json.dumps({**spec, "budget": budget})})
-        db.execute(insert, {"id": "job_2", "spec": json.dumps(spec)})  # no budget stored
-
-    def budgets() -> dict[str, dict]:
-        with db_engine.connect() as db:
-            rows = db.execute(text("SELECT id, spec FROM jobs ORDER BY id")).all()
-        return {i: (json.loads(s) if isinstance(s, str) else s).get("budget") for i, s in rows}
-
+    db_engine, budgets = _stored_jobs(db_url, budget)
     migrate.upgrade(db_url, "0009")
+    assert migrate.current(db_url) == "0009"
     after = budgets()
     assert after["job_1"] == {**budget, "fdr": "bh"}
     assert after["job_2"] == {"fdr": "bh"}
-    assert JobSpec.model_validate({**spec, "budget": after["job_1"]}).budget.fdr == "bh"
-    assert JobSpec.model_validate(spec).budget.fdr == engine.Budget().fdr == "storey"
+    assert JobSpec.model_validate({**STORED_SPEC, "budget": after["job_1"]}).budget.fdr == "bh"
+    assert JobSpec.model_validate(STORED_SPEC).budget.fdr == engine.Budget().fdr == "storey"
     migrate.downgrade(db_url, "0008")
     assert budgets() == {"job_1": budget, "job_2": {}}
     db_engine.dispose()
