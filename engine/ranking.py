@@ -20,10 +20,9 @@ from engine.scoring import (
     GainStats,
     IntervalMethod,
     Verdict,
-    adaptive_q_values,
-    benjamini_hochberg,
     gated_verdict,
     paired_gain,
+    q_values,
 )
 from engine.tasks import EncodedTask, TaskKind
 from engine.training import ProbeRun
@@ -269,8 +268,8 @@ def summarise(
     metric: MetricName,
     test_train_ratio: float,
     interval: IntervalMethod,
+    fdr: FdrMethod,
     levels: Callable[[int], tuple[float, float]] = lambda trained: (0.95, Q_LEVEL),
-    fdr: FdrMethod = "bh",
 ) -> tuple[BaselineAdvice, list[CandidateAdvice]]:
     """Pair each candidate's runs with the baseline of the same replicate and score.
 
@@ -334,8 +333,7 @@ def summarise(
             (task, primary, secondary, rel, bool(disagreement), cand_metrics, errors, level)
         )
 
-    p_values = [p[1].p_value for p in partial]
-    q_values = adaptive_q_values(p_values) if fdr == "storey" else benjamini_hochberg(p_values)
+    qs = q_values([p[1].p_value for p in partial], fdr)
     order = sorted(
         range(len(partial)),
         key=lambda i: (not np.isfinite(partial[i][1].gain), -np.nan_to_num(partial[i][1].gain)),
@@ -357,8 +355,8 @@ def summarise(
                 ci_high=primary.ci_high,
                 rel_gain=rel,
                 p_value=primary.p_value,
-                q_value=q_values[i],
-                verdict=gated_verdict(primary.verdict, q_values[i], q_level),
+                q_value=qs[i],
+                verdict=gated_verdict(primary.verdict, qs[i], q_level),
                 seeds=primary.n,
                 metrics=cand_metrics,
                 per_seed=primary.per_replicate,

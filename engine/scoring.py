@@ -11,6 +11,7 @@ from typing import Literal, get_args
 import numpy as np
 from scipy import stats
 
+from engine.budget import FdrMethod
 from engine.metrics import HIGHER_IS_BETTER, MetricName
 
 Verdict = Literal["helpful", "harmful", "inconclusive"]
@@ -137,3 +138,9 @@ def adaptive_q_values(p_values: Sequence[float]) -> list[float]:
     carry an effect, BH's q-values are too large by about that share; NaN stays NaN."""
     share = null_share(p_values)
     return [q * share for q in benjamini_hochberg(p_values)]
+
+
+def q_values(p_values: Sequence[float], fdr: FdrMethod) -> list[float]:
+    """The job's q-values under its ``fdr`` method (``Budget.fdr``): Storey's adaptive
+    ones or Benjamini-Hochberg's."""
+    return adaptive_q_values(p_values) if fdr == "storey" else benjamini_hochberg(p_values)

@@ -27,14 +27,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.validity.agreement import agreement, ratio
+from engine.budget import FdrMethod
 from engine.racing import ALPHA
 from engine.scoring import (
     Q_LEVEL,
     IntervalMethod,
-    adaptive_q_values,
-    benjamini_hochberg,
     gated_verdict,
     paired_gain,
+    q_values,
     verdict,
 )
 
@@ -48,7 +48,7 @@ class Rule:
     interval: IntervalMethod
     spread_over_looks: bool = True
     q_gate: bool = True
-    adaptive: bool = False  # Storey's adaptive BH q-values instead of BH's
+    fdr: FdrMethod = "bh"  # the q-values' method (engine.scoring.q_values)
 
 
 RULES = (
@@ -58,7 +58,7 @@ RULES = (
     Rule("naive, spread over looks, interval only", "naive", q_gate=False),
     Rule("naive, 95% at every look, interval only", "naive", False, False),
     Rule("corrected, 95% at every look, interval only", "corrected", False, False),
-    Rule("naive, spread over looks, Storey-q-gated (engine default)", "naive", adaptive=True),
+    Rule("naive, spread over looks, Storey-q-gated (engine default)", "naive", fdr="storey"),
 )
 
 
@@ -89,13 +89,12 @@ def rescore(job: pd.DataFrame, rule: Rule) -> pd.DataFrame:
                 confidence=1 - 0.05 * level,
             )
         )
-    p_values = [s.p_value for s in stats]
-    q_values = adaptive_q_values(p_values) if rule.adaptive else benjamini_hochberg(p_values)
+    qs = q_values([s.p_value for s in stats], rule.fdr)
     verdicts = [
         gated_verdict(verdict(s.ci_low, s.ci_high), q, Q_LEVEL * level)
         if rule.q_gate
         else verdict(s.ci_low, s.ci_high)
-        for s, q, level in zip(stats, q_values, levels, strict=True)
+        for s, q, level in zip(stats, qs, levels, strict=True)
     ]
     return pd.DataFrame(
         {

@@ -193,6 +193,7 @@ def probe_jobs(
                     metric="loss",
                     test_train_ratio=ratios[rows],
                     interval=interval,
+                    fdr="bh",  # the v1 study's gate (before Budget.fdr)
                 )
                 for name in ("gain", "ci_low", "ci_high", "verdict"):
                     if prefix and name == "gain":

@@ -29,7 +29,7 @@ def test_rescoring_under_the_jobs_rule_reproduces_the_job(interval, fdr, rule):
         fdr=fdr,
     )
     assert rule.interval == interval
-    assert rule.adaptive == (fdr == "storey")
+    assert rule.fdr == fdr
     job = prediction_frame(advice).reset_index()
     assert set(job.interval) == {interval}
     scored = rescore(job, rule)
