@@ -8,6 +8,7 @@ gives each slice its own probe's gradient.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -126,13 +127,7 @@ class ProbeBatch:
                 cache[key] = linear_init(fan_in, fan_out, seed, purpose, *parts)
             return cache[key]
 
-        # Groups of consecutive probes with the same replicate: (replicate, start, stop).
-        self.groups: list[tuple[int, int, int]] = []
-        for p, r in enumerate(replicates):
-            if self.groups and self.groups[-1][0] == r:
-                self.groups[-1] = (r, self.groups[-1][1], p + 1)
-            else:
-                self.groups.append((r, p, p + 1))
+        self.groups = replicate_groups(replicates)
 
         def param(t: torch.Tensor) -> torch.Tensor:
             return t.to(device).requires_grad_(True)
@@ -240,6 +235,48 @@ class ProbeBatch:
         per_group = [mask[start:stop, None, None] for _, start, stop in self.groups]
         deep = per_group * (2 * len(self.deep_w_groups))
         return [*first, *first, *deep, *per_group, *per_group]
+
+    def select_slices(
+        self, tensors: Sequence[torch.Tensor], keep: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Tensors shaped like :meth:`parameters` -> copies of the slices of the probes
+        where ``keep`` [P] holds, shaped like the parameters of :meth:`select`'s batch
+        (a group none of whose probes is kept is left out)."""
+        n_groups, width = len(self.groups), self.hidden[0]
+        kept = [(g, keep[start:stop]) for g, (_, start, stop) in enumerate(self.groups)]
+        kept = [(g, k) for g, k in kept if bool(k.any())]
+        out = []
+        for block in range(len(tensors) // n_groups):
+            for g, k in kept:
+                t = tensors[block * n_groups + g]
+                # The first layer's two blocks hold a group's probes side by side in
+                # columns of H1; every other tensor holds them along its first axis.
+                out.append(t[:, k.repeat_interleave(width)] if block < 2 else t[k])
+        return out
+
+    def select(
+        self, keep: torch.Tensor, tensors: Sequence[torch.Tensor] | None = None
+    ) -> ProbeBatch:
+        """The probes where ``keep`` [P] holds, as a batch of their own whose leaves
+        are copies of their slices of ``tensors`` (shaped like :meth:`parameters`;
+        default: the current weights). Trains on as they would have in this batch."""
+        if type(self) is not ProbeBatch:
+            raise TypeError(f"{type(self).__name__} does not support select")
+        part = copy.copy(self)
+        keep_list = keep.tolist()
+        part.specs = tuple(s for s, k in zip(self.specs, keep_list, strict=True) if k)
+        part.groups = replicate_groups([s.replicate for s in part.specs])
+        values = self.select_slices(self.parameters() if tensors is None else tensors, keep)
+        leaves = [v.detach().requires_grad_(True) for v in values]
+        n_groups, n_deep = len(part.groups), len(self.deep_w_groups)
+        per_block = [leaves[i : i + n_groups] for i in range(0, len(leaves), n_groups)]
+        part.first_w, part.first_b = per_block[0], per_block[1]
+        part.deep_w_groups = per_block[2 : 2 + n_deep]
+        part.deep_b_groups = per_block[2 + n_deep : 2 + 2 * n_deep]
+        part.heads_w_groups, part.heads_b_groups = per_block[-2], per_block[-1]
+        part.slot_task = self.slot_task[keep]
+        part.slot_active = self.slot_active[keep]
+        return part
 
     def shared_parameters(self) -> list[torch.Tensor]:
         """The trunk: the parameters every task of a probe shares, in the order first
@@ -373,6 +410,18 @@ class ProbeBatch:
         )
         per_slot: torch.Tensor = out.unflatten(1, (-1, self.aux_width))
         return per_slot.mT
+
+
+def replicate_groups(replicates: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Replicates of probes in batch order -> the groups of consecutive probes with the
+    same replicate, as (replicate, start, stop)."""
+    groups: list[tuple[int, int, int]] = []
+    for p, r in enumerate(replicates):
+        if groups and groups[-1][0] == r:
+            groups[-1] = (r, groups[-1][1], p + 1)
+        else:
+            groups.append((r, p, p + 1))
+    return groups
 
 
 def _cat(parts: Sequence[torch.Tensor]) -> torch.Tensor:

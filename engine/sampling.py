@@ -22,6 +22,12 @@ class BatchOrder:
         ]
         self.pool = data.pool[torch.tensor(list(replicates), device=device)]  # [R', n_pool]
 
+    def keep(self, replicates: Sequence[bool]) -> None:
+        """Go on with the replicates where ``replicates`` (one per replicate) holds;
+        their streams continue where they were."""
+        self.generators = [g for g, k in zip(self.generators, replicates, strict=True) if k]
+        self.pool = self.pool[torch.tensor(list(replicates), device=self.pool.device)]
+
     def epoch(self, batch_size: int) -> list[torch.Tensor]:
         """The next epoch's minibatches, each rows [R', b]."""
         order = self.epoch_order()
@@ -60,6 +66,11 @@ class DropoutMasks:
             ]
             for r in replicates
         ]
+
+    def keep(self, replicates: Sequence[bool]) -> None:
+        """Go on with the replicates where ``replicates`` (one per replicate) holds;
+        their streams continue where they were."""
+        self.generators = [g for g, k in zip(self.generators, replicates, strict=True) if k]
 
     def draw(self, rows: int) -> list[list[torch.Tensor]]:
         """The masks of the next ``rows`` training rows: per replicate and layer, the

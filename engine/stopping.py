@@ -5,6 +5,7 @@ not change when another stops."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -44,3 +45,10 @@ class EarlyStopping:
     def done(self) -> bool:
         """Whether every probe has stopped."""
         return not bool(self.active.any())
+
+    def select(self, keep: torch.Tensor) -> EarlyStopping:
+        """The state of the probes where ``keep`` [P] holds."""
+        part = copy.copy(self)
+        for name in ("best", "best_epoch", "since_best", "active", "stopped_at"):
+            setattr(part, name, getattr(self, name)[keep])
+        return part

@@ -97,6 +97,63 @@ def train_probes(
     return [run for run in result if run is not None]
 
 
+@dataclass
+class _Record:
+    """Per probe of the live batch: the validation score and training losses of every
+    epoch so far, the stopping state and the epoch its loss diverged (-1: never)."""
+
+    stopping: EarlyStopping
+    diverged_at: torch.Tensor
+    curves: list[torch.Tensor] = field(default_factory=list)
+    train_main: list[torch.Tensor] = field(default_factory=list)
+    train_aux: list[torch.Tensor] = field(default_factory=list)
+
+    def select(self, keep: torch.Tensor) -> _Record:
+        return _Record(
+            self.stopping.select(keep),
+            self.diverged_at[keep],
+            [c[keep] for c in self.curves],
+            [c[keep] for c in self.train_main],
+            [c[keep] for c in self.train_aux],
+        )
+
+
+class _Live:
+    """The probes still training: their batch, optimiser, losses and evaluation rows."""
+
+    def __init__(
+        self, data: TrainingData, batch: ProbeBatch, budget: Budget, optimizer: torch.optim.Adam
+    ) -> None:
+        self.batch = batch
+        self.optimizer = optimizer
+        self.objective = ProbeObjective(data, batch)
+        self.aux_weight = auxiliary_weights(batch, budget)  # [P]
+        self.val_x, self.val_y = _eval_rows(data, self.objective, data.val)
+        # Inputs, labels and dropout masks are read a block of minibatches at a time.
+        reps, bs = len(self.objective.replicates), budget.batch_size
+        per_row = reps * (data.x.shape[1] + sum(budget.hidden)) + batch.n_probes * (
+            2 + 2 * batch.slot_active.shape[1]
+        )
+        self.block = bs * max(1, _BLOCK_FLOATS // max(1, per_row * bs))
+
+    def select(self, data: TrainingData, budget: Budget, keep: torch.Tensor) -> _Live:
+        """The probes where ``keep`` [P] holds, going on from their current weights and
+        optimiser state."""
+        old = self.batch.parameters()
+        batch = self.batch.select(keep)
+        optimizer = _adam(batch.parameters(), budget.lr, budget.weight_decay)
+        states = [self.optimizer.state[p] for p in old]
+        for key, value in states[0].items():
+            if value.shape == old[0].shape:  # a moment: one slice per probe
+                values = self.batch.select_slices([s[key] for s in states], keep)
+                for param, kept in zip(batch.parameters(), values, strict=True):
+                    optimizer.state[param][key] = kept
+            else:  # the step count, the same for every tensor
+                for param in batch.parameters():
+                    optimizer.state[param][key] = value.clone()
+        return _Live(data, batch, budget, optimizer)
+
+
 def _train_sorted(
     data: TrainingData,
     specs: Sequence[ProbeSpec],
@@ -119,87 +176,65 @@ def _train_sorted(
     )
     # Soft sharing: each probe's main and candidate trunks are coupled (engine.soft).
     soft = batch if isinstance(batch, SoftProbeBatch) and budget.coupling > 0 else None
-    objective = ProbeObjective(data, batch)
-    optimizer = _adam(batch.parameters(), budget.lr, budget.weight_decay)
+    # Probes that early stopping ended leave a hard-sharing batch at the end of the
+    # epoch (their runs are read then), so the batch trains only probes still learning.
+    compact = not isinstance(batch, SoftProbeBatch)
+    live = _Live(data, batch, budget, _adam(batch.parameters(), budget.lr, budget.weight_decay))
     n_probes = batch.n_probes
-    rep_tensor, probe_rep = objective.rep_tensor, objective.probe_rep
+    index = list(range(n_probes))  # live probe -> position in specs
+    done: dict[int, ProbeRun] = {}
 
-    batches = BatchOrder(data, objective.replicates, seed)
+    batches = BatchOrder(data, live.objective.replicates, seed)
     dropout = None
     if budget.dropout > 0:
-        dropout = DropoutMasks(objective.replicates, budget.hidden, budget.dropout, seed, device)
-    aux_weight = auxiliary_weights(batch, budget)  # [P]
-    val_rows = data.val[rep_tensor]  # [R', n_val]
-    test_rows = data.test[rep_tensor]
-    val_x = data.inputs(val_rows, rep_tensor)  # [R', n_val, F]
-    test_x = data.inputs(test_rows, rep_tensor)
-    val_y = data.labels[val_rows, 0][probe_rep]  # [P, n_val]
-    test_y = data.labels[test_rows, 0][probe_rep]  # [P, n_test]
-
-    stopping = EarlyStopping(
-        n_probes, budget.epochs, budget.patience, HIGHER_IS_BETTER[metric], device
+        dropout = DropoutMasks(
+            live.objective.replicates, budget.hidden, budget.dropout, seed, device
+        )
+    record = _Record(
+        EarlyStopping(n_probes, budget.epochs, budget.patience, HIGHER_IS_BETTER[metric], device),
+        torch.full((n_probes,), -1, dtype=torch.long, device=device),
     )
-    diverged_at = torch.full((n_probes,), -1, dtype=torch.long, device=device)
     # Each probe's weights at its best validation epoch: the test set is read once, at
     # the end, with these (the same numbers as reading it at that epoch).
     best_params = [p.detach().clone() for p in batch.parameters()]
-    curves: list[torch.Tensor] = []
-    # Training losses per epoch, summed on the device step by step (no host read).
-    train_main: list[torch.Tensor] = []
-    train_aux: list[torch.Tensor] = []
     total = n_probes * budget.epochs
     bs = budget.batch_size
     n_pool = batches.pool.shape[1]
-    # Inputs, labels and dropout masks are read a block of minibatches at a time.
-    per_row = len(rep_tensor) * (data.x.shape[1] + sum(budget.hidden)) + n_probes * (
-        2 + 2 * batch.slot_active.shape[1]
-    )
-    block = bs * max(1, _BLOCK_FLOATS // max(1, per_row * bs))
 
-    def collect() -> list[ProbeRun]:
-        """Every probe's run, read with its best weights (which the batch then keeps)."""
-        with torch.no_grad():
-            for param, kept in zip(batch.parameters(), best_params, strict=True):
-                param.copy_(kept)
-            best_test_out = _evaluate(batch, test_x)
-            train_loss = _train_loss(batch, data, objective)
-            val_loss = compute_metric(
-                "loss", _evaluate(batch, val_x), val_y, main.kind, objective.main_scale
-            )
-        fit = torch.stack([train_loss, val_loss], dim=1).double().cpu().tolist()  # [P, 2]
-        return _collect(
-            specs,
-            data,
-            metric,
-            best_test_out,
-            test_y,
-            objective.main_scale,
-            curves,
-            (train_main, train_aux),
-            stopping.best_epoch,
-            stopping.stopped_at,
-            diverged_at,
-            fit,
-        )
+    def finish(keep: torch.Tensor) -> None:
+        """Read the runs of the live probes where ``keep`` holds, with their best weights."""
+        if compact and not bool(keep.all()):
+            runs = _finish(data, metric, live.batch.select(keep, best_params), record.select(keep))
+        else:  # training ends here: the batch itself takes the best weights
+            with torch.no_grad():
+                for param, kept in zip(live.batch.parameters(), best_params, strict=True):
+                    param.copy_(kept)
+            runs = _finish(data, metric, live.batch, record)
+            runs = [run for run, k in zip(runs, keep.tolist(), strict=True) if k]
+        positions = [i for i, k in zip(index, keep.tolist(), strict=True) if k]
+        done.update(zip(positions, runs, strict=True))
+
+    def ordered() -> list[ProbeRun]:
+        return [done[i] for i in sorted(done)]
 
     for epoch in range(budget.epochs):
         order = batches.epoch_order()  # [R', n_pool]
-        epoch_main = torch.zeros(n_probes, device=device)
-        epoch_aux = torch.zeros(n_probes, device=device)
+        epoch_main = torch.zeros(live.batch.n_probes, device=device)
+        epoch_aux = torch.zeros(live.batch.n_probes, device=device)
         steps = 0
-        for first in range(0, n_pool, block):
-            rows = order[:, first : first + block]
-            x_block = data.inputs(rows, rep_tensor)  # [R', n, F]
-            targets_block = objective.targets(rows, bs)
+        for first in range(0, n_pool, live.block):
+            rows = order[:, first : first + live.block]
+            x_block = data.inputs(rows, live.objective.rep_tensor)  # [R', n, F]
+            targets_block = live.objective.targets(rows, bs)
             masks_block = None if dropout is None else dropout.draw(rows.shape[1])
             for start in range(0, rows.shape[1], bs):
                 stop = start + bs
                 masks = None
                 if masks_block is not None:
                     masks = [[m[:, start:stop] for m in ms] for ms in masks_block]
-                out = batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
-                main_loss, aux_loss = objective.losses_of(out, targets_block.rows(start, stop))
-                probe_loss = main_loss + aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
+                out = live.batch.head_outputs(x_block[:, start:stop], dropout=masks, fused=True)
+                main_loss, aux_loss = live.objective.losses_of(out, targets_block.rows(start, stop))
+                probe_loss = main_loss + live.aux_weight[:, None].mul(aux_loss).sum(dim=1)  # [P]
                 epoch_main += main_loss.detach()
                 epoch_aux += aux_loss.detach().sum(dim=1)
                 steps += 1
@@ -207,21 +242,26 @@ def _train_sorted(
                     probe_loss = probe_loss + budget.coupling * soft.penalty(budget.sharing)
                 # A probe whose loss stops being finite is marked and no longer steered
                 # by its loss; the others are unaffected (their weights are separate).
+                diverged_at = record.diverged_at
                 newly = ~torch.isfinite(probe_loss) & (diverged_at < 0)
-                diverged_at = torch.where(newly, epoch, diverged_at)
-                optimizer.zero_grad(set_to_none=True)
-                torch.where(diverged_at < 0, probe_loss, 0.0).sum().backward()
-                optimizer.step()
+                record.diverged_at = torch.where(newly, epoch, diverged_at)
+                live.optimizer.zero_grad(set_to_none=True)
+                torch.where(record.diverged_at < 0, probe_loss, 0.0).sum().backward()
+                live.optimizer.step()
 
-        train_main.append(epoch_main / max(steps, 1))
-        train_aux.append(epoch_aux / max(steps, 1))
+        record.train_main.append(epoch_main / max(steps, 1))
+        record.train_aux.append(epoch_aux / max(steps, 1))
         with torch.no_grad():
-            val_out = _evaluate(batch, val_x)
-            score = compute_metric(metric, val_out, val_y, main.kind, objective.main_scale)
-            curves.append(score)
-            improved = stopping.update(score, diverged_at, epoch)
-            masks_p = batch.probe_masks(improved)
-            for kept, param, mask in zip(best_params, batch.parameters(), masks_p, strict=True):
+            val_out = _evaluate(live.batch, live.val_x)
+            score = compute_metric(
+                metric, val_out, live.val_y, main.kind, live.objective.main_scale
+            )
+            record.curves.append(score)
+            improved = record.stopping.update(score, record.diverged_at, epoch)
+            masks_p = live.batch.probe_masks(improved)
+            for kept, param, mask in zip(
+                best_params, live.batch.parameters(), masks_p, strict=True
+            ):
                 torch.where(mask, param, kept, out=kept)
         if progress is not None:
             try:
@@ -230,15 +270,28 @@ def _train_sorted(
                 if finished is not None:
                     # Only now (never on the way) are the stopped probes' test metrics
                     # read: with their best weights, as at the end, so the same numbers.
-                    stopped = (~stopping.active).cpu().tolist()
-                    if any(stopped):
-                        runs = collect()
-                        finished([run for run, done in zip(runs, stopped, strict=True) if done])
+                    stopped = ~record.stopping.active
+                    if bool(stopped.any()):
+                        finish(stopped)
+                    if done:
+                        finished(ordered())
                 raise
-        if stopping.done:
+        if record.stopping.done:
             break
+        active = record.stopping.active
+        if compact and not bool(active.all()):
+            finish(~active)
+            kept_groups = [bool(active[a:b].any()) for _, a, b in live.batch.groups]
+            batches.keep(kept_groups)
+            if dropout is not None:
+                dropout.keep(kept_groups)
+            best_params = live.batch.select_slices(best_params, active)
+            index = [i for i, k in zip(index, active.tolist(), strict=True) if k]
+            record = record.select(active)
+            live = live.select(data, budget, active)
 
-    runs = collect()
+    finish(torch.ones(live.batch.n_probes, dtype=torch.bool, device=device))
+    runs = ordered()
     if progress is not None:
         try:
             progress(total, total)
@@ -247,6 +300,47 @@ def _train_sorted(
                 finished(runs)  # the work is done: a stop now keeps all of it
             raise
     return runs
+
+
+def _eval_rows(
+    data: TrainingData, objective: ProbeObjective, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation rows [R, n] (data.val or data.test) -> the batch's inputs per
+    replicate [R', n, F] and each probe's main labels [P, n]."""
+    reps = objective.rep_tensor
+    picked = rows[reps]
+    return data.inputs(picked, reps), data.labels[picked, 0][objective.probe_rep]
+
+
+def _finish(
+    data: TrainingData, metric: MetricName, batch: ProbeBatch, record: _Record
+) -> list[ProbeRun]:
+    """The runs of a batch that holds its probes' best weights."""
+    objective = ProbeObjective(data, batch)
+    kind = data.problem.main.kind
+    test_x, test_y = _eval_rows(data, objective, data.test)
+    val_x, val_y = _eval_rows(data, objective, data.val)
+    with torch.no_grad():
+        test_out = _evaluate(batch, test_x)
+        train_loss = _train_loss(batch, data, objective)
+        val_loss = compute_metric(
+            "loss", _evaluate(batch, val_x), val_y, kind, objective.main_scale
+        )
+    fit = torch.stack([train_loss, val_loss], dim=1).double().cpu().tolist()  # [P, 2]
+    return _collect(
+        batch.specs,
+        data,
+        metric,
+        test_out,
+        test_y,
+        objective.main_scale,
+        record.curves,
+        (record.train_main, record.train_aux),
+        record.stopping.best_epoch,
+        record.stopping.stopped_at,
+        record.diverged_at,
+        fit,
+    )
 
 
 def _collect(

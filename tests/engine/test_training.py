@@ -22,6 +22,7 @@ from engine import (
 from engine import run_probes as run_chunked
 from engine.errors import SpecError
 from engine.objective import ProbeObjective
+from engine.probe import ProbeBatch
 from engine.reference import train_sequential
 from engine.sampling import DropoutMasks
 from engine.training_data import TrainingData
@@ -332,3 +333,56 @@ def test_regularisation_options_are_bounded(field, value):
     assert caught.value.field == f"budget.{field}"
     assert Budget().dropout == 0.0
     assert Budget().weight_decay == 0.0
+
+
+def test_stopped_probes_leave_the_batch_and_the_rest_train_on_unchanged(small_data, monkeypatch):
+    """A probe that early stopping ended is read out and dropped from the batch at the
+    end of its epoch: the other probes (dropout masks, batch order and optimiser state
+    included) train on exactly as if alone, and no later step computes a stopped probe."""
+    problem, budget, data = small_data
+    recipe = _recipe(budget, dropout=0.2, weight_decay=1e-3, epochs=40, patience=2, lr=1e-2)
+    specs = pairwise_plan(len(problem.candidates), recipe.seeds)
+    widths: list[int] = []
+    head_outputs = ProbeBatch.head_outputs
+
+    def counted(self, x, **kwargs):
+        if kwargs.get("fused") and not kwargs.get("main_only"):
+            widths.append(self.n_probes)  # a training step
+        return head_outputs(self, x, **kwargs)
+
+    monkeypatch.setattr(ProbeBatch, "head_outputs", counted)
+    batched = train_probes(data, specs, recipe, seed=0, metric="loss")
+    assert len({run.epochs for run in batched}) > 1  # probes stopped at different epochs
+    steps_per_epoch = -(-data.pool.shape[1] // recipe.batch_size)
+    # Every step computed only probes still training: the probe-steps are exactly the
+    # epochs each probe trained.
+    assert sum(widths) == steps_per_epoch * sum(run.epochs for run in batched)
+    for spec, in_batch in zip(specs, batched, strict=True):
+        _close(train_probes(data, [spec], recipe, seed=0, metric="loss")[0], in_batch)
+
+
+def test_a_cancel_after_probes_left_the_batch_keeps_their_runs(small_data):
+    problem, budget, data = small_data
+    recipe = _recipe(budget, epochs=40, patience=2, lr=1e-2)
+    specs = pairwise_plan(len(problem.candidates), recipe.seeds)
+    whole = {run.spec: run for run in train_probes(data, specs, recipe, seed=0, metric="loss")}
+    last = max(run.epochs for run in whole.values())
+    cancel_at = sorted({run.epochs for run in whole.values()})[1]  # after a first stop
+    assert cancel_at < last
+    kept: list = []
+
+    def cancel(done, total):
+        if done >= len(specs) * cancel_at:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        train_probes(
+            data, specs, recipe, seed=0, metric="loss", progress=cancel, finished=kept.extend
+        )
+    # Every probe that had stopped by then, those already out of the batch included,
+    # is kept with the numbers of the whole run; no other probe is.
+    assert sorted(run.spec for run in kept) == sorted(
+        spec for spec, run in whole.items() if run.epochs <= cancel_at
+    )
+    for run in kept:
+        _close(run, whole[run.spec])
