@@ -25,12 +25,12 @@ def test_largest_legal_spec_costs_what_the_issue_measured():
 
 
 def test_default_budget_plans_every_racing_round_at_most():
-    """The estimate is the most a job can cost: every replicate racing may spend (10)
+    """The estimate is the most a job can cost: every replicate racing may spend (20)
     for the baseline and each candidate, at the full recipe's 150 epochs; the quick
     recipe's first round alone is far cheaper."""
     shape = JobShape(rows=3000, n_features=32, n_candidates=8)
     cost = estimate_cost("probe", Budget(), shape)
-    assert cost.probe_epochs == 10 * 9 * 150
+    assert cost.probe_epochs == 20 * 9 * 150
     assert 1e12 < cost.flops < 1e13
     assert cost.memory_mb < 256
     quick = estimate_cost("probe", recipe_budget("quick", max_replicates=5), shape)
@@ -77,6 +77,6 @@ def test_screening_counts_its_joint_run_and_fewer_probes():
     shape = JobShape(rows=10_000, n_features=20, n_candidates=100)
     probe = estimate_cost("probe", Budget(), shape)
     screen = estimate_cost("screen+probe", Budget(), shape)
-    assert screen.probe_epochs == 5 * 10 + 10 * (1 + 7) * 150
+    assert screen.probe_epochs == 5 * 10 + 20 * (1 + 7) * 150
     assert screen.flops < probe.flops
     assert estimate_cost("screen", Budget(), shape).flops > 0

@@ -242,7 +242,8 @@ def test_shares_train_together_and_answer_as_one_run_per_share():
     engine.fractions.share_by_share), and the job takes one chunk per round, not one
     per share and round."""
     family = make_task_family(n_rows=600, seed=0)  # 8 candidates
-    knobs = {"epochs": 8, "hidden": (64, 32)}  # racing: 5 replicates, then 5 more
+    # Racing: 5 replicates, then 5 more.
+    knobs = {"epochs": 8, "hidden": (64, 32), "max_replicates": 10}
     shares = [0.1, 0.3, 1.0]
     calls: list[tuple[int, int]] = []
     batched = advise(
