@@ -10,7 +10,9 @@ contiguous operands with preallocated outputs — and divides their FLOPs by tha
 and by the same process's 2,048² float32 peak. Nothing else of a step (activations,
 dropout, losses, the optimiser, Python) is timed, so no training step at these shapes
 can reach a larger share of the peak: the figure bounds what fusing or removing the
-rest can gain.
+rest can gain. Beside it, one fused Adam step over the same parameters (elementwise work
+over every weight, which every step of training must do) and the share the matmuls and
+that step together leave.
 """
 
 from __future__ import annotations
@@ -61,6 +63,22 @@ def step_products(
     return calls, flops
 
 
+def optimiser_step(hidden: tuple[int, ...], k: int, groups: int) -> Callable[[], object]:
+    """One fused Adam step over the step's parameters, shaped as the engine stores them
+    (per group: first layer [F+1, K*H1], deeper layers and heads [K, in+1, out] with
+    their biases), each with a gradient: elementwise work over every weight."""
+    shapes: list[tuple[int, ...]] = []
+    for _ in range(groups):
+        shapes.append((FEATURES + 1, k * hidden[0]))
+        for fan_in, fan_out in pairwise([*hidden, HEADS]):
+            shapes.append((k, fan_in + 1, fan_out))
+    params = [torch.randn(shape, requires_grad=True) for shape in shapes]
+    for param in params:
+        param.grad = torch.randn(param.shape)
+    optimizer = torch.optim.Adam(params, lr=1e-3, fused=True)
+    return optimizer.step
+
+
 def best_time(calls: list[Callable[[], object]], repeats: int) -> float:
     """Best seconds of one pass over ``calls`` (after two warm-up passes)."""
     for _ in range(2):
@@ -91,17 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{FEATURES} features\n"
     )
     print(
-        "| trunk | matmuls per step | MFLOP per step | matmul time per step (ms) | GFLOP/s |"
-        " share of peak |"
+        "| trunk | matmuls per step | MFLOP per step | matmul time per step (ms) | GFLOP/s"
+        " | share of peak | Adam step (ms) | share of peak, matmuls + Adam |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, hidden in RECIPES:
         calls, flops = step_products(hidden, args.probes, args.groups)
         seconds = best_time(calls, args.repeats)
+        adam = best_time([optimiser_step(hidden, args.probes, args.groups)], args.repeats)
         rate = flops / seconds / 1e9
+        bound = flops / (seconds + adam) / 1e9
         print(
             f"| {name} | {len(calls)} | {flops / 1e6:.0f} | {seconds * 1e3:.2f} | {rate:.1f} |"
-            f" {rate / peak:.0%} |"
+            f" {rate / peak:.0%} | {adam * 1e3:.2f} | {bound / peak:.0%} |"
         )
     return 0
 
