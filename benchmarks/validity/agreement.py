@@ -14,6 +14,9 @@ from benchmarks.validity.scenarios import Scenario
 from engine import TaskSpec, evidence
 
 TOP_K = 3
+# The issue's bar for a truly helpful reference: its interval excludes zero and its gain
+# is at least 1% of the baseline's test loss (``rel_gain`` of the reference summary).
+MATERIAL_GAIN = 0.01
 
 
 def top_k_overlap(predicted: pd.Series, truth: pd.Series, k: int = TOP_K) -> float:
@@ -41,6 +44,9 @@ def agreement(
     precision of helpful = helpful_right / helpful_called, recall = helpful_right /
     truly_helpful, harmful_flagged = harmful_right / truly_harmful, and
     wrong_direction = calls whose sign is the opposite of a significant true gain.
+    Where the truth has ``rel_gain``, also the helpful counts against the material
+    references only (significantly positive and ``rel_gain`` >= MATERIAL_GAIN):
+    helpful_right_material and truly_helpful_material.
     """
     names = [c for c in truth.index if c in predicted.index and np.isfinite(predicted[c])]
     pred = predicted[names].astype(float)
@@ -66,6 +72,12 @@ def agreement(
                 (((called == "helpful") & (sign < 0)) | ((called == "harmful") & (sign > 0))).sum()
             ),
         }
+        if "rel_gain" in truth:
+            material = (sign > 0) & (truth.loc[names, "rel_gain"] >= MATERIAL_GAIN)
+            row |= {
+                "helpful_right_material": int(((called == "helpful") & material).sum()),
+                "truly_helpful_material": int(material.sum()),
+            }
     return row
 
 
@@ -82,12 +94,14 @@ COUNTS = (
     "harmful_right",
     "truly_harmful",
     "wrong_direction",
+    "helpful_right_material",
+    "truly_helpful_material",
 )
 
 
 def pooled_rates(rows: pd.DataFrame) -> dict[str, float]:
     """Precision / recall of verdicts from summed counts (micro-averaged)."""
-    total = rows[list(COUNTS)].sum()
+    total = rows.reindex(columns=list(COUNTS)).sum()
     return {
         "helpful_precision": ratio(total.helpful_right, total.helpful_called),
         "helpful_recall": ratio(total.helpful_right, total.truly_helpful),

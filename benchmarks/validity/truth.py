@@ -521,7 +521,8 @@ def gains(runs: pd.DataFrame, candidates: list[str], metric: str = "loss") -> pd
 
 
 def summarise_truth(runs: pd.DataFrame, candidates: list[str]) -> pd.DataFrame:
-    """Per candidate: mean gain, its standard error, t-interval, p-value and sign."""
+    """Per candidate: mean gain, its standard error, t-interval, p-value, sign and the
+    gain relative to the baseline's mean test loss (``rel_gain``)."""
     per = gains(runs, candidates)
     n = per.notna().sum()
     mean, se = per.mean(), per.std(ddof=1) / np.sqrt(n)
@@ -538,6 +539,8 @@ def summarise_truth(runs: pd.DataFrame, candidates: list[str]) -> pd.DataFrame:
         }
     )
     out["sign"] = np.select([out.ci_low > 0, out.ci_high < 0], [1, -1], 0)
+    baseline = runs.pivot(index="replicate", columns="config", values="loss")[""].mean()
+    out["rel_gain"] = out.gain / abs(baseline) if baseline else math.nan
     return out
 
 

@@ -362,7 +362,8 @@ def summarise_half(
     reliable = table[table["class"] == "reliable"]
     for method, rows in table.groupby("method", sort=False):
         good = reliable[reliable.method == method]
-        counts = good[list(COUNTS)].sum()
+        # Runs saved before a count existed lack its column: NaN, not 0.
+        counts = good.reindex(columns=list(COUNTS)).sum(min_count=1)
         means.append(
             {
                 "method": method,
@@ -374,6 +375,12 @@ def summarise_half(
                 "ceiling": good.ceiling.mean(),
                 "helpful precision": ratio(counts.helpful_right, counts.helpful_called),
                 "helpful recall": ratio(counts.helpful_right, counts.truly_helpful),
+                "helpful precision (≥ 1%)": ratio(
+                    counts.helpful_right_material, counts.helpful_called
+                ),
+                "helpful recall (≥ 1%)": ratio(
+                    counts.helpful_right_material, counts.truly_helpful_material
+                ),
                 "harmful precision": ratio(counts.harmful_right, counts.harmful_called),
                 "severe wrong-sign per job": (rows.severe_wrong_sign / rows.jobs).sum(min_count=1),
                 "null-family claims per job": (

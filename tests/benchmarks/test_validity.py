@@ -29,6 +29,7 @@ from benchmarks.validity.truth import (
     full_training,
     split,
     split_half_reliability,
+    summarise_truth,
 )
 from engine import Budget, SpecError, TaskSpec, advise, make_task_family
 
@@ -56,6 +57,33 @@ def test_agreement_on_a_hand_made_example():
     assert rates["helpful_precision"] == pytest.approx(1 / 3)
     assert rates["helpful_recall"] == pytest.approx(1 / 2)
     assert rates["harmful_flagged"] == pytest.approx(1 / 2)
+
+
+def test_material_counts_take_only_gains_of_at_least_one_percent():
+    """The issue's bar for a truly helpful reference: significant and at least 1% of the
+    baseline's loss. d is significant but 0.5%: a call on it is no longer right, and it
+    is no longer a gain to find."""
+    truth = TRUTH.assign(rel_gain=[0.03, 0.01, -0.01, 0.005, -0.02])
+    verdicts = VERDICTS.copy()
+    verdicts["d"] = "helpful"
+    row = agreement(PREDICTED, truth, verdicts)
+    assert (row["helpful_called"], row["helpful_right"], row["truly_helpful"]) == (4, 2, 2)
+    assert (row["helpful_right_material"], row["truly_helpful_material"]) == (1, 1)
+    assert "helpful_right_material" not in agreement(PREDICTED, TRUTH, VERDICTS)
+
+
+def test_reference_summary_gives_gains_relative_to_the_baseline_loss():
+    runs = pd.DataFrame(
+        {
+            "replicate": [0, 0, 1, 1],
+            "config": ["", "a", "", "a"],
+            "loss": [0.50, 0.49, 0.30, 0.28],
+            "secondary": [0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    summary = summarise_truth(runs, ["a"])
+    assert summary.loc["a", "gain"] == pytest.approx(0.015)
+    assert summary.loc["a", "rel_gain"] == pytest.approx(0.015 / 0.40)
 
 
 def test_agreement_ignores_missing_predictions_and_handles_ties():
