@@ -63,7 +63,7 @@ from engine.pipeline import (
     splits_for,
 )
 from engine.plan import chunk_plan, pairwise_plan
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
 from engine.racing import schedule as race_schedule
@@ -80,6 +80,7 @@ from engine.ranking import (
     json_safe,
     summarise,
 )
+from engine.readout import ProbeRun
 from engine.recipes import (
     DEFAULT_RECIPE,
     ESTIMAND,
@@ -115,7 +116,7 @@ from engine.tasks import (
     infer_kind,
     label_problems,
 )
-from engine.training import ProbeRun, ProgressFn, train_probes
+from engine.training import ProgressFn, train_probes
 from engine.training_data import TrainingData
 
 __all__ = [

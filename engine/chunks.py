@@ -11,10 +11,11 @@ from engine.budget import Budget
 from engine.errors import SpecError
 from engine.metrics import MetricName
 from engine.plan import chunk_plan
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.problem import Problem
+from engine.readout import ProbeRun
 from engine.splits import Splits
-from engine.training import FinishedFn, ProbeRun, ProgressFn, train_probes
+from engine.training import FinishedFn, ProgressFn, train_probes
 from engine.training_data import TrainingData
 
 

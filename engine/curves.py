@@ -27,7 +27,7 @@ from engine.scoring import paired_gain
 
 if TYPE_CHECKING:  # engine.ranking imports this module; only the types are needed
     from engine.ranking import BaselineAdvice, CandidateAdvice
-    from engine.training import ProbeRun
+    from engine.readout import ProbeRun
 
 
 @dataclass(frozen=True)

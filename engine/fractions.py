@@ -48,10 +48,11 @@ from engine.pipeline import (
 from engine.problem import Problem
 from engine.racing import Race
 from engine.ranking import Advice
+from engine.readout import ProbeRun
 from engine.recipes import DEFAULT_RECIPE
 from engine.scoring import DEFAULT_INTERVAL, IntervalMethod
 from engine.splits import Splits
-from engine.training import ProbeRun, ProgressFn
+from engine.training import ProgressFn
 from engine.training_data import TrainingData
 
 

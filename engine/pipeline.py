@@ -27,17 +27,18 @@ from engine.methods import (
     with_screening,
 )
 from engine.metrics import DEFAULT_METRIC, METRIC_NAMES, METRICS_BY_KIND, MetricName
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.problem import Problem, prepare
 from engine.proxies import ScreenResult, screen
 from engine.racing import race, schedule
 from engine.ranking import Advice, TaskInfo, summarise
+from engine.readout import ProbeRun
 from engine.recipes import DEFAULT_RECIPE, RecipeName, recipe_budget
 from engine.scoring import DEFAULT_INTERVAL, INTERVAL_METHODS, IntervalMethod
 from engine.splits import Splits, make_splits
 from engine.subsets import search_subsets
 from engine.tasks import TaskSpec
-from engine.training import ProbeRun, ProgressFn
+from engine.training import ProgressFn
 from engine.training_data import TrainingData
 
 

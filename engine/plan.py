@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from engine.budget import Budget
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.problem import Problem
 
 _BYTES = 4  # float32

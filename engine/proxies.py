@@ -33,7 +33,8 @@ import torch
 
 from engine.budget import PROXY_NAMES, Budget, ProxyName
 from engine.objective import ProbeObjective
-from engine.probe import ProbeBatch, ProbeSpec
+from engine.probe import ProbeBatch
+from engine.probe_spec import ProbeSpec
 from engine.sampling import BatchOrder
 from engine.seeding import derive_seed
 from engine.training import ProgressFn

@@ -58,10 +58,10 @@ from scipy import stats
 
 from engine.budget import Budget, RaceSpending
 from engine.metrics import MetricName
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.ranking import Advice, CandidateAdvice
+from engine.readout import ProbeRun
 from engine.scoring import Q_LEVEL
-from engine.training import ProbeRun
 
 NEGLIGIBLE = 0.01
 """A gain within ±1% of the baseline's metric counts as no gain (the validity

@@ -14,6 +14,7 @@ from engine.budget import Budget, FdrMethod
 from engine.curves import FractionAdvice, MechanismHint, candidate_row, fraction_rows
 from engine.evidence import LabelEvidence
 from engine.metrics import METRICS_BY_KIND, MetricName, secondary_metric
+from engine.readout import ProbeRun
 from engine.recipes import DEFAULT_RECIPE, ESTIMAND, describe_recipe
 from engine.scoring import (
     Q_LEVEL,
@@ -25,7 +26,6 @@ from engine.scoring import (
     q_values,
 )
 from engine.tasks import EncodedTask, TaskKind
-from engine.training import ProbeRun
 
 
 @dataclass(frozen=True)

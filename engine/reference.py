@@ -21,10 +21,11 @@ from engine.metrics import (
     compute_metric,
     main_loss_elements,
 )
-from engine.probe import ProbeSpec, linear_init
+from engine.probe import linear_init
+from engine.probe_spec import ProbeSpec
+from engine.readout import ProbeRun
 from engine.seeding import derive_seed
 from engine.soft import SMOOTHING
-from engine.training import ProbeRun
 from engine.training_data import TrainingData
 
 

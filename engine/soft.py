@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from engine.budget import Budget
-from engine.probe import ProbeBatch, ProbeSpec, _cat
+from engine.probe import ProbeBatch, _cat
+from engine.probe_spec import ProbeSpec
 
 SMOOTHING = 1e-8
 """ε of the smoothed trace norm Σ_i sqrt(σ_i² + ε): the nuclear norm is not

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from engine.budget import Budget
 from engine.metrics import MetricName
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.ranking import CandidateAdvice, SubsetAdvice, SubsetStep
+from engine.readout import ProbeRun
 from engine.scoring import GainStats, IntervalMethod, paired_gain
-from engine.training import ProbeRun
 
 Trainer = Callable[[Sequence[ProbeSpec]], list[ProbeRun]]
 """Trains probe specs and returns their runs in order (a caller may serve stored runs)."""

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine import Budget, CandidateAdvice, TaskSpec, make_task_family, prepare, splits_for
-from engine.probe import ProbeBatch, ProbeSpec
+from engine.probe import ProbeBatch
+from engine.probe_spec import ProbeSpec
 from engine.training_data import TrainingData
 
 

@@ -25,7 +25,7 @@ from engine.evidence import (
     mutual_information,
     with_evidence,
 )
-from engine.probe import ProbeSpec
+from engine.probe_spec import ProbeSpec
 from engine.ranking import json_safe
 from tests.engine.conftest import candidate_advice
 
