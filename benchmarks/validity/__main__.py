@@ -3,9 +3,10 @@
 [--reference-sharing hard,soft_l2,soft_trace --reference-coupling 0.1] ...
 
 With --half: validity benchmark v2 (benchmarks/validity/v2.py): the families of that
-half (benchmarks/validity/halves.json), references grown to reliability 0.6, the
-engine's default and the baselines scored; writes report.md, scores.csv,
-families.csv, predictions.csv, references.csv and config.json under --out (default
+half (benchmarks/validity/halves.json), references grown to 40 replicates and labelled
+by their reliability (0.6: reliable), the engine's default and the baselines scored;
+writes report.md, scores.csv, families.csv, predictions.csv, references.csv and
+config.json under --out (default
 artifacts/validity/v2-<half>); with several reference sharings also
 references_<sharing>.csv and sharing.csv (the soft-sharing table).
 
@@ -146,6 +147,13 @@ def main_v2(argv: list[str]) -> int:
         help="the soft reference's coupling (default 0.1, the engine's default)",
     )
     parser.add_argument("--max-replicates", type=int, default=None)
+    parser.add_argument(
+        "--reference-min-replicates",
+        type=int,
+        default=None,
+        help="grow every reference to at least this many replicates, past the reliability "
+        "target (default: the cap, 40, for per-candidate intervals; 0: stop at the target)",
+    )
     parser.add_argument("--reference-cache", type=Path, default=v2.DEFAULT_CACHE)
     parser.add_argument(
         "--build-references", action="store_true", help="recompute cached references"
@@ -191,11 +199,17 @@ def main_v2(argv: list[str]) -> int:
             replace(recipe, sharing=sharing)  # and every other reference's sharing
     except ValueError as error:
         parser.error(str(error))
-    if args.max_replicates is not None:
-        base_plan = v2.BenchConfig.make(quick=args.quick).plan
-        options["plan"] = ReferencePlan(
-            **(vars(base_plan) | {"max_replicates": args.max_replicates})
+    plan_changes = {
+        name: value
+        for name, value in (
+            ("max_replicates", args.max_replicates),
+            ("min_replicates", args.reference_min_replicates),
         )
+        if value is not None
+    }
+    if plan_changes:
+        base_plan = v2.BenchConfig.make(quick=args.quick).plan
+        options["plan"] = ReferencePlan(**(vars(base_plan) | plan_changes))
     config = v2.BenchConfig.make(**options)
     out = args.out or Path("artifacts/validity") / f"v2-{args.half}{'-quick' if args.quick else ''}"
     out.mkdir(parents=True, exist_ok=True)

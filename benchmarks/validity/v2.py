@@ -77,7 +77,9 @@ class BenchConfig:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if kwargs.get("quick"):
             kwargs.setdefault("recipe", TruthConfig(hidden=(32,), max_epochs=20, patience=3))
-            kwargs.setdefault("plan", ReferencePlan(first=4, step=4, max_replicates=4))
+            kwargs.setdefault(
+                "plan", ReferencePlan(first=4, step=4, max_replicates=4, min_replicates=4)
+            )
             kwargs.setdefault("jobs", 1)
             kwargs.setdefault("probe_budget", {"seeds": 2, "epochs": 10, "max_replicates": 2})
             kwargs.setdefault("resamples", 999)
@@ -465,14 +467,17 @@ def render(results: Sequence[FamilyResult], config: BenchConfig, seconds: float)
     reliable = families[families["class"] == "reliable"]
     label = {"tune": "TUNE half (defaults may be chosen here)", "report": "REPORT half"}
     plan = config.plan
+    floor = min(plan.min_replicates, plan.max_replicates)
     parts = [
         f"# auxsel validity benchmark v2: {label.get(config.half, config.half)}"
         f"{' (quick: smoke run, not numbers)' if config.quick else ''}",
         "",
         f"Seed {config.seed}; wall time {seconds / 60:.1f} min. Reference recipe: "
         f"{_recipe_text(config.recipe)}; replicates grown {plan.first} then {plan.step} at "
-        f"a time until split-half reliability >= {plan.target} (cap {plan.max_replicates} "
-        f"replicates; below {plan.null_below}: null). Engine methods: "
+        f"a time until split-half reliability >= {plan.target}"
+        f"{f' and at least {floor} replicates' if floor else ''}"
+        f" (cap {plan.max_replicates} replicates; below {plan.null_below}: null). Engine "
+        "methods: "
         f"{config.jobs} job(s) per family, budget "
         f"{dict(config.probe_budget) or 'engine default'}.",
         "",

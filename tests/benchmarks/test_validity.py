@@ -434,9 +434,21 @@ def test_references_grow_in_batches_and_are_cached(tmp_path):
             scenario, seed=1, recipe=TINY_RECIPE, plan=plan, cache=tmp_path, cached_only=True
         )
     # Reaching the target stops early.
-    easy = ReferencePlan(first=2, step=2, max_replicates=6, target=-1.0)
+    # Reaching the target stops early once the minimum is done; the default minimum is
+    # the cap (per-candidate intervals), reusing the cached batches.
+    easy = ReferencePlan(first=2, step=2, max_replicates=6, target=-1.0, min_replicates=0)
     early = build_reference(scenario, seed=0, recipe=TINY_RECIPE, plan=easy, cache=None)
     assert early.replicates == 4  # the first split-half needs 4 replicates
+    grown = build_reference(
+        scenario,
+        seed=0,
+        recipe=TINY_RECIPE,
+        plan=ReferencePlan(first=2, step=2, max_replicates=6, target=-1.0),
+        cache=tmp_path,
+    )
+    assert grown.replicates == 6
+    assert grown.cached == 3
+    assert grown.label == "reliable"
 
 
 def test_reference_labels_and_recipe_parsing():
