@@ -6,9 +6,8 @@ With --half: validity benchmark v2 (benchmarks/validity/v2.py): the families of 
 half (benchmarks/validity/halves.json), references grown to 40 replicates and labelled
 by their reliability (0.6: reliable), the engine's default and the baselines scored;
 writes report.md, scores.csv, families.csv, predictions.csv, references.csv and
-config.json under --out (default
-artifacts/validity/v2-<half>); with several reference sharings also
-references_<sharing>.csv and sharing.csv (the soft-sharing table).
+config.json under --out (default artifacts/validity/v2-<half>); with several reference
+sharings also references_<sharing>.csv and sharing.csv (the soft-sharing table).
 
 Without --half: the v1 study (python -m benchmarks.validity --seed 0 [--quick] ...).
 
