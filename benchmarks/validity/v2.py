@@ -77,9 +77,7 @@ class BenchConfig:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if kwargs.get("quick"):
             kwargs.setdefault("recipe", TruthConfig(hidden=(32,), max_epochs=20, patience=3))
-            kwargs.setdefault(
-                "plan", ReferencePlan(first=4, step=4, max_replicates=4, min_replicates=4)
-            )
+            kwargs.setdefault("plan", ReferencePlan(first=4, step=4, max_replicates=4))
             kwargs.setdefault("jobs", 1)
             kwargs.setdefault("probe_budget", {"seeds": 2, "epochs": 10, "max_replicates": 2})
             kwargs.setdefault("resamples", 999)
@@ -467,7 +465,7 @@ def render(results: Sequence[FamilyResult], config: BenchConfig, seconds: float)
     reliable = families[families["class"] == "reliable"]
     label = {"tune": "TUNE half (defaults may be chosen here)", "report": "REPORT half"}
     plan = config.plan
-    floor = min(plan.min_replicates, plan.max_replicates)
+    floor = min(plan.min_replicates, plan.max_replicates)  # a minimum past the cap is the cap
     parts = [
         f"# auxsel validity benchmark v2: {label.get(config.half, config.half)}"
         f"{' (quick: smoke run, not numbers)' if config.quick else ''}",
